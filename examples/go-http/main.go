@@ -1,0 +1,49 @@
+// go-http is the example app unik builds into a unikernel: a plain net/http server.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	http.HandleFunc("/ping_test", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "pong")
+	})
+	http.HandleFunc("/env_test", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv("KEY"))
+	})
+	http.HandleFunc("/mount_test", func(w http.ResponseWriter, r *http.Request) {
+		data, err := os.ReadFile("/data/data.txt")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(data)
+	})
+	http.HandleFunc("/log_test", func(w http.ResponseWriter, r *http.Request) {
+		line := r.URL.Query().Get("line")
+		fmt.Println(line)
+		fmt.Fprint(w, "logged")
+	})
+	http.HandleFunc("/exit_test", func(w http.ResponseWriter, r *http.Request) {
+		code := r.URL.Query().Get("code")
+		fmt.Fprint(w, "exiting")
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			var n int
+			fmt.Sscan(code, &n)
+			os.Exit(n)
+		}()
+	})
+	fmt.Printf("go-http listening on :%s (args: %s)\n", port, strings.Join(os.Args[1:], " "))
+	log.Fatal(http.ListenAndServe(":"+port, nil))
+}

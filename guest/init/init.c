@@ -1,0 +1,342 @@
+/*
+ * unik guest init: PID 1 of every unikernel.
+ *
+ * The contract (documented in docs/guest-contract.md):
+ *   - /unik/config holds NUL-terminated "key=value" records, written by the host at every
+ *     start and appended to the initramfs as a second cpio archive, so it can carry an
+ *     environment of any size (the kernel command line is limited to 2 KiB):
+ *       arg=...            argv, in order; the first is the program
+ *       env=K=V            environment, in order
+ *       cwd=/path          working directory
+ *       hostname=name
+ *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
+ *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D
+ *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
+ *     started and "unik:exit <code>" when it ends; it reads "stop" (SIGTERM to the app)
+ *     and "kill" (SIGKILL) lines from the host.
+ *   - the app's stdout and stderr are the console (ttyS0), which the host logs to a file.
+ *   - when the app exits, init kills what is left, syncs and resets the VM; QEMU runs with
+ *     -no-reboot, so the reset ends the QEMU process.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ARGS 4096
+#define MAX_ENV 16384
+
+static int control_fd = -1;
+
+static void say(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  (void)!write(2, "unik-init: ", 11);
+  (void)!write(2, buf, n);
+}
+
+static void control(const char *fmt, ...) {
+  if (control_fd < 0) return;
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  (void)!write(control_fd, buf, n);
+  tcdrain(control_fd);
+}
+
+static void power_off(void) {
+  sync();
+  /* reboot=t on the kernel command line makes this a triple fault; QEMU's -no-reboot turns
+   * the reset into a clean exit of the VM process. */
+  reboot(RB_AUTOBOOT);
+  for (;;) pause();
+}
+
+static void fail(int code, const char *what) {
+  say("%s: %s", what, strerror(errno));
+  control("unik:exit %d", code);
+  power_off();
+}
+
+static void mount_or_warn(const char *src, const char *dst, const char *type, unsigned long flags,
+                          const char *data) {
+  mkdir(dst, 0755);
+  if (mount(src, dst, type, flags, data) != 0 && errno != EBUSY)
+    say("mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+static void open_console(void) {
+  int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+  if (fd < 0) return;
+  for (int i = 0; i < 3; i++)
+    if (fd != i) dup2(fd, i);
+  if (fd > 2) close(fd);
+}
+
+static void open_control(void) {
+  control_fd = open("/dev/ttyS1", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (control_fd < 0) return;
+  struct termios t;
+  if (tcgetattr(control_fd, &t) == 0) {
+    /* raw: no echo of host commands back into the event log, no CR/LF translation */
+    cfmakeraw(&t);
+    cfsetispeed(&t, B115200);
+    cfsetospeed(&t, B115200);
+    tcsetattr(control_fd, TCSANOW, &t);
+  }
+}
+
+struct config {
+  char *args[MAX_ARGS + 1];
+  int nargs;
+  char *env[MAX_ENV + 1];
+  int nenv;
+  const char *cwd, *hostname, *time;
+  const char *net_if, *net_ip, *net_gw, *net_dns;
+};
+
+static char *read_file(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0) { close(fd); return NULL; }
+  char *buf = malloc(st.st_size + 1);
+  if (!buf) { close(fd); return NULL; }
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, st.st_size - got);
+    if (n <= 0) break;
+    got += n;
+  }
+  close(fd);
+  buf[got] = 0;
+  *len = got;
+  return buf;
+}
+
+static int env_has(struct config *c, const char *key) {
+  size_t k = strlen(key);
+  for (int i = 0; i < c->nenv; i++)
+    if (strncmp(c->env[i], key, k) == 0 && c->env[i][k] == '=') return 1;
+  return 0;
+}
+
+static void parse_config(struct config *c, char *buf, size_t len) {
+  for (size_t off = 0; off < len;) {
+    char *rec = buf + off;
+    size_t n = strnlen(rec, len - off);
+    off += n + 1;
+    char *eq = strchr(rec, '=');
+    if (!eq) continue;
+    *eq = 0;
+    char *v = eq + 1;
+    if (!strcmp(rec, "arg") && c->nargs < MAX_ARGS) c->args[c->nargs++] = v;
+    else if (!strcmp(rec, "env") && c->nenv < MAX_ENV) c->env[c->nenv++] = v;
+    else if (!strcmp(rec, "cwd")) c->cwd = v;
+    else if (!strcmp(rec, "hostname")) c->hostname = v;
+    else if (!strcmp(rec, "time")) c->time = v;
+    else if (!strcmp(rec, "net.if")) c->net_if = v;
+    else if (!strcmp(rec, "net.ip")) c->net_ip = v;
+    else if (!strcmp(rec, "net.gw")) c->net_gw = v;
+    else if (!strcmp(rec, "net.dns")) c->net_dns = v;
+    else say("ignoring unknown config key %s", rec);
+  }
+  c->args[c->nargs] = NULL;
+  if (!env_has(c, "PATH") && c->nenv < MAX_ENV) c->env[c->nenv++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+  if (!env_has(c, "HOME") && c->nenv < MAX_ENV) c->env[c->nenv++] = "HOME=/";
+  c->env[c->nenv] = NULL;
+}
+
+static void set_clock(const char *when) {
+  if (!when) return;
+  struct timespec up, now;
+  clock_gettime(CLOCK_MONOTONIC, &up);
+  /* the host's clock at QEMU start, plus the time this guest has been up */
+  now.tv_sec = strtoll(when, NULL, 10) + up.tv_sec;
+  now.tv_nsec = up.tv_nsec;
+  if (clock_settime(CLOCK_REALTIME, &now) != 0) say("set clock: %s", strerror(errno));
+}
+
+static int if_up(int s, const char *name) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) return -1;
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+static int set_addr(int s, const char *name, unsigned long req, in_addr_t addr) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+  sin->sin_family = AF_INET;
+  sin->sin_addr.s_addr = addr;
+  return ioctl(s, req, &ifr);
+}
+
+static void configure_network(struct config *c) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return; /* a kernel without networking: nothing to set up */
+  if (if_up(s, "lo") != 0) say("bring up lo: %s", strerror(errno));
+  if (c->net_ip) {
+    const char *ifname = c->net_if ? c->net_if : "eth0";
+    char ip[64];
+    snprintf(ip, sizeof ip, "%s", c->net_ip);
+    int prefix = 24;
+    char *slash = strchr(ip, '/');
+    if (slash) { *slash = 0; prefix = atoi(slash + 1); }
+    in_addr_t mask = prefix <= 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+    if (set_addr(s, ifname, SIOCSIFADDR, inet_addr(ip)) != 0 ||
+        set_addr(s, ifname, SIOCSIFNETMASK, mask) != 0 || if_up(s, ifname) != 0)
+      say("configure %s: %s", ifname, strerror(errno));
+    if (c->net_gw) {
+      struct rtentry rt;
+      memset(&rt, 0, sizeof rt);
+      struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+      struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+      struct sockaddr_in *msk = (struct sockaddr_in *)&rt.rt_genmask;
+      dst->sin_family = gw->sin_family = msk->sin_family = AF_INET;
+      gw->sin_addr.s_addr = inet_addr(c->net_gw);
+      rt.rt_flags = RTF_UP | RTF_GATEWAY;
+      rt.rt_dev = (char *)ifname;
+      if (ioctl(s, SIOCADDRT, &rt) != 0) say("default route: %s", strerror(errno));
+    }
+  }
+  close(s);
+  mkdir("/etc", 0755);
+  int fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    dprintf(fd, "127.0.0.1 localhost\n");
+    if (c->hostname) dprintf(fd, "127.0.1.1 %s\n", c->hostname);
+    close(fd);
+  }
+  if (c->net_dns) {
+    fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) { dprintf(fd, "nameserver %s\n", c->net_dns); close(fd); }
+  }
+}
+
+/* Reads host commands from the control channel; returns the signal to send, or 0. */
+static int read_command(void) {
+  static char line[128];
+  static size_t used;
+  char buf[64];
+  ssize_t n = read(control_fd, buf, sizeof buf);
+  int sig = 0;
+  for (ssize_t i = 0; i < n; i++) {
+    if (buf[i] == '\n' || buf[i] == '\r') {
+      line[used] = 0;
+      if (!strcmp(line, "stop")) sig = SIGTERM;
+      else if (!strcmp(line, "kill")) sig = SIGKILL;
+      used = 0;
+    } else if (used < sizeof line - 1) {
+      line[used++] = buf[i];
+    }
+  }
+  return sig;
+}
+
+int main(void) {
+  if (getpid() != 1) {
+    fprintf(stderr, "unik-init must run as PID 1 inside a unikernel\n");
+    return 2;
+  }
+  mount_or_warn("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  open_console();
+  mount_or_warn("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  mount_or_warn("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  mount_or_warn("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  mount_or_warn("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  open_control();
+
+  static struct config c;
+  size_t len = 0;
+  char *raw = read_file("/unik/config", &len);
+  if (!raw) fail(127, "read /unik/config");
+  parse_config(&c, raw, len);
+  if (c.nargs == 0) { errno = EINVAL; fail(127, "no program in /unik/config"); }
+
+  set_clock(c.time);
+  if (c.hostname) sethostname(c.hostname, strlen(c.hostname));
+  configure_network(&c);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  pid_t app = fork();
+  if (app < 0) fail(127, "fork");
+  if (app == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    if (c.cwd && chdir(c.cwd) != 0) say("chdir %s: %s", c.cwd, strerror(errno));
+    execve(c.args[0], c.args, c.env);
+    say("exec %s: %s", c.args[0], strerror(errno));
+    _exit(127);
+  }
+  control("unik:ready %d", (int)app);
+
+  int code = -1;
+  while (code < 0) {
+    struct pollfd fds[2] = {{sfd, POLLIN, 0}, {control_fd, POLLIN, 0}};
+    if (poll(fds, control_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) break;
+    if (control_fd >= 0 && (fds[1].revents & POLLIN)) {
+      int sig = read_command();
+      if (sig) kill(app, sig);
+    }
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) kill(app, SIGTERM);
+    }
+    /* reap every child: orphans are re-parented to PID 1 */
+    int status;
+    pid_t p;
+    while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (p != app) continue;
+      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+  }
+  say("app exited with status %d", code);
+  control("unik:exit %d", code);
+  kill(-1, SIGKILL);
+  power_off();
+  return 0;
+}

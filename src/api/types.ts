@@ -1,0 +1,80 @@
+// The daemon's wire shapes: PascalCase JSON, 2016-compatible fields first, unik additions after.
+// Shared by the daemon (which produces them) and src/client (which consumes them).
+
+export type InstanceState = 'pending' | 'running' | 'stopped' | 'error' | 'unknown';
+
+export interface PortMapping {
+  HostIp: string;
+  HostPort: number;
+  GuestPort: number;
+  Protocol: 'tcp' | 'udp';
+}
+
+export interface ImageJson {
+  Id: string;
+  Name: string;
+  SizeMb: number;
+  Infrastructure: string;
+  Created: string; // RFC 3339
+  StageSpec: { ImageFormat: 'folder' };
+  RunSpec: {
+    DeviceMappings: { MountPoint: string; DeviceName: string }[];
+    DefaultInstanceMemory: number;
+    MinInstanceDiskMB: number;
+    Compiler: string;
+  };
+  // unik additions
+  SizeBytes: number;
+  Base: string;
+  Language: string;
+  Provider: string;
+  Args: string[];
+  KernelConfigHash: string;
+}
+
+export interface InstanceJson {
+  Id: string;
+  Name: string;
+  State: InstanceState;
+  IpAddress: string;
+  ImageId: string;
+  Infrastructure: string;
+  Created: string; // RFC 3339
+  // unik additions
+  ImageName: string;
+  MemoryMb: number;
+  Ports: PortMapping[];
+  Env: Record<string, string>;
+  Pid: number | null;
+  ExitCode: number | null;
+  Error: string;
+  StartedAt: string | null;
+  FinishedAt: string | null;
+  Accel: string;
+}
+
+/** POST /instances/run body (2016 names; Ports and Mounts are unik additions / 2016 map). */
+export interface RunRequest {
+  InstanceName?: string;
+  ImageName: string;
+  Env?: Record<string, string>;
+  MemoryMb?: number;
+  Ports?: (string | Partial<PortMapping>)[];
+  Mounts?: Record<string, string>;
+  NoCleanup?: boolean;
+  DebugMode?: boolean;
+}
+
+export interface ErrorJson {
+  message: string;
+  code: string;
+  hint?: string;
+}
+
+/** One line of a streamed build (POST /images/:name/create with Accept: application/x-ndjson). */
+export type BuildEvent =
+  | { Progress: { Step: string; Message: string; Percent?: number } }
+  | { Image: ImageJson }
+  | { Error: ErrorJson & { Status: number } };
+
+export const NDJSON = 'application/x-ndjson';

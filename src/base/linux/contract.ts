@@ -1,0 +1,52 @@
+import { CpioWriter } from './cpio.js';
+
+// The guest contract, host side: what the init in guest/init/init.c reads from /unik/config.
+// Records are NUL-terminated "key=value" strings, so values may hold any byte but NUL.
+
+export interface BootConfig {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  hostname: string;
+  /** host wall clock, seconds since the epoch, at QEMU start */
+  time: number;
+  net?: { ifname: string; ip: string; gateway: string; dns: string };
+}
+
+/** The user-mode network QEMU gives every instance (slirp defaults). */
+export const USER_NET = { ifname: 'eth0', ip: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3' } as const;
+
+export function encodeBootConfig(c: BootConfig): Buffer {
+  const recs: string[] = [];
+  for (const a of c.argv) recs.push(`arg=${a}`);
+  for (const [k, v] of Object.entries(c.env)) recs.push(`env=${k}=${v}`);
+  recs.push(`cwd=${c.cwd}`, `hostname=${c.hostname}`, `time=${Math.floor(c.time)}`);
+  if (c.net) recs.push(`net.if=${c.net.ifname}`, `net.ip=${c.net.ip}`, `net.gw=${c.net.gateway}`, `net.dns=${c.net.dns}`);
+  for (const r of recs) if (r.includes('\0')) throw new Error('boot config values cannot contain NUL bytes');
+  return Buffer.from(recs.map((r) => r + '\0').join(''), 'utf8');
+}
+
+/** Writes the config as a small cpio archive, to be appended to the image's initramfs. */
+export async function writeBootConfigCpio(path: string, c: BootConfig): Promise<void> {
+  const w = await CpioWriter.create(path);
+  await w.dir('unik', 0o755);
+  await w.file('unik/config', encodeBootConfig(c), 0o400);
+  await w.finish();
+}
+
+/** The lines the init writes on the control channel (ttyS1), as the host reads them back. */
+export interface GuestEvents {
+  ready: boolean;
+  exitCode: number | null;
+}
+
+export function parseGuestEvents(log: string): GuestEvents {
+  let ready = false;
+  let exitCode: number | null = null;
+  for (const line of log.split('\n')) {
+    if (line.startsWith('unik:ready')) ready = true;
+    const m = /^unik:exit (\d+)/.exec(line);
+    if (m) exitCode = Number(m[1]);
+  }
+  return { ready, exitCode };
+}

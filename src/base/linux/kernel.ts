@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { buildFailed, invalid, unavailable } from '../../core/errors.js';
+import type { ProgressFn } from '../../core/types.js';
+import { execFileCollect, lastLines } from '../../util/exec.js';
+import { repoRoot } from '../../util/repo.js';
+
+// Kernels are built from Debian's linux-source package: `make tinyconfig`, then the repo's
+// fragments (kernel/<name>.config) merged on top. The result is cached under
+// <kernels>/<config hash>/ and never rebuilt; a lock keeps two builders from racing.
+
+/** Bump when the way a kernel is built changes, so old cache entries are not reused. */
+const BUILDER_VERSION = '1';
+/** Lines `make` printed for the base+net build; used only to show a percentage. */
+const EXPECTED_BUILD_LINES = 1400;
+
+export interface Kernel {
+  file: string;
+  configHash: string;
+  fragments: string[];
+  sizeBytes: number;
+}
+
+export function fragmentPath(name: string): string {
+  if (!/^[a-z0-9-]+$/.test(name)) throw invalid('BAD_KERNEL_FRAGMENT', `bad kernel fragment name ${name}`);
+  const p = join(repoRoot(), 'kernel', `${name}.config`);
+  if (!existsSync(p)) throw invalid('UNKNOWN_KERNEL_FRAGMENT', `no kernel fragment kernel/${name}.config`);
+  return p;
+}
+
+export function findKernelSource(): string {
+  const dir = '/usr/src';
+  const tarballs = existsSync(dir) ? readdirSync(dir).filter((f) => /^linux-source-6\.1\.tar\.xz$/.test(f)) : [];
+  if (tarballs.length === 0)
+    throw unavailable('NO_KERNEL_SOURCE', 'the kernel source is not installed (/usr/src/linux-source-6.1.tar.xz)', 'install it: apt-get install linux-source-6.1 (or run `npm run setup`)');
+  return join(dir, tarballs[0]!);
+}
+
+/** The cache key: the source release, the fragments' text, and how we build. */
+export function kernelConfigHash(fragments: string[], source = findKernelSource()): string {
+  const h = createHash('sha256');
+  h.update(`builder ${BUILDER_VERSION}\n`);
+  const st = statSync(source);
+  h.update(`source ${source} ${st.size}\n`);
+  for (const f of fragments) h.update(`fragment ${f}\n${readFileSync(fragmentPath(f), 'utf8')}\n`);
+  return h.digest('hex').slice(0, 16);
+}
+
+export function cachedKernel(kernelsDir: string, fragments: string[]): Kernel | undefined {
+  const configHash = kernelConfigHash(fragments);
+  const file = join(kernelsDir, configHash, 'bzImage');
+  if (!existsSync(file)) return undefined;
+  return { file, configHash, fragments, sizeBytes: statSync(file).size };
+}
+
+/** Returns the kernel for these fragments, building it once if it is not cached. */
+export async function ensureKernel(kernelsDir: string, fragments: string[], progress: ProgressFn = () => {}): Promise<Kernel> {
+  const hit = cachedKernel(kernelsDir, fragments);
+  if (hit) return hit;
+  const configHash = kernelConfigHash(fragments);
+  await mkdir(kernelsDir, { recursive: true });
+  const release = await lock(join(kernelsDir, `${configHash}.lock`), progress, `another build of kernel ${configHash}`);
+  try {
+    const again = cachedKernel(kernelsDir, fragments);
+    if (again) return again;
+    const src = await ensureSource(kernelsDir, progress);
+    await build(kernelsDir, src, configHash, fragments, progress);
+    return cachedKernel(kernelsDir, fragments)!;
+  } finally {
+    await release();
+  }
+}
+
+async function lock(path: string, progress: ProgressFn, what: string): Promise<() => Promise<void>> {
+  try {
+    return await lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
+  } catch {
+    progress({ step: 'kernel', message: `waiting for ${what} to finish` });
+    return lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: { retries: 1800, minTimeout: 1000, maxTimeout: 1000 } });
+  }
+}
+
+/** Unpacks the kernel source once, shared by every config (builds run out of tree). */
+async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<string> {
+  const tarball = findKernelSource();
+  const dest = join(kernelsDir, 'src', 'linux-source-6.1');
+  const done = join(dest, '.unik-unpacked');
+  if (existsSync(done)) return dest;
+  await mkdir(join(kernelsDir, 'src'), { recursive: true });
+  const release = await lock(join(kernelsDir, 'src.lock'), progress, 'the kernel source to unpack');
+  try {
+    if (existsSync(done)) return dest;
+    progress({ step: 'kernel', message: `unpacking ${tarball}` });
+    const tmp = join(kernelsDir, 'src', `.unpack-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const r = await execFileCollect('tar', ['-xJf', tarball, '-C', tmp]);
+    if (r.code !== 0) throw buildFailed('KERNEL_SOURCE', `unpacking ${tarball} failed`, undefined, lastLines(r.output, 20));
+    await rm(dest, { recursive: true, force: true });
+    await rename(join(tmp, 'linux-source-6.1'), dest);
+    await rm(tmp, { recursive: true, force: true });
+    await writeFile(done, tarball + '\n');
+    return dest;
+  } finally {
+    await release();
+  }
+}
+
+async function build(kernelsDir: string, src: string, configHash: string, fragments: string[], progress: ProgressFn): Promise<void> {
+  const out = join(kernelsDir, `${configHash}.build`);
+  const logLines: string[] = [];
+  const run = async (step: string, file: string, args: string[], onLine?: (l: string) => void) => {
+    const r = await execFileCollect(file, args, { cwd: src, onLine: (l) => { logLines.push(l); onLine?.(l); } });
+    if (r.code !== 0) {
+      await writeFile(join(kernelsDir, `${configHash}.failed.log`), logLines.join('\n'));
+      throw buildFailed('KERNEL_BUILD', `kernel ${step} failed:\n${lastLines(r.output, 30)}`, `full log: ${join(kernelsDir, `${configHash}.failed.log`)}`);
+    }
+  };
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
+  progress({ step: 'kernel', message: `configuring kernel ${configHash} (tinyconfig + ${fragments.join(', ')})` });
+  await run('tinyconfig', 'make', [`O=${out}`, 'tinyconfig']);
+  await run('config merge', 'bash', ['scripts/kconfig/merge_config.sh', '-m', '-O', out, join(out, '.config'), ...fragments.map(fragmentPath)]);
+  await run('olddefconfig', 'make', [`O=${out}`, 'olddefconfig']);
+  const missing = checkConfig(await readFile(join(out, '.config'), 'utf8'), fragments);
+  if (missing.length) progress({ step: 'kernel', message: `warning: options not applied (their dependencies are off): ${missing.join(' ')}` });
+
+  const jobs = String(Math.max(1, availableParallelism()));
+  let lines = 0;
+  let shown = -1;
+  progress({ step: 'kernel', message: `building kernel ${configHash} with ${jobs} jobs (once; cached afterwards)`, percent: 0 });
+  await run('build', 'make', [`O=${out}`, `-j${jobs}`, 'bzImage'], () => {
+    const pct = Math.min(99, Math.floor((++lines / EXPECTED_BUILD_LINES) * 100));
+    if (pct !== shown && pct % 2 === 0) {
+      shown = pct;
+      progress({ step: 'kernel', message: `building kernel ${configHash}`, percent: pct });
+    }
+  });
+
+  const stage = join(kernelsDir, `${configHash}.tmp`);
+  await rm(stage, { recursive: true, force: true });
+  await mkdir(stage);
+  await cp(join(out, 'arch/x86/boot/bzImage'), join(stage, 'bzImage'));
+  await cp(join(out, '.config'), join(stage, 'config'));
+  await writeFile(join(stage, 'build.log'), logLines.join('\n'));
+  await writeFile(join(stage, 'fragments'), fragments.join('\n') + '\n');
+  await rename(stage, join(kernelsDir, configHash));
+  await rm(out, { recursive: true, force: true });
+  progress({ step: 'kernel', message: `kernel ${configHash} built`, percent: 100 });
+}
+
+/** Names the fragment options that did not end up in the final config. */
+export function checkConfig(finalConfig: string, fragments: string[]): string[] {
+  const have = new Map<string, string>();
+  for (const line of finalConfig.split('\n')) {
+    const on = /^(CONFIG_\w+)=(.*)$/.exec(line);
+    if (on) have.set(on[1]!, on[2]!);
+  }
+  const missing: string[] = [];
+  for (const f of fragments) {
+    for (const line of readFileSync(fragmentPath(f), 'utf8').split('\n')) {
+      const m = /^(CONFIG_\w+)=(.*)$/.exec(line.trim());
+      if (!m) continue;
+      const [, key, want] = m as unknown as [string, string, string];
+      const got = have.get(key);
+      if (want === 'n' ? got !== undefined && got !== 'n' : got !== want) missing.push(`${key}=${want}`);
+    }
+  }
+  return missing;
+}

@@ -1,0 +1,23 @@
+import { invalid } from '../core/errors.js';
+import { goCompiler } from './go.js';
+import type { Compiler } from './types.js';
+
+/** The compiler registry: adding a language is adding an entry here, nothing else. */
+export const compilers: Compiler[] = [goCompiler];
+
+export function compilerFor(language: string): Compiler {
+  const c = compilers.find((x) => x.language === language);
+  if (!c)
+    throw invalid('UNKNOWN_LANGUAGE', `unknown language ${JSON.stringify(language)}`, `available languages: ${compilers.map((x) => x.language).join(', ')}`);
+  return c;
+}
+
+/** Picks the compiler whose marker files are in the upload. */
+export async function detectCompiler(dir: string): Promise<Compiler> {
+  for (const c of compilers) if (await c.detect(dir)) return c;
+  throw invalid(
+    'LANGUAGE_NOT_DETECTED',
+    `could not detect the app's language: looked for ${compilers.map((c) => `${c.looksFor} (${c.language})`).join(', ')}`,
+    'give --language, or add the file that marks your language',
+  );
+}

@@ -1,0 +1,42 @@
+import type { ProgressFn } from '../core/types.js';
+
+/** One thing to put in the image root. Paths are absolute inside the guest. */
+export type RootEntry =
+  | { kind: 'file'; path: string; source: string; mode: number }
+  | { kind: 'dir'; path: string; mode: number }
+  | { kind: 'symlink'; path: string; target: string };
+
+/** What a compiler makes of an app: its files and how to start it. */
+export interface AppRoot {
+  entries: RootEntry[];
+  /** argv[0] is the program's path in the guest; build-time args follow */
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** kernel/<name>.config fragments this app needs, beside "base" */
+  kernelFragments: string[];
+  defaultMemoryMb: number;
+}
+
+export interface CompileContext {
+  /** the unpacked upload */
+  sourceDir: string;
+  /** scratch space for this build; removed afterwards */
+  workDir: string;
+  /** persistent caches shared between builds (e.g. Go's build cache) */
+  cacheDir: string;
+  /** build-time arguments, baked into the image */
+  args: string[];
+  progress: ProgressFn;
+}
+
+export interface Compiler {
+  language: string;
+  /** what detect() looks for, for the "could not detect the language" error */
+  looksFor: string;
+  /** host programs it runs, checked when the daemon lists compilers */
+  hostTools: string[];
+  description: string;
+  detect(sourceDir: string): Promise<boolean>;
+  compile(ctx: CompileContext): Promise<AppRoot>;
+}

@@ -1,0 +1,54 @@
+import { mkdir } from 'node:fs/promises';
+import { compilers } from '../compilers/index.js';
+import { createProviders } from '../providers/index.js';
+import type { Provider, ProviderInfo } from '../providers/types.js';
+import { Store } from '../store/db.js';
+import { ImageService } from './images.js';
+import { InstanceService } from './instances.js';
+import { unikPaths, type UnikPaths } from './paths.js';
+
+export interface CompilerInfo {
+  /** the 2016 triple: base-language-provider */
+  name: string;
+  base: string;
+  language: string;
+  provider: string;
+  description: string;
+}
+
+/** Everything the API dialects call: one way in. */
+export interface Core {
+  paths: UnikPaths;
+  images: ImageService;
+  instances: InstanceService;
+  providers(): Promise<ProviderInfo[]>;
+  compilers(): CompilerInfo[];
+  close(): void;
+}
+
+export async function createCore(opts: { home?: string; log?: (msg: string) => void; watch?: boolean } = {}): Promise<Core> {
+  const paths = unikPaths(opts.home);
+  for (const d of [paths.home, paths.images, paths.instances, paths.cache, paths.tmp]) await mkdir(d, { recursive: true });
+  const store = new Store(paths.db);
+  const providerList = createProviders(paths, opts.log ?? (() => {}));
+  const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
+  const images = new ImageService(store, paths, providers);
+  const instances = new InstanceService(store, paths, providers, images);
+  await images.sweep();
+  await instances.reconcile();
+  if (opts.watch !== false) instances.watch();
+  return {
+    paths,
+    images,
+    instances,
+    providers: () => Promise.all(providerList.map((p) => p.info())),
+    compilers: () =>
+      providerList.flatMap((p) =>
+        compilers.map((c) => ({ name: `linux-${c.language}-${p.name}`, base: 'linux', language: c.language, provider: p.name, description: c.description })),
+      ),
+    close() {
+      instances.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+import { existsSync } from 'node:fs';
+import { link, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import { compilerFor, detectCompiler } from '../compilers/index.js';
+import type { Compiler } from '../compilers/types.js';
+import { ensureKernel } from '../base/linux/kernel.js';
+import { ensureGuestInit } from '../base/linux/init.js';
+import { writeInitramfs } from '../base/linux/rootfs.js';
+import type { Provider } from '../providers/types.js';
+import type { Store } from '../store/db.js';
+import { alreadyExists, conflict, failedPrecondition, invalid, notImplemented } from './errors.js';
+import { checkName, newId, resolveRef } from './ids.js';
+import type { UnikPaths } from './paths.js';
+import type { ImageManifest, ImageRecord, ProgressFn } from './types.js';
+
+export interface BuildRequest {
+  name: string;
+  /** the uploaded .tar(.gz) of the app's sources; the build takes ownership and deletes it */
+  tarball: string;
+  base?: string;
+  language?: string;
+  provider?: string;
+  /** build-time args: a string split on spaces (2016), or an array */
+  args?: string | string[];
+  mountPoints?: string[];
+  force?: boolean;
+}
+
+/** A build whose inputs were checked; run() does the long part (compile, kernel, write). */
+export interface PreparedBuild {
+  name: string;
+  compiler: Compiler;
+  run(progress: ProgressFn): Promise<ImageRecord>;
+  /** releases what prepare() took, when run() is never called */
+  abandon(): Promise<void>;
+}
+
+export class ImageService {
+  /** names being built right now: a second build of the same name is refused */
+  private readonly building = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly paths: UnikPaths,
+    private readonly providers: Map<string, Provider>,
+  ) {}
+
+  list(): ImageRecord[] {
+    return this.store.listImages();
+  }
+
+  get(ref: string): ImageRecord {
+    return resolveRef('image', ref, this.store.listImages());
+  }
+
+  /** Validates everything that can be validated before the slow work, so errors come first. */
+  async prepare(req: BuildRequest): Promise<PreparedBuild> {
+    const work = join(this.paths.tmp, `build-${newId().slice(0, 16)}`);
+    let reserved = false;
+    try {
+      checkName('image', req.name);
+      const base = req.base || 'linux';
+      if (base !== 'linux') throw invalid('UNKNOWN_BASE', `unknown base ${JSON.stringify(base)}`, 'available bases: linux');
+      const providerName = req.provider || 'qemu';
+      if (!this.providers.has(providerName))
+        throw invalid('UNKNOWN_PROVIDER', `unknown provider ${JSON.stringify(providerName)}`, `available providers: ${[...this.providers.keys()].join(', ')}`);
+      const mountPoints = req.mountPoints ?? [];
+      if (mountPoints.length) throw notImplemented('MOUNTPOINTS', 'mount points are not supported yet (volumes come later)');
+      const existing = this.store.listImages().find((i) => i.name === req.name);
+      if (existing && !req.force)
+        throw alreadyExists('IMAGE_EXISTS', `an image named ${req.name} already exists`, 'pick another name, or replace it with --force');
+      if (existing && this.store.listInstances().some((i) => i.imageId === existing.id))
+        throw failedPrecondition('IMAGE_IN_USE', `image ${req.name} has instances; it cannot be replaced`, 'delete its instances first (unik ps, unik rm)');
+      if (this.building.has(req.name)) throw conflict('BUILD_IN_PROGRESS', `image ${req.name} is being built right now`);
+      const compiler0 = req.language ? compilerFor(req.language) : undefined;
+      this.building.add(req.name);
+      reserved = true;
+
+      const src = join(work, 'src');
+      await unpack(req.tarball, src);
+      const sourceDir = await unwrapSingleDir(src, compiler0);
+      const compiler = compiler0 ?? (await detectCompiler(sourceDir));
+      const args = Array.isArray(req.args) ? req.args : (req.args ?? '').split(' ').filter(Boolean);
+
+      const release = async () => {
+        this.building.delete(req.name);
+        await rm(work, { recursive: true, force: true });
+        await rm(req.tarball, { force: true });
+      };
+      return {
+        name: req.name,
+        compiler,
+        abandon: release,
+        run: async (progress) => {
+          try {
+            return await this.build(req.name, providerName, compiler, sourceDir, work, args, !!req.force, progress);
+          } finally {
+            await release();
+          }
+        },
+      };
+    } catch (e) {
+      if (reserved) this.building.delete(req.name);
+      await rm(work, { recursive: true, force: true });
+      await rm(req.tarball, { force: true });
+      throw e;
+    }
+  }
+
+  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, args: string[], force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+    const out = join(work, 'out');
+    await mkdir(out, { recursive: true });
+    await mkdir(this.paths.cache, { recursive: true });
+    const app = await compiler.compile({ sourceDir, workDir: out, cacheDir: this.paths.cache, args, progress });
+    const fragments = ['base', ...app.kernelFragments];
+    const kernel = await ensureKernel(this.paths.kernels, fragments, progress);
+    progress({ step: 'init', message: 'guest init' });
+    const init = await ensureGuestInit(this.paths.cache);
+
+    const id = newId();
+    const stage = join(this.paths.images, `.tmp-${id}`);
+    await mkdir(stage, { recursive: true });
+    try {
+      progress({ step: 'root', message: 'writing the image root (initramfs)' });
+      const rootSize = await writeInitramfs(join(stage, 'root.cpio'), init, app.entries);
+      // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
+      await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
+      const manifest: ImageManifest = {
+        schemaVersion: 1,
+        id,
+        name,
+        created: new Date().toISOString(),
+        arch: 'x86_64',
+        base: 'linux',
+        language: compiler.language,
+        compiler: `linux-${compiler.language}-${provider}`,
+        provider,
+        kernel: { file: 'kernel', configHash: kernel.configHash, fragments: kernel.fragments, sizeBytes: kernel.sizeBytes },
+        root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: rootSize },
+        argv: app.argv,
+        cwd: app.cwd,
+        env: app.env,
+        mountPoints: [],
+        defaultMemoryMb: app.defaultMemoryMb,
+      };
+      await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+      const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };
+
+      progress({ step: 'store', message: `storing image ${name}` });
+      await rename(stage, join(this.paths.images, id));
+      let replaced: ImageRecord | undefined;
+      try {
+        this.store.tx(() => {
+          replaced = this.store.listImages().find((i) => i.name === name);
+          if (replaced && !force) throw alreadyExists('IMAGE_EXISTS', `an image named ${name} already exists`, 'replace it with --force');
+          if (replaced) this.store.deleteImage(replaced.id);
+          this.store.insertImage(record);
+        });
+      } catch (e) {
+        await rm(join(this.paths.images, id), { recursive: true, force: true });
+        throw e;
+      }
+      if (replaced) await rm(join(this.paths.images, replaced.id), { recursive: true, force: true });
+      return record;
+    } finally {
+      await rm(stage, { recursive: true, force: true });
+    }
+  }
+
+  /** Deletes an image; with force, its instances go first (through onDeleteInstances). */
+  async delete(ref: string, force: boolean, deleteInstances: (imageId: string) => Promise<void>): Promise<ImageRecord> {
+    const img = this.get(ref);
+    const users = this.store.listInstances().filter((i) => i.imageId === img.id);
+    if (users.length && !force)
+      throw failedPrecondition('IMAGE_IN_USE', `image ${img.name} is used by instance(s) ${users.map((u) => u.name).join(', ')}`, 'delete them first, or use --force to delete them with the image');
+    if (users.length) await deleteInstances(img.id);
+    this.store.deleteImage(img.id);
+    await rm(join(this.paths.images, img.id), { recursive: true, force: true });
+    return img;
+  }
+
+  /** Removes image folders with no record (a build or delete cut short by a crash). */
+  async sweep(): Promise<void> {
+    if (!existsSync(this.paths.images)) return;
+    const known = new Set(this.store.listImages().map((i) => i.id));
+    for (const entry of await readdir(this.paths.images)) if (!known.has(entry)) await rm(join(this.paths.images, entry), { recursive: true, force: true });
+    await rm(this.paths.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Unpacks an upload (tar or tar.gz), refusing anything that is not a tar or escapes the root. */
+async function unpack(tarball: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const { size } = await stat(tarball);
+  if (size === 0) throw invalid('BAD_TARBALL', 'the uploaded tarfile is empty', 'send a .tar.gz of the app directory in the multipart field "tarfile"');
+  let entries = 0;
+  const problems: string[] = [];
+  try {
+    await tar.x({
+      file: tarball,
+      cwd: dest,
+      strict: true,
+      preservePaths: false,
+      onReadEntry: () => void entries++,
+      filter: (path) => {
+        if (path.split('/').includes('..') || path.startsWith('/')) {
+          problems.push(path);
+          return false;
+        }
+        return true;
+      },
+    });
+  } catch (e) {
+    throw invalid('BAD_TARBALL', `the uploaded tarfile is not a valid tar or tar.gz archive: ${(e as Error).message}`, 'send a .tar.gz of the app directory in the multipart field "tarfile"');
+  }
+  if (problems.length) throw invalid('BAD_TARBALL', `the tarfile has paths outside its root: ${problems.slice(0, 3).join(', ')}`);
+  if (entries === 0) throw invalid('BAD_TARBALL', 'the uploaded tarfile is not a tar archive, or holds no files', 'send a .tar.gz of the app directory in the multipart field "tarfile"');
+}
+
+/** `tar czf app.tgz myapp/` wraps everything in one folder: look inside it. */
+async function unwrapSingleDir(dir: string, compiler?: Compiler): Promise<string> {
+  const list = await readdir(dir, { withFileTypes: true });
+  const only = list.length === 1 && list[0]!.isDirectory() ? join(dir, list[0]!.name) : undefined;
+  if (!only) return dir;
+  if (compiler && (await compiler.detect(dir))) return dir;
+  return only;
+}

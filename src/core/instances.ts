@@ -1,0 +1,218 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Provider } from '../providers/types.js';
+import type { Store } from '../store/db.js';
+import { alreadyExists, failedPrecondition, invalid, notImplemented, unavailable } from './errors.js';
+import { checkName, newId, resolveRef } from './ids.js';
+import { parsePort } from './ports.js';
+import type { ImageService } from './images.js';
+import type { UnikPaths } from './paths.js';
+import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from './types.js';
+
+export interface RunRequest {
+  image: string;
+  name?: string;
+  env?: Record<string, string>;
+  memoryMb?: number;
+  ports?: (string | Partial<PortForward>)[];
+  mounts?: Record<string, string>;
+}
+
+/** How long a guest may take from QEMU start to starting the app before it counts as hung. */
+const BOOT_DEADLINE_MS = Number(process.env.UNIK_BOOT_DEADLINE_MS) || 60_000;
+const WATCH_INTERVAL_MS = 250;
+
+/**
+ * Instances: the state machine lives here (pending → running → stopped, or error), not in
+ * the routes. The recorded state is checked against the live VM on start-up and while the
+ * daemon runs; an instance whose VM died is never shown as running.
+ */
+export class InstanceService {
+  private timer?: NodeJS.Timeout;
+  /** instances with a start/stop in flight, so the watcher leaves them alone */
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly paths: UnikPaths,
+    private readonly providers: Map<string, Provider>,
+    private readonly images: ImageService,
+  ) {}
+
+  list(): InstanceRecord[] {
+    return this.store.listInstances();
+  }
+
+  get(ref: string): InstanceRecord {
+    return resolveRef('instance', ref, this.store.listInstances());
+  }
+
+  private provider(inst: { provider: string }): Provider {
+    const p = this.providers.get(inst.provider);
+    if (!p) throw unavailable('PROVIDER_GONE', `provider ${inst.provider} is not configured in this daemon`);
+    return p;
+  }
+
+  async run(req: RunRequest): Promise<InstanceRecord> {
+    const image = this.images.get(req.image);
+    const name = req.name || `${image.name}-${newId().slice(0, 8)}`;
+    checkName('instance', name);
+    if (this.store.listInstances().some((i) => i.name === name))
+      throw alreadyExists('INSTANCE_EXISTS', `an instance named ${name} already exists`, 'pick another --name, or remove the old one (unik rm)');
+    if (req.mounts && Object.keys(req.mounts).length) throw notImplemented('MOUNTS', 'volumes are not supported yet');
+    const env = req.env ?? {};
+    for (const k of Object.keys(env))
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalid('BAD_ENV', `bad environment variable name ${JSON.stringify(k)}`);
+    const memoryMb = req.memoryMb || image.manifest.defaultMemoryMb;
+    if (!Number.isInteger(memoryMb)) throw invalid('BAD_MEMORY', `memory must be a whole number of MB, got ${memoryMb}`);
+    const spec: InstanceSpec = { env, memoryMb, ports: (req.ports ?? []).map(toPort) };
+    const provider = this.provider(image);
+    await provider.preflight(spec);
+
+    const inst: InstanceRecord = {
+      id: newId(),
+      name,
+      imageId: image.id,
+      provider: image.provider,
+      created: new Date().toISOString(),
+      spec,
+      status: { state: 'pending', pid: null, exitCode: null, error: '', startedAt: null, finishedAt: null, accel: '' },
+    };
+    this.busy.add(inst.id);
+    try {
+      const { pid, accel } = await provider.start(inst, image, () => void this.refresh(inst.id));
+      inst.status = { ...inst.status, pid, accel, startedAt: new Date().toISOString() };
+      this.store.insertInstance(inst);
+    } catch (e) {
+      await provider.remove(inst).catch(() => {});
+      throw e;
+    } finally {
+      this.busy.delete(inst.id);
+    }
+    return (await this.refresh(inst.id)) ?? inst;
+  }
+
+  async start(ref: string): Promise<InstanceRecord> {
+    const inst = await this.fresh(ref);
+    if (inst.status.state === 'running' || inst.status.state === 'pending') return inst;
+    const image = this.images.list().find((i) => i.id === inst.imageId);
+    if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
+    const provider = this.provider(inst);
+    await provider.preflight(inst.spec);
+    this.busy.add(inst.id);
+    try {
+      const { pid, accel } = await provider.start(inst, image, () => void this.refresh(inst.id));
+      this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
+    } finally {
+      this.busy.delete(inst.id);
+    }
+    return (await this.refresh(inst.id)) ?? inst;
+  }
+
+  async stop(ref: string, graceMs = 10_000): Promise<InstanceRecord> {
+    const inst = await this.fresh(ref);
+    if (inst.status.state === 'stopped' || inst.status.state === 'error') return inst;
+    this.busy.add(inst.id);
+    try {
+      await this.provider(inst).stop(inst, graceMs);
+      const seen = await this.provider(inst).inspect(inst);
+      this.setStatus(inst, { ...inst.status, state: 'stopped', pid: null, exitCode: seen.exitCode, finishedAt: new Date().toISOString() });
+    } finally {
+      this.busy.delete(inst.id);
+    }
+    return this.store.getInstance(inst.id)!;
+  }
+
+  async delete(ref: string, force: boolean): Promise<InstanceRecord> {
+    const inst = await this.fresh(ref);
+    if ((inst.status.state === 'running' || inst.status.state === 'pending') && !force)
+      throw failedPrecondition('INSTANCE_RUNNING', `instance ${inst.name} is ${inst.status.state}`, 'stop it first (unik stop), or remove it with -f');
+    await this.remove(inst);
+    return inst;
+  }
+
+  /** Kills whatever the record says (a VM may run even if the record disagrees), then forgets it. */
+  private async remove(inst: InstanceRecord): Promise<void> {
+    this.busy.add(inst.id);
+    try {
+      const provider = this.provider(inst);
+      await provider.stop(inst, 0);
+      this.store.deleteInstance(inst.id);
+      await provider.remove(inst);
+    } finally {
+      this.busy.delete(inst.id);
+    }
+  }
+
+  async deleteAllOfImage(imageId: string): Promise<void> {
+    for (const inst of this.store.listInstances().filter((i) => i.imageId === imageId)) await this.remove(inst);
+  }
+
+  logFile(ref: string): { inst: InstanceRecord; file: string } {
+    const inst = this.get(ref);
+    return { inst, file: this.provider(inst).logFile(inst) };
+  }
+
+  /** Brings one record in line with its VM; returns the record as it now stands. */
+  async refresh(id: string): Promise<InstanceRecord | undefined> {
+    const inst = this.store.getInstance(id);
+    if (!inst || this.busy.has(id)) return inst;
+    if (inst.status.state !== 'pending' && inst.status.state !== 'running') return inst;
+    const provider = this.providers.get(inst.provider);
+    if (!provider) return inst;
+    const seen = await provider.inspect(inst);
+    const now = new Date().toISOString();
+    if (seen.alive) {
+      if (seen.ready && inst.status.state === 'pending') this.setStatus(inst, { ...inst.status, state: 'running' });
+      else if (!seen.ready && inst.status.startedAt && Date.now() - Date.parse(inst.status.startedAt) > BOOT_DEADLINE_MS) {
+        await provider.stop(inst, 0);
+        this.setStatus(inst, { ...inst.status, state: 'error', pid: null, finishedAt: now, error: `the guest did not start the app within ${BOOT_DEADLINE_MS / 1000} s; its console is in \`unik logs ${inst.name}\`` });
+      }
+    } else if (seen.exitCode !== null) {
+      this.setStatus(inst, { ...inst.status, state: 'stopped', pid: null, exitCode: seen.exitCode, finishedAt: now });
+    } else {
+      const error = seen.ready ? 'the VM ended without reporting an exit status (killed from outside?)' : `the VM ended before the app started; its console is in \`unik logs ${inst.name}\``;
+      this.setStatus(inst, { ...inst.status, state: seen.ready ? 'stopped' : 'error', pid: null, finishedAt: now, error });
+    }
+    return this.store.getInstance(id);
+  }
+
+  private async fresh(ref: string): Promise<InstanceRecord> {
+    const inst = this.get(ref);
+    return (await this.refresh(inst.id)) ?? inst;
+  }
+
+  private setStatus(inst: InstanceRecord, status: InstanceStatus): void {
+    this.store.updateInstanceStatus(inst.id, status);
+    inst.status = status;
+  }
+
+  /** On daemon start: adopt live VMs, settle dead ones, drop orphan files; then keep watching. */
+  async reconcile(): Promise<void> {
+    for (const inst of this.store.listInstances()) await this.refresh(inst.id);
+    const known = new Set(this.store.listInstances().map((i) => i.id));
+    if (existsSync(this.paths.instances))
+      for (const entry of await readdir(this.paths.instances)) if (!known.has(entry)) await rm(join(this.paths.instances, entry), { recursive: true, force: true });
+    await mkdir(this.paths.instances, { recursive: true });
+  }
+
+  watch(): void {
+    const tick = async () => {
+      for (const inst of this.store.listInstances())
+        if (inst.status.state === 'pending' || inst.status.state === 'running') await this.refresh(inst.id).catch(() => {});
+      this.timer = setTimeout(tick, WATCH_INTERVAL_MS);
+    };
+    this.timer = setTimeout(tick, WATCH_INTERVAL_MS);
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+function toPort(p: string | Partial<PortForward>): PortForward {
+  if (typeof p === 'string') return parsePort(p);
+  if (!p.hostPort || !p.guestPort) throw invalid('BAD_PORT', `bad port mapping ${JSON.stringify(p)}`, 'give HostPort and GuestPort');
+  return parsePort(`${p.hostIp ?? '127.0.0.1'}:${p.hostPort}:${p.guestPort}/${p.protocol ?? 'tcp'}`);
+}

@@ -1,0 +1,76 @@
+// Internal records (camelCase). The daemon's dialects turn them into wire shapes.
+
+export type InstanceState = 'pending' | 'running' | 'stopped' | 'error';
+
+export interface PortForward {
+  hostIp: string;
+  hostPort: number;
+  guestPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** What an image holds, as written to images/<id>/manifest.json. */
+export interface ImageManifest {
+  schemaVersion: 1;
+  id: string;
+  name: string;
+  created: string;
+  arch: 'x86_64';
+  base: 'linux';
+  language: string;
+  compiler: string;
+  provider: string;
+  kernel: { file: string; configHash: string; fragments: string[]; sizeBytes: number };
+  root: { kind: 'initramfs'; file: string; sizeBytes: number };
+  /** baked at build time, as in 2016 */
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  mountPoints: string[];
+  defaultMemoryMb: number;
+}
+
+export interface ImageRecord {
+  id: string;
+  name: string;
+  provider: string;
+  sizeBytes: number;
+  created: string;
+  manifest: ImageManifest;
+}
+
+/** The desired state of an instance: what `run` asked for. */
+export interface InstanceSpec {
+  env: Record<string, string>;
+  memoryMb: number;
+  ports: PortForward[];
+}
+
+/** The observed state, kept up to date by the provider and the reconciler. */
+export interface InstanceStatus {
+  state: InstanceState;
+  pid: number | null;
+  exitCode: number | null;
+  error: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  accel: string;
+}
+
+export interface InstanceRecord {
+  id: string;
+  name: string;
+  imageId: string;
+  provider: string;
+  created: string;
+  spec: InstanceSpec;
+  status: InstanceStatus;
+}
+
+export interface ProgressEvent {
+  step: string;
+  message: string;
+  percent?: number;
+}
+
+export type ProgressFn = (e: ProgressEvent) => void;

@@ -1,0 +1,44 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import { timingSafeEqual } from 'node:crypto';
+import type { Core } from '../core/core.js';
+import { errorHandler } from './http/errors.js';
+import { imageRoutes } from './unik/images.js';
+import { instanceRoutes } from './unik/instances.js';
+import { systemRoutes } from './unik/system.js';
+
+export interface AppOptions {
+  core: Core;
+  /** when set, every request must carry "Authorization: Bearer <token>" */
+  token?: string;
+  logger?: boolean;
+}
+
+/** Builds the daemon's HTTP app without listening (tests use inject or listen on port 0). */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ? { level: process.env.UNIK_LOG_LEVEL || 'info' } : false,
+    bodyLimit: 8 * 1024 * 1024,
+    // a follow stream or a long build must not be cut by a server timeout
+    requestTimeout: 0,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ message: `unknown route ${req.method} ${req.url.split('?')[0]}`, code: 'UNIK_ERR_NO_ROUTE' });
+  });
+  if (opts.token) {
+    const want = Buffer.from(`Bearer ${opts.token}`);
+    app.addHook('onRequest', async (req, reply) => {
+      const got = Buffer.from(req.headers.authorization ?? '');
+      if (got.length !== want.length || !timingSafeEqual(got, want))
+        return reply.code(401).send({ message: 'missing or wrong API token', code: 'UNIK_ERR_UNAUTHORIZED', hint: 'set UNIK_API_TOKEN to the token the daemon was started with' });
+    });
+  }
+  await app.register(multipart, { limits: { fileSize: 8 * 1024 * 1024 * 1024, files: 1, fields: 32 } });
+  systemRoutes(app, opts.core);
+  imageRoutes(app, opts.core);
+  instanceRoutes(app, opts.core);
+  return app;
+}

@@ -1,0 +1,54 @@
+import type { ImageJson, InstanceJson } from '../../api/types.js';
+import type { ImageRecord, InstanceRecord } from '../../core/types.js';
+import { USER_NET } from '../../base/linux/contract.js';
+
+const MB = 1024 * 1024;
+
+export function imageJson(i: ImageRecord, infrastructure: string): ImageJson {
+  const m = i.manifest;
+  return {
+    Id: i.id,
+    Name: i.name,
+    SizeMb: Math.ceil(i.sizeBytes / MB),
+    Infrastructure: infrastructure,
+    Created: i.created,
+    StageSpec: { ImageFormat: 'folder' },
+    RunSpec: {
+      DeviceMappings: m.mountPoints.map((mp, n) => ({ MountPoint: mp, DeviceName: `/dev/vd${String.fromCharCode(98 + n)}` })),
+      DefaultInstanceMemory: m.defaultMemoryMb,
+      MinInstanceDiskMB: 0,
+      Compiler: m.compiler,
+    },
+    SizeBytes: i.sizeBytes,
+    Base: m.base,
+    Language: m.language,
+    Provider: i.provider,
+    Args: m.argv.slice(1),
+    KernelConfigHash: m.kernel.configHash,
+  };
+}
+
+export function instanceJson(i: InstanceRecord, imageName: string, infrastructure: string): InstanceJson {
+  const s = i.status;
+  const live = s.state === 'running' || s.state === 'pending';
+  return {
+    Id: i.id,
+    Name: i.name,
+    State: s.state,
+    // the guest's address on its user-mode network; the host reaches it through Ports
+    IpAddress: live ? USER_NET.ip.split('/')[0]! : '',
+    ImageId: i.imageId,
+    Infrastructure: infrastructure,
+    Created: i.created,
+    ImageName: imageName,
+    MemoryMb: i.spec.memoryMb,
+    Ports: i.spec.ports.map((p) => ({ HostIp: p.hostIp, HostPort: p.hostPort, GuestPort: p.guestPort, Protocol: p.protocol })),
+    Env: i.spec.env,
+    Pid: live ? s.pid : null,
+    ExitCode: s.exitCode,
+    Error: s.error,
+    StartedAt: s.startedAt,
+    FinishedAt: s.finishedAt,
+    Accel: s.accel,
+  };
+}

@@ -1,0 +1,8 @@
+import type { UnikPaths } from '../core/paths.js';
+import { QemuProvider } from './qemu/provider.js';
+import type { Provider } from './types.js';
+
+/** The provider registry: adding an infrastructure is adding an entry here, nothing else. */
+export function createProviders(paths: UnikPaths, log: (msg: string) => void): Provider[] {
+  return [new QemuProvider(paths, log)];
+}

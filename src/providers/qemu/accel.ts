@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { constants, readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import type { Accel } from './args.js';
+
+export interface AccelChoice {
+  accel: Accel;
+  reason: string;
+}
+
+const PROBE_DEADLINE_MS = 8000;
+
+/**
+ * Chooses KVM only if a probe guest really boots under it within a deadline: a /dev/kvm that
+ * opens is not proof (a nested "PVM" host opens it and then hangs every ordinary guest).
+ * UNIK_ACCEL=kvm|tcg skips the probe.
+ */
+export async function chooseAccel(qemu: string, kernel: string): Promise<AccelChoice> {
+  const forced = process.env.UNIK_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `UNIK_ACCEL=${forced}` };
+  try {
+    await access('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)' };
+  }
+  const booted = await probe(qemu, kernel);
+  if (booted) return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
+  return {
+    accel: 'tcg',
+    reason: `/dev/kvm is present but a probe guest did not boot under KVM within ${PROBE_DEADLINE_MS / 1000} s (nested or restricted virtualization): using TCG software emulation (much slower)`,
+  };
+}
+
+/** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. */
+function probe(qemu: string, kernel: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      qemu,
+      ['-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+        '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_DEADLINE_MS);
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0 && /Linux version|Kernel panic/.test(out));
+    });
+  });
+}
+
+/** The host TSC in kHz, from /proc/cpuinfo (TCG guests calibrate against it). */
+export function hostTscKhz(): number | undefined {
+  try {
+    const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? Math.round(Number(m[1]) * 1000) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,52 @@
+import type { PortForward } from '../../core/types.js';
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface MachineArgs {
+  accel: Accel;
+  /** host TSC frequency, given to TCG guests: without it 1 boot in 3 hangs calibrating */
+  tscKhz?: number;
+  memoryMb: number;
+  kernel: string;
+  initrd: string;
+  name: string;
+  ports: PortForward[];
+  consoleLog: string;
+  controlSocket: string;
+  controlLog: string;
+}
+
+/** The kernel command line shared by every unik guest. */
+export function kernelCmdline(a: Pick<MachineArgs, 'accel' | 'tscKhz'>): string {
+  const parts = ['console=ttyS0', 'reboot=t', 'panic=-1', 'quiet', '8250.nr_uarts=2'];
+  if (a.accel === 'tcg' && a.tscKhz) parts.push(`tsc_early_khz=${a.tscKhz}`);
+  return parts.join(' ');
+}
+
+/** QEMU's argv, built from types, never from a shell string. */
+export function qemuArgs(a: MachineArgs): string[] {
+  const fwd = a.ports.map((p) => `,hostfwd=${p.protocol}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`).join('');
+  return [
+    '-name', a.name,
+    // microvm: virtio-mmio only; no ACPI/PCI/option ROMs to probe. The RTC stays: without it
+    // the kernel waits about a second for a clock that never answers.
+    '-M', 'microvm,acpi=off,x-option-roms=off,pit=off,pic=off',
+    '-accel', a.accel,
+    '-cpu', a.accel === 'kvm' ? 'host' : 'max',
+    '-m', String(a.memoryMb),
+    '-smp', '1',
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-kernel', a.kernel,
+    '-initrd', a.initrd,
+    '-append', kernelCmdline(a),
+    '-netdev', `user,id=net0${fwd}`,
+    '-device', 'virtio-net-device,netdev=net0',
+    '-device', 'virtio-rng-device',
+    // ttyS0: the console (the app's stdout/stderr), appended to a file across restarts
+    '-chardev', `file,id=console,path=${a.consoleLog},append=on`,
+    '-serial', 'chardev:console',
+    // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
+    '-chardev', `socket,id=control,path=${a.controlSocket},server=on,wait=off,logfile=${a.controlLog}`,
+    '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
+  ];
+}

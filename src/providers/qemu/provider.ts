@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { appendFile, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { conflict, internal, invalid, unavailable } from '../../core/errors.js';
+import type { UnikPaths } from '../../core/paths.js';
+import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../core/types.js';
+import { USER_NET, parseGuestEvents, writeBootConfigCpio } from '../../base/linux/contract.js';
+import type { Observed, Provider, ProviderInfo } from '../types.js';
+import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
+import { qemuArgs } from './args.js';
+import { checkPortsFree } from './ports.js';
+import { isOurVm, waitGone } from './process.js';
+
+const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
+/** QEMU fails on a bad port forward or device within this long of starting */
+const LAUNCH_CHECK_MS = 400;
+
+/** Local VMs under QEMU (microvm), one detached QEMU process per instance. */
+export class QemuProvider implements Provider {
+  readonly name = 'qemu';
+  readonly infrastructure = 'QEMU';
+  private accel?: Promise<AccelChoice>;
+
+  constructor(
+    private readonly paths: UnikPaths,
+    private readonly log: (msg: string) => void = () => {},
+  ) {}
+
+  async info(): Promise<ProviderInfo> {
+    const base = { name: this.name, infrastructure: this.infrastructure };
+    if (!(await hasProgram(QEMU))) return { ...base, available: false, reason: `${QEMU} is not installed (apt-get install qemu-system-x86)` };
+    const accel = this.accel ? (await this.accel).reason : 'acceleration is chosen at the first run (KVM if a probe guest boots, else TCG)';
+    return { ...base, available: true, reason: accel };
+  }
+
+  async preflight(spec: InstanceSpec): Promise<void> {
+    if (spec.memoryMb < 16 || spec.memoryMb > 65536) throw invalid('BAD_MEMORY', `memory ${spec.memoryMb} MB is out of range (16-65536)`);
+    await checkPortsFree(spec.ports);
+  }
+
+  dir(inst: InstanceRecord): string {
+    return join(this.paths.instances, inst.id);
+  }
+
+  private socket(inst: InstanceRecord): string {
+    return join(this.paths.sockets, `${inst.id.slice(0, 16)}.ctl`);
+  }
+
+  logFile(inst: InstanceRecord): string {
+    return join(this.dir(inst), 'console.log');
+  }
+
+  private controlLog(inst: InstanceRecord): string {
+    return join(this.dir(inst), 'control.log');
+  }
+
+  async start(inst: InstanceRecord, image: ImageRecord, onExit: () => void): Promise<{ pid: number; accel: string }> {
+    const dir = this.dir(inst);
+    const imageDir = join(this.paths.images, image.id);
+    const kernel = join(imageDir, image.manifest.kernel.file);
+    const root = join(imageDir, image.manifest.root.file);
+    for (const f of [kernel, root])
+      if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
+    if (!(await hasProgram(QEMU))) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
+    this.accel ??= chooseAccel(QEMU, kernel).then((c) => {
+      if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
+      return c;
+    });
+    const { accel } = await this.accel;
+
+    await mkdir(dir, { recursive: true });
+    await mkdir(this.paths.sockets, { recursive: true });
+    const socket = this.socket(inst);
+    if (socket.length > 100) throw invalid('HOME_TOO_LONG', `UNIK_HOME is too long for a control socket path (${socket})`, 'use a shorter UNIK_HOME');
+    await rm(socket, { force: true });
+
+    // The per-start initrd: the image root, then the boot config (argv, env, network) as a
+    // second cpio archive, which the kernel unpacks over the first.
+    const initrd = join(dir, 'initrd');
+    const configCpio = join(dir, 'config.cpio');
+    const m = image.manifest;
+    await writeBootConfigCpio(configCpio, {
+      argv: m.argv,
+      env: { ...m.env, ...inst.spec.env },
+      cwd: m.cwd,
+      hostname: inst.name,
+      time: Date.now() / 1000,
+      net: USER_NET,
+    });
+    await copyFile(root, initrd);
+    await appendFile(initrd, await readFile(configCpio));
+    await writeFile(this.controlLog(inst), '');
+
+    const argv = qemuArgs({
+      accel,
+      tscKhz: hostTscKhz(),
+      memoryMb: inst.spec.memoryMb,
+      kernel,
+      initrd,
+      name: `unik-${inst.name}`,
+      ports: inst.spec.ports,
+      consoleLog: this.logFile(inst),
+      controlSocket: socket,
+      controlLog: this.controlLog(inst),
+    });
+    await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
+    const errFile = join(dir, 'qemu.err');
+    const errFd = openSync(errFile, 'w');
+    // Detached: the VM outlives a daemon restart, and the daemon adopts it again on start.
+    const child = spawn(QEMU, argv, { cwd: dir, detached: true, stdio: ['ignore', 'ignore', errFd] });
+    closeSync(errFd);
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => {
+        resolve(code);
+        onExit();
+      });
+      child.once('error', () => resolve(-1));
+    });
+    child.unref();
+    const early = await Promise.race([exited, sleep(LAUNCH_CHECK_MS).then(() => 'running' as const)]);
+    if (early !== 'running' || !child.pid) {
+      const why = (await readFile(errFile, 'utf8').catch(() => '')).trim();
+      if (/host forwarding|Could not set up/i.test(why))
+        throw conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
+      throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(early)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
+    }
+    return { pid: child.pid, accel };
+  }
+
+  async inspect(inst: InstanceRecord): Promise<Observed> {
+    const alive = isOurVm(inst.status.pid, this.dir(inst));
+    const events = parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
+    return { alive, ...events };
+  }
+
+  async stop(inst: InstanceRecord, graceMs: number): Promise<void> {
+    const pid = inst.status.pid;
+    const marker = this.dir(inst);
+    if (!pid || !isOurVm(pid, marker)) return;
+    // Orderly: the guest init sends SIGTERM to the app, which exits and powers the VM off.
+    const asked = await sendControl(this.socket(inst), 'stop\n');
+    if (asked && (await waitGone(pid, marker, graceMs))) return;
+    if (!asked) {
+      // no control channel (an old or broken guest): let QEMU shut down on SIGTERM
+      process.kill(pid, 'SIGTERM');
+      if (await waitGone(pid, marker, Math.min(graceMs, 2000))) return;
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    await waitGone(pid, marker, 5000);
+  }
+
+  async remove(inst: InstanceRecord): Promise<void> {
+    await rm(this.dir(inst), { recursive: true, force: true });
+    await rm(this.socket(inst), { force: true });
+  }
+}
+
+function sendControl(path: string, line: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 1000);
+    s.once('connect', () => s.end(line, () => { clearTimeout(timer); resolve(true); }));
+    s.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+async function hasProgram(name: string): Promise<boolean> {
+  if (name.includes('/')) return existsSync(name);
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, name))) return true;
+  return false;
+}

@@ -1,0 +1,35 @@
+import type { ImageRecord, InstanceRecord, InstanceSpec } from '../core/types.js';
+
+export interface ProviderInfo {
+  name: string;
+  infrastructure: string;
+  available: boolean;
+  /** why it is unavailable, or details such as the accelerator in use */
+  reason: string;
+}
+
+/** What the provider sees of a VM right now; core turns it into an instance state. */
+export interface Observed {
+  alive: boolean;
+  /** the guest init started the app */
+  ready: boolean;
+  /** the app's exit status, as the guest init reported it */
+  exitCode: number | null;
+}
+
+/** Providers are plug-ins behind this interface; the daemon never imports a concrete one. */
+export interface Provider {
+  name: string;
+  infrastructure: string;
+  info(): Promise<ProviderInfo>;
+  /** Checks what can be checked before anything is created (e.g. host ports are free). */
+  preflight(spec: InstanceSpec): Promise<void>;
+  /** Boots the VM; resolves once it is running, or throws why it could not start. */
+  start(inst: InstanceRecord, image: ImageRecord, onExit: () => void): Promise<{ pid: number; accel: string }>;
+  /** Asks the app to stop, waits up to graceMs, then kills the VM. Resolves once it is gone. */
+  stop(inst: InstanceRecord, graceMs: number): Promise<void>;
+  inspect(inst: InstanceRecord): Promise<Observed>;
+  logFile(inst: InstanceRecord): string;
+  /** Removes the instance's files (the VM must be gone). */
+  remove(inst: InstanceRecord): Promise<void>;
+}

@@ -1,0 +1,121 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { migrations } from './migrations.js';
+import { failedPrecondition } from '../core/errors.js';
+import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus } from '../core/types.js';
+
+/** The state store: every change is one SQLite transaction, so it is never half-written. */
+export class Store {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > migrations.length)
+      throw failedPrecondition(
+        'STORE_TOO_NEW',
+        `the state store was written by a newer unik (schema ${version}, this one knows ${migrations.length})`,
+        'upgrade unik, or point UNIK_HOME elsewhere',
+      );
+    for (let v = version; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  /** Runs fn in one transaction: all of its writes land, or none. */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // images
+
+  listImages(): ImageRecord[] {
+    return (this.db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(imageFromRow);
+  }
+
+  insertImage(img: ImageRecord): void {
+    this.db
+      .prepare('INSERT INTO images (id, name, provider, size_bytes, created, manifest) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(img.id, img.name, img.provider, img.sizeBytes, img.created, JSON.stringify(img.manifest));
+  }
+
+  deleteImage(id: string): void {
+    this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+  }
+
+  // instances
+
+  listInstances(): InstanceRecord[] {
+    return (this.db.prepare('SELECT * FROM instances ORDER BY created').all() as InstanceRow[]).map(instanceFromRow);
+  }
+
+  getInstance(id: string): InstanceRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as InstanceRow | undefined;
+    return row && instanceFromRow(row);
+  }
+
+  insertInstance(inst: InstanceRecord): void {
+    this.db
+      .prepare('INSERT INTO instances (id, name, image_id, provider, created, spec, status) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(inst.id, inst.name, inst.imageId, inst.provider, inst.created, JSON.stringify(inst.spec), JSON.stringify(inst.status));
+  }
+
+  updateInstanceStatus(id: string, status: InstanceStatus): void {
+    this.db.prepare('UPDATE instances SET status = ? WHERE id = ?').run(JSON.stringify(status), id);
+  }
+
+  deleteInstance(id: string): void {
+    this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+}
+
+interface ImageRow {
+  id: string;
+  name: string;
+  provider: string;
+  size_bytes: number;
+  created: string;
+  manifest: string;
+}
+
+interface InstanceRow {
+  id: string;
+  name: string;
+  image_id: string;
+  provider: string;
+  created: string;
+  spec: string;
+  status: string;
+}
+
+function imageFromRow(r: ImageRow): ImageRecord {
+  return { id: r.id, name: r.name, provider: r.provider, sizeBytes: r.size_bytes, created: r.created, manifest: JSON.parse(r.manifest) as ImageManifest };
+}
+
+function instanceFromRow(r: InstanceRow): InstanceRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    imageId: r.image_id,
+    provider: r.provider,
+    created: r.created,
+    spec: JSON.parse(r.spec) as InstanceSpec,
+    status: JSON.parse(r.status) as InstanceStatus,
+  };
+}

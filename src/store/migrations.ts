@@ -1,0 +1,21 @@
+// Ordered schema steps. Each runs inside one transaction; the version is SQLite's user_version.
+export const migrations: string[] = [
+  // 1: images and instances
+  `CREATE TABLE images (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     provider TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     created TEXT NOT NULL,
+     manifest TEXT NOT NULL
+   );
+   CREATE TABLE instances (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     image_id TEXT NOT NULL REFERENCES images(id),
+     provider TEXT NOT NULL,
+     created TEXT NOT NULL,
+     spec TEXT NOT NULL,
+     status TEXT NOT NULL
+   );`,
+];

@@ -1,0 +1,40 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** stdout and stderr interleaved, as a person would have seen them */
+  output: string;
+}
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** called with each line of output as it arrives (progress) */
+  onLine?: (line: string) => void;
+  /** keep at most this many bytes of output (the tail), default 256 KiB */
+  maxOutput?: number;
+}
+
+/** Runs a program with an argv array (never a shell) and collects its output. */
+export function execFileCollect(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const max = opts.maxOutput ?? 256 * 1024;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const take = (line: string) => {
+      output += line + '\n';
+      if (output.length > max * 2) output = output.slice(-max);
+      opts.onLine?.(line);
+    };
+    createInterface({ input: child.stdout }).on('line', take);
+    createInterface({ input: child.stderr }).on('line', take);
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, output: output.slice(-max) }));
+  });
+}
+
+export function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { resolveRef, checkName } from '../../src/core/ids.js';
+import { parsePort } from '../../src/core/ports.js';
+import { checkPortsFree } from '../../src/providers/qemu/ports.js';
+import { qemuArgs, kernelCmdline } from '../../src/providers/qemu/args.js';
+import { Store } from '../../src/store/db.js';
+import { UnikError } from '../../src/core/errors.js';
+import type { ImageRecord } from '../../src/core/types.js';
+
+const kindOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    return (e as UnikError).kind;
+  }
+  return 'ok';
+};
+
+test('refs resolve by exact id, then exact name, then a unique id prefix; never by substring', () => {
+  const all = [
+    { id: 'abc123', name: 'web' },
+    { id: 'abd456', name: 'abc' },
+  ];
+  assert.equal(resolveRef('instance', 'abc123', all).name, 'web');
+  assert.equal(resolveRef('instance', 'abc', all).id, 'abd456', 'an exact name beats an id prefix');
+  assert.equal(resolveRef('instance', 'abd', all).name, 'abc');
+  assert.equal(kindOf(() => resolveRef('instance', 'ab', all)), 'NotFound', 'too short to be a prefix');
+  assert.equal(kindOf(() => resolveRef('instance', 'abc1', [...all, { id: 'abc199', name: 'x' }])), 'Conflict');
+  assert.equal(kindOf(() => resolveRef('instance', 'eb', all)), 'NotFound');
+});
+
+test('names: letters, digits, _ . -; nothing that could be a path or flag', () => {
+  for (const ok of ['web', 'go-http', 'a.b_c', 'X1']) assert.equal(kindOf(() => checkName('image', ok)), 'ok');
+  for (const bad of ['', '-x', '../x', 'a/b', 'a b', 'x'.repeat(129)]) assert.equal(kindOf(() => checkName('image', bad)), 'InvalidArgument');
+});
+
+test('port mappings parse like docker -p', () => {
+  assert.deepEqual(parsePort('8080:80'), { hostIp: '127.0.0.1', hostPort: 8080, guestPort: 80, protocol: 'tcp' });
+  assert.deepEqual(parsePort('0.0.0.0:53:53/udp'), { hostIp: '0.0.0.0', hostPort: 53, guestPort: 53, protocol: 'udp' });
+  for (const bad of ['80', 'a:b', '70000:80', '0:80', '1:2:3:4']) assert.equal(kindOf(() => parsePort(bad)), 'InvalidArgument', bad);
+});
+
+test('a host port in use is refused up front with a conflict', async () => {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await assert.rejects(checkPortsFree([parsePort(`${port}:8080`)]), (e: UnikError) => e.kind === 'Conflict' && /already in use/.test(e.message));
+  srv.close();
+  await checkPortsFree([parsePort(`${port}:8080`)]);
+  await assert.rejects(checkPortsFree([parsePort(`${port}:1`), parsePort(`${port}:2`)]), /mapped twice/);
+});
+
+test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', () => {
+  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')] };
+  const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
+  assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off,pit=off,pic=off'));
+  assert.ok(tcg.includes('-no-reboot'));
+  assert.ok(tcg.includes('user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:0.0.0.0:53-:53'));
+  assert.ok(tcg.some((a) => a.startsWith('socket,id=control,path=/s,server=on,wait=off,logfile=/ctl.log')));
+  assert.match(kernelCmdline({ accel: 'tcg', tscKhz: 2600000 }), /tsc_early_khz=2600000/);
+  assert.doesNotMatch(kernelCmdline({ accel: 'kvm', tscKhz: 2600000 }), /tsc_early_khz/);
+  const kvm = qemuArgs({ ...base, accel: 'kvm' });
+  assert.deepEqual(kvm.slice(kvm.indexOf('-cpu'), kvm.indexOf('-cpu') + 2), ['-cpu', 'host']);
+});
+
+test('the store migrates once, and a failed transaction leaves nothing behind', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'unik-store-')), 'state.db');
+  const s = new Store(file);
+  const img = (id: string, name: string): ImageRecord => ({ id, name, provider: 'qemu', sizeBytes: 1, created: new Date().toISOString(), manifest: { name } as never });
+  s.insertImage(img('a', 'one'));
+  assert.throws(() =>
+    s.tx(() => {
+      s.deleteImage('a');
+      s.insertImage(img('b', 'two'));
+      throw new Error('failpoint');
+    }),
+  );
+  assert.deepEqual(s.listImages().map((i) => i.name), ['one']);
+  assert.throws(() => s.insertImage(img('c', 'one')), /UNIQUE/);
+  s.close();
+  const again = new Store(file);
+  assert.deepEqual(again.listImages().map((i) => i.id), ['a']);
+  again.close();
+});
