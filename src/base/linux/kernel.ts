@@ -63,7 +63,7 @@ export async function ensureKernel(kernelsDir: string, fragments: string[], prog
   if (hit) return hit;
   const configHash = kernelConfigHash(fragments);
   await mkdir(kernelsDir, { recursive: true });
-  const release = await lock(join(kernelsDir, `${configHash}.lock`), progress, `another build of kernel ${configHash}`);
+  const release = await lock(join(kernelsDir, configHash), progress, `another build of kernel ${configHash}`);
   try {
     const again = cachedKernel(kernelsDir, fragments);
     if (again) return again;
@@ -91,7 +91,7 @@ async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<s
   const done = join(dest, '.unik-unpacked');
   if (existsSync(done)) return dest;
   await mkdir(join(kernelsDir, 'src'), { recursive: true });
-  const release = await lock(join(kernelsDir, 'src.lock'), progress, 'the kernel source to unpack');
+  const release = await lock(join(kernelsDir, 'src'), progress, 'the kernel source to unpack');
   try {
     if (existsSync(done)) return dest;
     progress({ step: 'kernel', message: `unpacking ${tarball}` });

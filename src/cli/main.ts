@@ -1,0 +1,15 @@
+// Entry point of the `unik` CLI (bin/unik imports the compiled file).
+import { reportError } from './errors.js';
+import { buildProgram } from './program.js';
+
+// `unik ps | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = reportError(err);
+}

@@ -1,0 +1,34 @@
+// The `unik` command tree. Seed (2016 talk) names first, later 2016 names as aliases.
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerDaemonCommand } from './commands/daemon.js';
+import { registerImageCommands } from './commands/images.js';
+import { registerInstanceCommands } from './commands/instances.js';
+import { registerSystemCommands } from './commands/system.js';
+
+/** Compiled to dist/src/cli/, three levels below the package root. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('unik')
+    .description('compile applications into unikernels and run them under QEMU, through the unik daemon')
+    .version(packageVersion(), '-v, --version', 'print the version')
+    .option('--host <HOST:PORT>', 'daemon to talk to (default: $UNIK_HOST, then "unik target", then 127.0.0.1:3000)')
+    .option('--client-config <PATH>', 'client config file (default: $UNIK_HOME/client-config.yaml)')
+    // Root options only before the command name, so `target --host` and `daemon --host` keep theirs.
+    .enablePositionalOptions()
+    .showHelpAfterError('(run "unik help" for the list of commands)');
+
+  registerDaemonCommand(program);
+  registerImageCommands(program);
+  registerInstanceCommands(program);
+  registerSystemCommands(program);
+  return program;
+}

@@ -1,0 +1,272 @@
+// Typed HTTP client of the unik daemon API (see src/api/types.ts for the wire shapes).
+import { openAsBlob } from 'node:fs';
+import { basename } from 'node:path';
+import { NDJSON } from '../api/types.js';
+import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest } from '../api/types.js';
+import { patientDispatcher } from './dispatcher.js';
+import { UnikApiError, toUnreachable } from './errors.js';
+import { ndjsonLines } from './ndjson.js';
+
+export { DaemonUnreachableError, UnikApiError } from './errors.js';
+
+export type BuildProgress = Extract<BuildEvent, { Progress: unknown }>['Progress'];
+
+export interface BuildOptions {
+  name: string;
+  /** A .tar.gz of the application directory (see packDirectory). */
+  tarPath: string;
+  base?: string;
+  language?: string;
+  provider?: string;
+  /** One string; the daemon splits it on spaces. */
+  args?: string;
+  mounts?: string[];
+  force?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LogsOptions {
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+type Query = Record<string, string | undefined>;
+
+interface SendOptions {
+  query?: Query;
+  json?: unknown;
+  body?: FormData;
+  accept?: string;
+  signal?: AbortSignal;
+  /** Use the dispatcher without header/body timeouts (long builds, followed logs). */
+  patient?: boolean;
+}
+
+/** Accepts `http://host:port`, `https://…` or a bare `host:port`; returns it without a trailing slash. */
+export function normalizeBaseUrl(url: string): string {
+  const withScheme = /^https?:\/\//i.test(url) ? url : `http://${url}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+export interface ClientOptions {
+  /** Sent as `Authorization: Bearer <token>`; a daemon listening beyond loopback requires it. */
+  token?: string | undefined;
+}
+
+export class UnikClient {
+  readonly baseUrl: string;
+  readonly images: ImagesApi;
+  readonly instances: InstancesApi;
+  private readonly token: string | undefined;
+
+  constructor(baseUrl: string, opts: ClientOptions = {}) {
+    this.baseUrl = normalizeBaseUrl(baseUrl);
+    this.token = opts.token || undefined;
+    this.images = new ImagesApi(this);
+    this.instances = new InstancesApi(this);
+  }
+
+  availableCompilers(): Promise<string[]> {
+    return this.json('GET', '/available_compilers', 200);
+  }
+
+  availableProviders(): Promise<string[]> {
+    return this.json('GET', '/available_providers', 200);
+  }
+
+  async describeCompiler(base: string, lang: string, provider: string): Promise<string> {
+    const res = await this.send('GET', '/describe_compiler', 200, { query: { base, lang, provider } });
+    return this.readText(res);
+  }
+
+  /**
+   * Sends one request and checks for the one status the call expects. Network failures become
+   * DaemonUnreachableError, any other status an UnikApiError carrying the daemon's error body.
+   */
+  async send(method: string, path: string, expect: number | number[], opts: SendOptions = {}): Promise<Response> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let body: string | FormData | undefined = opts.body;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    }
+    // `dispatcher` is Node's (undici's) extension of RequestInit.
+    const init: RequestInit & { dispatcher?: object } = { method, headers, body, signal: opts.signal ?? null };
+    if (opts.patient) {
+      const dispatcher = await patientDispatcher();
+      if (dispatcher) init.dispatcher = dispatcher;
+    }
+    let res: Response;
+    try {
+      res = await fetch(url, init);
+    } catch (err) {
+      throw toUnreachable(this.baseUrl, err) ?? err;
+    }
+    const ok = Array.isArray(expect) ? expect.includes(res.status) : res.status === expect;
+    if (!ok) throw await this.apiError(res);
+    return res;
+  }
+
+  async json<T>(method: string, path: string, expect: number, opts: SendOptions = {}): Promise<T> {
+    const res = await this.send(method, path, expect, opts);
+    const text = await this.readText(res);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new UnikApiError(res.status, {
+        code: 'UNIK_ERR_BAD_RESPONSE',
+        message: `the daemon answered ${method} ${path} with invalid JSON: ${text.slice(0, 200)}`,
+      });
+    }
+  }
+
+  /** Waits for a response without a body (204, or 200 with an ignored body). */
+  async empty(method: string, path: string, expect: number, opts: SendOptions = {}): Promise<void> {
+    const res = await this.send(method, path, expect, opts);
+    await this.readText(res);
+  }
+
+  async readText(res: Response): Promise<string> {
+    try {
+      return await res.text();
+    } catch (err) {
+      throw toUnreachable(this.baseUrl, err) ?? err;
+    }
+  }
+
+  private async apiError(res: Response): Promise<UnikApiError> {
+    let text = '';
+    try {
+      text = await res.text();
+    } catch {
+      // The status alone still says what went wrong.
+    }
+    try {
+      const body = JSON.parse(text) as Partial<ErrorJson>;
+      if (typeof body.message === 'string') {
+        return new UnikApiError(res.status, {
+          message: body.message,
+          code: typeof body.code === 'string' ? body.code : `UNIK_ERR_HTTP_${res.status}`,
+          ...(typeof body.hint === 'string' ? { hint: body.hint } : {}),
+        });
+      }
+    } catch {
+      // Not JSON: fall through and use the raw text.
+    }
+    const message = text.trim() || `${res.status} ${res.statusText}`.trim();
+    return new UnikApiError(res.status, { message, code: `UNIK_ERR_HTTP_${res.status}` });
+  }
+}
+
+const seg = encodeURIComponent;
+
+export class ImagesApi {
+  constructor(private readonly c: UnikClient) {}
+
+  all(): Promise<ImageJson[]> {
+    return this.c.json('GET', '/images', 200);
+  }
+
+  get(name: string): Promise<ImageJson> {
+    return this.c.json('GET', `/images/${seg(name)}`, 200);
+  }
+
+  delete(name: string, force = false): Promise<void> {
+    return this.c.empty('DELETE', `/images/${seg(name)}`, 204, { query: { force: String(force) } });
+  }
+
+  /**
+   * Uploads the tarball (streamed from disk) and builds the image. With onEvent the daemon
+   * streams NDJSON progress; without it the call waits for a plain 201.
+   */
+  async build(opts: BuildOptions, onEvent?: (p: BuildProgress) => void): Promise<ImageJson> {
+    const form = new FormData();
+    form.append('tarfile', await openAsBlob(opts.tarPath), basename(opts.tarPath));
+    const query: Query = {
+      base: opts.base,
+      lang: opts.language,
+      provider: opts.provider,
+      args: opts.args,
+      mounts: opts.mounts?.length ? opts.mounts.join(',') : undefined,
+      force: String(opts.force ?? false),
+    };
+    const path = `/images/${seg(opts.name)}/create`;
+    const common: SendOptions = { query, body: form, patient: true };
+    if (opts.signal) common.signal = opts.signal;
+    if (!onEvent) return this.c.json('POST', path, 201, common);
+
+    const res = await this.c.send('POST', path, [200, 201], { ...common, accept: NDJSON });
+    // A daemon that ignores Accept answers the plain way (201 + image); take that too.
+    if (res.status === 201) return JSON.parse(await this.c.readText(res)) as ImageJson;
+    return this.readBuildStream(res, onEvent);
+  }
+
+  private async readBuildStream(res: Response, onEvent: (p: BuildProgress) => void): Promise<ImageJson> {
+    if (!res.body) throw streamEnded();
+    try {
+      for await (const line of ndjsonLines(res.body)) {
+        const event = line as Partial<Record<'Progress' | 'Image' | 'Error', unknown>>;
+        if (event.Progress) onEvent(event.Progress as BuildProgress);
+        else if (event.Image) return event.Image as ImageJson;
+        else if (event.Error) {
+          const e = event.Error as ErrorJson & { Status?: number };
+          throw new UnikApiError(e.Status ?? 500, e);
+        }
+      }
+    } catch (err) {
+      throw toUnreachable(this.c.baseUrl, err) ?? err;
+    }
+    throw streamEnded();
+  }
+}
+
+function streamEnded(): UnikApiError {
+  return new UnikApiError(502, {
+    code: 'UNIK_ERR_BUILD_STREAM_ENDED',
+    message: 'the daemon ended the build stream without reporting a result',
+    hint: 'check the daemon log; it may have been restarted during the build',
+  });
+}
+
+export class InstancesApi {
+  constructor(private readonly c: UnikClient) {}
+
+  all(): Promise<InstanceJson[]> {
+    return this.c.json('GET', '/instances', 200);
+  }
+
+  /** `id` may be a name, a full id or a unique id prefix. */
+  get(id: string): Promise<InstanceJson> {
+    return this.c.json('GET', `/instances/${seg(id)}`, 200);
+  }
+
+  run(req: RunRequest): Promise<InstanceJson> {
+    return this.c.json('POST', '/instances/run', 201, { json: req });
+  }
+
+  start(id: string): Promise<void> {
+    return this.c.empty('POST', `/instances/${seg(id)}/start`, 200);
+  }
+
+  stop(id: string, timeoutSec?: number): Promise<void> {
+    const query = { timeout: timeoutSec === undefined ? undefined : String(timeoutSec) };
+    return this.c.empty('POST', `/instances/${seg(id)}/stop`, 200, { query });
+  }
+
+  delete(id: string, force = false): Promise<void> {
+    return this.c.empty('DELETE', `/instances/${seg(id)}`, 204, { query: { force: String(force) } });
+  }
+
+  /** The log text as a byte stream; with follow it stays open until `signal` aborts. */
+  async logs(id: string, opts: LogsOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const query = { follow: String(opts.follow ?? false), delete: 'false' };
+    const send: SendOptions = { query, accept: 'text/plain', patient: opts.follow ?? false };
+    if (opts.signal) send.signal = opts.signal;
+    const res = await this.c.send('GET', `/instances/${seg(id)}/logs`, 200, send);
+    if (!res.body) return new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() });
+    return res.body;
+  }
+}

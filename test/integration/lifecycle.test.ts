@@ -1,0 +1,133 @@
+// The core scenario, for real: the CLI builds examples/go-http into a unikernel, runs it under
+// QEMU with env and a port forward, and the test talks to it over HTTP through its whole life.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Daemon, ROOT, freePort, httpUntil, refused, waitFor } from './harness.js';
+
+const d = new Daemon();
+let port = 0;
+const app = (path: string) => `http://127.0.0.1:${port}${path}`;
+
+before(async () => {
+  await d.start();
+  port = await freePort();
+});
+after(async () => {
+  if (process.exitCode) console.error(d.log());
+  await d.destroy();
+});
+
+test('push builds the Go example into an image (kernel + initramfs + manifest)', async () => {
+  const r = await d.cli(['push', 'go-http', join(ROOT, 'examples/go-http')]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /go-http/);
+  const images = await d.api('GET', '/images');
+  assert.equal(images.status, 200);
+  assert.equal(images.json.length, 1);
+  const img = images.json[0];
+  assert.equal(img.Name, 'go-http');
+  assert.equal(img.Infrastructure, 'QEMU');
+  assert.equal(img.Language, 'go');
+  assert.equal(img.RunSpec.Compiler, 'linux-go-qemu');
+  assert.ok(img.SizeBytes > 1_000_000 && img.SizeBytes < 20_000_000, `size ${img.SizeBytes}`);
+  assert.ok(!Number.isNaN(Date.parse(img.Created)));
+  const list = await d.cli(['images']);
+  assert.match(list.stdout, /NAME[\s\S]*go-http/);
+});
+
+test('run with env and a port forward: pong and the env value over HTTP, start line in logs', async () => {
+  const r = await d.cli(['run', 'go-http', '--name', 'web', '-p', `${port}:8080`, '--env', 'KEY=VAL', '--env', 'OTHER=a=b']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  assert.equal(await httpUntil(app('/ping_test')), 'pong');
+  assert.equal(await httpUntil(app('/env_test')), 'VAL');
+  const inst = await d.api('GET', '/instances/web');
+  assert.equal(inst.status, 200);
+  assert.equal(inst.json.State, 'running');
+  assert.equal(inst.json.ImageName, 'go-http');
+  assert.deepEqual(inst.json.Ports, [{ HostIp: '127.0.0.1', HostPort: port, GuestPort: 8080, Protocol: 'tcp' }]);
+  assert.ok(inst.json.Pid > 0);
+  const ps = await d.cli(['ps']);
+  assert.match(ps.stdout, /web[\s\S]*running/);
+  const logs = await d.cli(['logs', 'web']);
+  assert.match(logs.stdout, /go-http listening on :8080/);
+});
+
+test('logs --follow streams a line the app prints while it runs', async () => {
+  const ctl = new AbortController();
+  const res = await fetch(`${d.url}/instances/web/logs?follow=true`, { signal: ctl.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  await httpUntil(app('/log_test?line=followed-line-42'));
+  let seen = '';
+  await waitFor('the followed line', async () => {
+    const { value } = await reader.read();
+    seen += Buffer.from(value ?? []).toString();
+    return seen.includes('followed-line-42') ? true : undefined;
+  }, 20_000);
+  ctl.abort();
+});
+
+test('stop: state stopped and the port closed; start: it answers again', async () => {
+  const stop = await d.cli(['stop', 'web']);
+  assert.equal(stop.code, 0, stop.stderr);
+  const inst = await d.api('GET', '/instances/web');
+  assert.equal(inst.json.State, 'stopped');
+  assert.equal(inst.json.ExitCode, 143, 'SIGTERM reached the app through the guest init');
+  assert.ok(await refused(app('/ping_test')), 'the forwarded port is closed');
+  const start = await d.cli(['start', 'web']);
+  assert.equal(start.code, 0, start.stderr);
+  assert.equal(await httpUntil(app('/ping_test')), 'pong');
+  assert.equal(await httpUntil(app('/env_test')), 'VAL', 'env survives a restart');
+});
+
+test('a daemon restart keeps the image and adopts the running instance', async () => {
+  await d.stop();
+  assert.equal(await httpUntil(app('/ping_test')), 'pong', 'the VM outlives the daemon');
+  await d.start();
+  const images = await d.cli(['images', '--json']);
+  assert.equal(JSON.parse(images.stdout)[0].Name, 'go-http');
+  const inst = await d.api('GET', '/instances/web');
+  assert.equal(inst.json.State, 'running');
+  assert.equal(await httpUntil(app('/ping_test')), 'pong');
+  const stop = await d.cli(['stop', 'web']);
+  assert.equal(stop.code, 0, 'the adopted VM can be stopped');
+  assert.ok(await refused(app('/ping_test')));
+});
+
+test('the app exit code is visible to the daemon', async () => {
+  assert.equal((await d.cli(['start', 'web'])).code, 0);
+  await httpUntil(app('/exit_test?code=7'));
+  const inst = await waitFor('the instance to stop', async () => {
+    const r = await d.api('GET', '/instances/web');
+    return r.json.State === 'stopped' ? r.json : undefined;
+  });
+  assert.equal(inst.ExitCode, 7);
+});
+
+test('a VM that dies while the daemon is down is shown stopped, not running', async () => {
+  assert.equal((await d.cli(['start', 'web'])).code, 0);
+  await httpUntil(app('/ping_test'));
+  const pid = (await d.api('GET', '/instances/web')).json.Pid as number;
+  await d.stop();
+  process.kill(pid, 'SIGKILL');
+  await d.start();
+  const inst = await d.api('GET', '/instances/web');
+  assert.notEqual(inst.json.State, 'running');
+  assert.equal(inst.json.Pid, null);
+});
+
+test('delete: refused while running without -f, then instance and image go', async () => {
+  assert.equal((await d.cli(['start', 'web'])).code, 0);
+  const rm = await d.cli(['rm', 'web']);
+  assert.notEqual(rm.code, 0);
+  assert.match(rm.stderr, /running|pending/);
+  const pid = (await d.api('GET', '/instances/web')).json.Pid as number;
+  assert.equal((await d.cli(['rm', '-f', 'web'])).code, 0);
+  assert.equal((await d.api('GET', '/instances/web')).status, 404);
+  await waitFor('the VM process to go', async () => (existsSync(`/proc/${pid}`) && !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) ? undefined : true), 5000);
+  assert.equal((await d.cli(['rmu', 'go-http'])).code, 0);
+  assert.deepEqual((await d.api('GET', '/images')).json, []);
+});
