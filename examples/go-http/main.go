@@ -34,6 +34,15 @@ func main() {
 		fmt.Println(line)
 		fmt.Fprint(w, "logged")
 	})
+	// /sleep_test?ms=N sleeps N ms and reports how long it really took: guests without a
+	// working timer interrupt oversleep (or never wake) and this shows it.
+	http.HandleFunc("/sleep_test", func(w http.ResponseWriter, r *http.Request) {
+		var ms int
+		fmt.Sscan(r.URL.Query().Get("ms"), &ms)
+		start := time.Now()
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprint(w, time.Since(start).Milliseconds())
+	})
 	http.HandleFunc("/exit_test", func(w http.ResponseWriter, r *http.Request) {
 		code := r.URL.Query().Get("code")
 		fmt.Fprint(w, "exiting")

@@ -12,8 +12,9 @@
  *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
  *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D
  *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
- *     started and "unik:exit <code>" when it ends; it reads "stop" (SIGTERM to the app)
- *     and "kill" (SIGKILL) lines from the host.
+ *     started and "unik:exit <code>" when it has ended and its data is synced (the host may
+ *     end the VM from then on); it reads "stop" (SIGTERM to the app) and "kill" (SIGKILL)
+ *     lines from the host.
  *   - the app's stdout and stderr are the console (ttyS0), which the host logs to a file.
  *   - when the app exits, init kills what is left, syncs and resets the VM; QEMU runs with
  *     -no-reboot, so the reset ends the QEMU process.
@@ -335,8 +336,10 @@ int main(void) {
     }
   }
   say("app exited with status %d", code);
-  control("unik:exit %d", code);
   kill(-1, SIGKILL);
+  sync();
+  /* reported only after the sync: from here the host may end the VM without losing data */
+  control("unik:exit %d", code);
   power_off();
   return 0;
 }

@@ -55,6 +55,14 @@ test('run with env and a port forward: pong and the env value over HTTP, start l
   assert.match(logs.stdout, /go-http listening on :8080/);
 });
 
+test('timers work in the guest: a 200 ms sleep takes about 200 ms', async () => {
+  const t0 = Date.now();
+  const slept = Number(await httpUntil(app('/sleep_test?ms=200')));
+  const wall = Date.now() - t0;
+  assert.ok(slept >= 200 && slept < 1500, `guest slept ${slept} ms`);
+  assert.ok(wall < 3000, `the request took ${wall} ms`);
+});
+
 test('logs --follow streams a line the app prints while it runs', async () => {
   const ctl = new AbortController();
   const res = await fetch(`${d.url}/instances/web/logs?follow=true`, { signal: ctl.signal });

@@ -58,7 +58,7 @@ test('a host port in use is refused up front with a conflict', async () => {
 test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', () => {
   const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')] };
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
-  assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off,pit=off,pic=off'));
+  assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off'));
   assert.ok(tcg.includes('-no-reboot'));
   assert.ok(tcg.includes('user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:0.0.0.0:53-:53'));
   assert.ok(tcg.some((a) => a.startsWith('socket,id=control,path=/s,server=on,wait=off,logfile=/ctl.log')));

@@ -23,30 +23,36 @@ export async function chooseAccel(qemu: string, kernel: string): Promise<AccelCh
   } catch {
     return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)' };
   }
-  const booted = await probe(qemu, kernel);
-  if (booted) return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
-  return {
-    accel: 'tcg',
-    reason: `/dev/kvm is present but a probe guest did not boot under KVM within ${PROBE_DEADLINE_MS / 1000} s (nested or restricted virtualization): using TCG software emulation (much slower)`,
-  };
+  const result = await probe(qemu, kernel);
+  if (result === 'booted') return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
+  const why = result === 'timeout' ? `did not boot within ${PROBE_DEADLINE_MS / 1000} s` : `failed (${result})`;
+  return { accel: 'tcg', reason: `/dev/kvm is present but a probe guest under KVM ${why}: using TCG software emulation (much slower)` };
 }
 
 /** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. */
-function probe(qemu: string, kernel: string): Promise<boolean> {
+function probe(qemu: string, kernel: string): Promise<'booted' | 'timeout' | string> {
   return new Promise((resolve) => {
     const child = spawn(
       qemu,
       ['-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
         '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio'],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
+    let err = '';
+    let timedOut = false;
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_DEADLINE_MS);
-    child.on('error', () => resolve(false));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, PROBE_DEADLINE_MS);
+    child.on('error', (e) => resolve(e.message));
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve(code === 0 && /Linux version|Kernel panic/.test(out));
+      if (timedOut) resolve('timeout');
+      else if (code === 0 && /Linux version|Kernel panic/.test(out)) resolve('booted');
+      else resolve(err.trim().split('\n')[0] || `QEMU exit status ${code}`);
     });
   });
 }

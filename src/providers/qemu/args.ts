@@ -30,7 +30,7 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-name', a.name,
     // microvm: virtio-mmio only; no ACPI/PCI/option ROMs to probe. The RTC stays: without it
     // the kernel waits about a second for a clock that never answers.
-    '-M', 'microvm,acpi=off,x-option-roms=off,pit=off,pic=off',
+    '-M', 'microvm,acpi=off,x-option-roms=off',
     '-accel', a.accel,
     '-cpu', a.accel === 'kvm' ? 'host' : 'max',
     '-m', String(a.memoryMb),

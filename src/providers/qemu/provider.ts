@@ -131,28 +131,45 @@ export class QemuProvider implements Provider {
   }
 
   async inspect(inst: InstanceRecord): Promise<Observed> {
-    const alive = isOurVm(inst.status.pid, this.dir(inst));
-    const events = parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
+    const events = await this.events(inst);
+    let alive = isOurVm(inst.status.pid, this.dir(inst));
+    if (alive && events.exitCode !== null) {
+      // The app is done and the guest synced before saying so; only the reset is left, which
+      // takes the kernel over a second under TCG. End it now.
+      this.killVm(inst.status.pid!);
+      alive = !(await waitGone(inst.status.pid!, this.dir(inst), 2000));
+    }
     return { alive, ...events };
+  }
+
+  private async events(inst: InstanceRecord) {
+    return parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
+  }
+
+  private killVm(pid: number): void {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 
   async stop(inst: InstanceRecord, graceMs: number): Promise<void> {
     const pid = inst.status.pid;
     const marker = this.dir(inst);
     if (!pid || !isOurVm(pid, marker)) return;
-    // Orderly: the guest init sends SIGTERM to the app, which exits and powers the VM off.
+    // Orderly: the guest init sends SIGTERM to the app and reports its exit once synced.
     const asked = await sendControl(this.socket(inst), 'stop\n');
-    if (asked && (await waitGone(pid, marker, graceMs))) return;
+    if (asked) {
+      const until = Date.now() + graceMs;
+      while (Date.now() < until && isOurVm(pid, marker) && (await this.events(inst)).exitCode === null) await sleep(25);
+    }
     if (!asked) {
       // no control channel (an old or broken guest): let QEMU shut down on SIGTERM
       process.kill(pid, 'SIGTERM');
       if (await waitGone(pid, marker, Math.min(graceMs, 2000))) return;
     }
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
+    this.killVm(pid);
     await waitGone(pid, marker, 5000);
   }
 
