@@ -62,8 +62,7 @@ export class InstanceService {
       throw alreadyExists('INSTANCE_EXISTS', `an instance named ${name} already exists`, 'pick another --name, or remove the old one (unik rm)');
     if (req.mounts && Object.keys(req.mounts).length) throw notImplemented('MOUNTS', 'volumes are not supported yet');
     const env = req.env ?? {};
-    for (const k of Object.keys(env))
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalid('BAD_ENV', `bad environment variable name ${JSON.stringify(k)}`);
+    checkEnv({ ...image.manifest.env, ...env });
     const memoryMb = req.memoryMb || image.manifest.defaultMemoryMb;
     if (!Number.isInteger(memoryMb)) throw invalid('BAD_MEMORY', `memory must be a whole number of MB, got ${memoryMb}`);
     const spec: InstanceSpec = { env, memoryMb, ports: (req.ports ?? []).map(toPort) };
@@ -209,6 +208,22 @@ export class InstanceService {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+/** Linux's execve limits: 128 KiB per string, and argv + env within a quarter of the 8 MiB stack. */
+const MAX_ENV_ENTRY = 128 * 1024;
+const MAX_ENV_TOTAL = 1536 * 1024;
+
+function checkEnv(env: Record<string, string>): void {
+  let total = 0;
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalid('BAD_ENV', `bad environment variable name ${JSON.stringify(k)}`, 'names are letters, digits and "_", not starting with a digit');
+    if (v.includes('\0')) throw invalid('BAD_ENV', `environment variable ${k} contains a NUL byte`);
+    const size = Buffer.byteLength(`${k}=${v}`) + 1;
+    if (size > MAX_ENV_ENTRY) throw invalid('ENV_TOO_LARGE', `environment variable ${k} is ${size} bytes; Linux refuses any one entry over ${MAX_ENV_ENTRY} bytes`, 'pass large data in a file (a volume) instead');
+    total += size;
+  }
+  if (total > MAX_ENV_TOTAL) throw invalid('ENV_TOO_LARGE', `the environment is ${total} bytes in all; at most ${MAX_ENV_TOTAL} fit beside the program's arguments`);
 }
 
 function toPort(p: string | Partial<PortForward>): PortForward {

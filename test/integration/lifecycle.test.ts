@@ -20,7 +20,7 @@ after(async () => {
 });
 
 test('push builds the Go example into an image (kernel + initramfs + manifest)', async () => {
-  const r = await d.cli(['push', 'go-http', join(ROOT, 'examples/go-http')]);
+  const r = await d.cli(['push', 'go-http', join(ROOT, 'examples/go-http'), '--args', 'alpha beta']);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /go-http/);
   const images = await d.api('GET', '/images');
@@ -52,7 +52,24 @@ test('run with env and a port forward: pong and the env value over HTTP, start l
   const ps = await d.cli(['ps']);
   assert.match(ps.stdout, /web[\s\S]*running/);
   const logs = await d.cli(['logs', 'web']);
-  assert.match(logs.stdout, /go-http listening on :8080/);
+  assert.match(logs.stdout, /go-http listening on :8080 \(args: alpha beta\)/, 'build-time args are baked in');
+});
+
+test('a large environment (1.1 MB in all) reaches the app: env does not ride on the kernel command line', async () => {
+  const big = (c: string) => c.repeat(100 * 1024);
+  const env: Record<string, string> = { KEY: big('k') };
+  for (let n = 0; n < 10; n++) env[`FILL_${n}`] = big(String(n));
+  const p2 = await freePort();
+  const r = await d.api('POST', '/instances/run', { ImageName: 'go-http', InstanceName: 'bigenv', Env: env, Ports: [`${p2}:8080`], MemoryMb: 96 });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.MemoryMb, 96);
+  assert.equal(await httpUntil(`http://127.0.0.1:${p2}/env_test`), env.KEY);
+  assert.equal((await d.api('DELETE', '/instances/bigenv?force=true')).status, 204);
+  // one entry over Linux's 128 KiB execve limit is refused before anything boots
+  const tooBig = await d.api('POST', '/instances/run', { ImageName: 'go-http', InstanceName: 'toobig', Env: { KEY: 'x'.repeat(130 * 1024) } });
+  assert.equal(tooBig.status, 400);
+  assert.match(tooBig.json.message, /Linux refuses any one entry over/);
+  assert.equal((await d.api('GET', '/instances/toobig')).status, 404);
 });
 
 test('timers work in the guest: a 200 ms sleep takes about 200 ms', async () => {
