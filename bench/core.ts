@@ -27,7 +27,9 @@ async function firstOk(url: string, deadlineMs = 120_000): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      // short attempts: a connection opened before the guest network is up waits for
+      // slirp to retransmit its SYN (about a second), which is not boot time
+      const r = await fetch(url, { signal: AbortSignal.timeout(250) });
       if (r.status === 200) return;
     } catch {
       /* not yet */
