@@ -72,7 +72,8 @@ const url = `http://127.0.0.1:${port}`;
 let answer = '';
 for (let i = 0; i < 600 && !answer; i++) {
   try {
-    const r = await fetch(`${url}/ping_test`, { signal: AbortSignal.timeout(2000) });
+    // short attempts: a connection opened before the guest network is up waits for slirp's SYN retry
+    const r = await fetch(`${url}/ping_test`, { signal: AbortSignal.timeout(250) });
     if (r.ok) answer = await r.text();
   } catch {
     await sleep(100);
