@@ -95,10 +95,7 @@ export class UnikClient {
     }
     // `dispatcher` is Node's (undici's) extension of RequestInit.
     const init: RequestInit & { dispatcher?: object } = { method, headers, body, signal: opts.signal ?? null };
-    if (opts.patient) {
-      const dispatcher = await patientDispatcher();
-      if (dispatcher) init.dispatcher = dispatcher;
-    }
+    if (opts.patient) init.dispatcher = patientDispatcher();
     let res: Response;
     try {
       res = await fetch(url, init);
