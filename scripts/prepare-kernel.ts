@@ -4,7 +4,8 @@ import { ensureGuestInit } from '../src/base/linux/init.js';
 import { unikPaths } from '../src/core/paths.js';
 
 const paths = unikPaths();
-const sets = [['base', 'net']];
+// the kernels images get: without and with volumes (src/compilers + src/core/images.ts)
+const sets = [['base', 'net'], ['base', 'net', 'block', 'ext4', 'fat']];
 const started = Date.now();
 for (const fragments of sets) {
   let last = '';

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   musl-tools                          # the guest init (static, musl)
   golang-go                           # the Go compiler
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4  # kernel builds
+  e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
   curl
 )
 missing=()

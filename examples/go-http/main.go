@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -23,6 +24,23 @@ func main() {
 	})
 	http.HandleFunc("/mount_test", func(w http.ResponseWriter, r *http.Request) {
 		data, err := os.ReadFile("/data/data.txt")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(data)
+	})
+	// /write_test?name=N&data=D writes D to /data/N: the app keeps state on its volume.
+	http.HandleFunc("/write_test", func(w http.ResponseWriter, r *http.Request) {
+		name := filepath.Base(r.URL.Query().Get("name"))
+		if err := os.WriteFile(filepath.Join("/data", name), []byte(r.URL.Query().Get("data")), 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "written")
+	})
+	http.HandleFunc("/read_test", func(w http.ResponseWriter, r *http.Request) {
+		data, err := os.ReadFile(filepath.Join("/data", filepath.Base(r.URL.Query().Get("name"))))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return

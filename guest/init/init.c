@@ -11,6 +11,7 @@
  *       hostname=name
  *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
  *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D
+ *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
  *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
  *     started and "unik:exit <code>" when it has ended and its data is synced (the host may
  *     end the VM from then on); it reads "stop" (SIGTERM to the app) and "kill" (SIGKILL)
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -45,6 +47,7 @@
 
 #define MAX_ARGS 4096
 #define MAX_ENV 16384
+#define MAX_MOUNTS 32
 
 static int control_fd = -1;
 
@@ -124,6 +127,8 @@ struct config {
   int nenv;
   const char *cwd, *hostname, *time;
   const char *net_if, *net_ip, *net_gw, *net_dns;
+  char *mounts[MAX_MOUNTS];
+  int nmounts;
 };
 
 static char *read_file(const char *path, size_t *len) {
@@ -170,6 +175,7 @@ static void parse_config(struct config *c, char *buf, size_t len) {
     else if (!strcmp(rec, "net.ip")) c->net_ip = v;
     else if (!strcmp(rec, "net.gw")) c->net_gw = v;
     else if (!strcmp(rec, "net.dns")) c->net_dns = v;
+    else if (!strcmp(rec, "mount") && c->nmounts < MAX_MOUNTS) c->mounts[c->nmounts++] = v;
     else say("ignoring unknown config key %s", rec);
   }
   c->args[c->nargs] = NULL;
@@ -249,6 +255,69 @@ static void configure_network(struct config *c) {
   }
 }
 
+static void mkdir_p(const char *path) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    mkdir(buf, 0755);
+    *p = '/';
+  }
+  mkdir(buf, 0755);
+}
+
+/* Finds the block device whose virtio serial is `serial`; disks may still be probing, so wait a little. */
+static int find_disk(const char *serial, char *dev, size_t devlen) {
+  for (int tries = 0; tries < 200; tries++) {
+    DIR *d = opendir("/sys/block");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char path[300], got[64] = {0};
+      snprintf(path, sizeof path, "/sys/block/%s/serial", e->d_name);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, got, sizeof got - 1);
+      close(fd);
+      while (n > 0 && (got[n - 1] == '\n' || got[n - 1] == ' ')) got[--n] = 0;
+      if (n > 0 && !strcmp(got, serial)) {
+        snprintf(dev, devlen, "/dev/%s", e->d_name);
+        closedir(d);
+        return 0;
+      }
+    }
+    if (d) closedir(d);
+    usleep(10000);
+  }
+  return -1;
+}
+
+/* Mounts every volume before the app starts; an app never runs without its data. */
+static void mount_volumes(struct config *c) {
+  for (int i = 0; i < c->nmounts; i++) {
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s", c->mounts[i]);
+    char *fstype = strchr(spec, ':');
+    char *mp = fstype ? strchr(fstype + 1, ':') : NULL;
+    if (!mp) { errno = EINVAL; fail(125, "bad mount record"); }
+    *fstype++ = 0;
+    *mp++ = 0;
+    char dev[300];
+    if (find_disk(spec, dev, sizeof dev) != 0) { errno = ENODEV; say("no disk with serial %s for %s", spec, mp); fail(125, "find volume"); }
+    mkdir_p(mp);
+    if (mount(dev, mp, fstype, MS_NOATIME, NULL) != 0) { say("mount %s (%s) on %s", dev, fstype, mp); fail(125, "mount volume"); }
+  }
+}
+
+static void unmount_volumes(struct config *c) {
+  for (int i = c->nmounts - 1; i >= 0; i--) {
+    const char *mp = strchr(c->mounts[i], ':');
+    mp = mp ? strchr(mp + 1, ':') : NULL;
+    if (mp && umount2(mp + 1, 0) != 0) say("unmount %s: %s", mp + 1, strerror(errno));
+  }
+}
+
 /* Reads host commands from the control channel; returns the signal to send, or 0. */
 static int read_command(void) {
   static char line[128];
@@ -292,6 +361,7 @@ int main(void) {
   set_clock(c.time);
   if (c.hostname) sethostname(c.hostname, strlen(c.hostname));
   configure_network(&c);
+  mount_volumes(&c);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -337,6 +407,8 @@ int main(void) {
   }
   say("app exited with status %d", code);
   kill(-1, SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {} /* all were SIGKILLed: they go at once */
+  unmount_volumes(&c);
   sync();
   /* reported only after the sync: from here the host may end the VM without losing data */
   control("unik:exit %d", code);

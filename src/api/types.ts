@@ -78,3 +78,23 @@ export type BuildEvent =
   | { Error: ErrorJson & { Status: number } };
 
 export const NDJSON = 'application/x-ndjson';
+
+export type VolumeType = 'ext4' | 'ext2' | 'fat';
+
+export interface VolumeJson {
+  Id: string;
+  Name: string;
+  SizeMb: number;
+  /** the instance id it is attached to, or "" (2016) */
+  Attachment: string;
+  Infrastructure: string;
+  Created: string; // RFC 3339
+  // unik additions
+  SizeBytes: number;
+  Type: VolumeType;
+  /** where it is mounted in the attached instance, or "" */
+  MountPoint: string;
+  AttachedInstanceName: string;
+  /** set when something is wrong with it, e.g. its disk file is missing */
+  Error: string;
+}

@@ -1,6 +1,6 @@
 // Docker-style output: borderless tables, --json, human sizes and relative times.
 import Table from 'cli-table3';
-import type { ImageJson, InstanceJson, PortMapping } from '../api/types.js';
+import type { ImageJson, InstanceJson, PortMapping, VolumeJson } from '../api/types.js';
 
 const BLANK_CHARS = {
   top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
@@ -104,6 +104,24 @@ export function instanceRow(inst: InstanceJson, now = Date.now()): string[] {
     inst.State,
     (inst.Ports ?? []).map(formatPort).join(', '),
     relativeTime(inst.Created, now),
+  ];
+}
+
+export const VOLUME_HEAD = ['NAME', 'ID', 'TYPE', 'SIZE', 'ATTACHED', 'MOUNT', 'CREATED', 'STATUS'];
+
+export function volumeRow(vol: VolumeJson, now = Date.now()): string[] {
+  // The size the volume was made with (decimal MB, like every size here), else the disk file's.
+  const bytes = vol.SizeMb > 0 ? vol.SizeMb * 1_000_000 : vol.SizeBytes;
+  const error = (vol.Error ?? '').replace(/\s+/g, ' ').trim();
+  return [
+    vol.Name,
+    shortId(vol.Id),
+    vol.Type || '-',
+    humanSize(bytes),
+    vol.AttachedInstanceName || (vol.Attachment ? shortId(vol.Attachment) : '-'),
+    vol.MountPoint || '-',
+    relativeTime(vol.Created, now),
+    error ? `! ${error}` : 'ok',
   ];
 }
 

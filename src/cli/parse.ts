@@ -1,4 +1,5 @@
 // Flag parsing that must fail before any call to the daemon.
+import { posix } from 'node:path';
 import { CliError } from './errors.js';
 
 /** commander accumulator for repeatable flags. */
@@ -74,15 +75,49 @@ export function parseEnvFlags(values: string[]): Record<string, string> {
   return env;
 }
 
-/** 2016 `--vol VOLUME:MOUNTPOINT` to the RunRequest Mounts map (mount point → volume). */
+/**
+ * An absolute guest path for a volume; returns it normalized (`/data/` → `/data`) so the run's
+ * mount points match the ones the image was built with.
+ */
+export function parseMountPoint(value: string, flag: string): string {
+  const usage = `invalid ${flag} "${value}"`;
+  if (!value.startsWith('/')) throw new CliError(`${usage}: a mount point must be an absolute path, e.g. /data`);
+  if (value.includes(',')) throw new CliError(`${usage}: a mount point cannot contain ","`);
+  if (/[\s\x00-\x1f\x7f]/.test(value)) throw new CliError(`${usage}: a mount point cannot contain spaces or control characters`);
+  const normalized = posix.normalize(value).replace(/\/+$/, '');
+  if (!normalized) throw new CliError(`${usage}: a volume cannot be mounted at /`);
+  return normalized;
+}
+
+/** Repeated `--mountpoint` flags of a build, checked and without duplicates. */
+export function parseMountPoints(values: string[]): string[] {
+  const seen = new Set<string>();
+  for (const v of values) {
+    const mp = parseMountPoint(v, '--mountpoint');
+    if (seen.has(mp)) throw new CliError(`--mountpoint ${mp} is given twice`);
+    seen.add(mp);
+  }
+  return [...seen];
+}
+
+/**
+ * 2016 `--vol VOLUME:MOUNTPOINT` to the RunRequest Mounts map (mount point → volume). Splits on
+ * the first ":", so the mount point may contain ":" but the volume name cannot.
+ */
 export function parseVolFlags(values: string[]): Record<string, string> {
   const mounts: Record<string, string> = {};
+  const volumes = new Set<string>();
   for (const v of values) {
     const colon = v.indexOf(':');
     if (colon <= 0 || colon === v.length - 1) {
       throw new CliError(`invalid --vol "${v}": expected VOLUME:MOUNTPOINT, e.g. data:/data`);
     }
-    mounts[v.slice(colon + 1)] = v.slice(0, colon);
+    const volume = v.slice(0, colon);
+    const mountPoint = parseMountPoint(v.slice(colon + 1), '--vol');
+    if (mounts[mountPoint] !== undefined) throw new CliError(`invalid --vol "${v}": ${mountPoint} already has volume ${mounts[mountPoint]}`);
+    if (volumes.has(volume)) throw new CliError(`invalid --vol "${v}": volume ${volume} is given twice`, 'a volume is mounted at one place only');
+    volumes.add(volume);
+    mounts[mountPoint] = volume;
   }
   return mounts;
 }

@@ -5,6 +5,7 @@ import { registerDaemonCommand } from './commands/daemon.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerSystemCommands } from './commands/system.js';
+import { registerVolumeCommands } from './commands/volumes.js';
 
 /** Compiled to dist/src/cli/, three levels below the package root. */
 function packageVersion(): string {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDaemonCommand(program);
   registerImageCommands(program);
   registerInstanceCommands(program);
+  registerVolumeCommands(program);
   registerSystemCommands(program);
   return program;
 }

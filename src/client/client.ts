@@ -2,7 +2,7 @@
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { NDJSON } from '../api/types.js';
-import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest } from '../api/types.js';
+import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
 import { patientDispatcher } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
 import { ndjsonLines } from './ndjson.js';
@@ -22,6 +22,18 @@ export interface BuildOptions {
   args?: string;
   mounts?: string[];
   force?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface CreateVolumeOptions {
+  name: string;
+  /** Required for an empty volume; with data the daemon picks a size that fits when omitted. */
+  sizeMb?: number;
+  type?: VolumeType;
+  /** A .tar or .tar.gz to unpack into the volume (sent as "tarfile"); with raw, the disk image itself. */
+  dataPath?: string;
+  raw?: boolean;
+  provider?: string;
   signal?: AbortSignal;
 }
 
@@ -57,6 +69,7 @@ export class UnikClient {
   readonly baseUrl: string;
   readonly images: ImagesApi;
   readonly instances: InstancesApi;
+  readonly volumes: VolumesApi;
   private readonly token: string | undefined;
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
@@ -64,6 +77,7 @@ export class UnikClient {
     this.token = opts.token || undefined;
     this.images = new ImagesApi(this);
     this.instances = new InstancesApi(this);
+    this.volumes = new VolumesApi(this);
   }
 
   availableCompilers(): Promise<string[]> {
@@ -265,5 +279,57 @@ export class InstancesApi {
     const res = await this.c.send('GET', `/instances/${seg(id)}/logs`, 200, send);
     if (!res.body) return new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() });
     return res.body;
+  }
+}
+
+export class VolumesApi {
+  constructor(private readonly c: UnikClient) {}
+
+  all(): Promise<VolumeJson[]> {
+    return this.c.json('GET', '/volumes', 200);
+  }
+
+  /** `name` may be a name, a full id or a unique id prefix. */
+  get(name: string): Promise<VolumeJson> {
+    return this.c.json('GET', `/volumes/${seg(name)}`, 200);
+  }
+
+  /**
+   * Creates an empty volume of `sizeMb`, or one holding `dataPath` (streamed from disk as the
+   * multipart field "tarfile"). The parameters always go in the query string, as in 2016.
+   */
+  async create(opts: CreateVolumeOptions): Promise<VolumeJson> {
+    const query: Query = {
+      size: opts.sizeMb === undefined ? undefined : String(opts.sizeMb),
+      type: opts.type,
+      provider: opts.provider,
+      raw: String(opts.raw ?? false),
+    };
+    const send: SendOptions = { query };
+    if (opts.signal) send.signal = opts.signal;
+    if (opts.dataPath !== undefined) {
+      const form = new FormData();
+      form.append('tarfile', await openAsBlob(opts.dataPath), basename(opts.dataPath));
+      send.body = form;
+      send.patient = true; // big uploads, and the daemon unpacks them before it answers
+    }
+    return this.c.json('POST', `/volumes/${seg(opts.name)}`, 201, send);
+  }
+
+  delete(name: string, force = false): Promise<void> {
+    return this.c.empty('DELETE', `/volumes/${seg(name)}`, 204, { query: { force: String(force) } });
+  }
+
+  /** Attaches the volume to a stopped instance; returns the daemon's plain-text answer (the volume name). */
+  async attach(volume: string, instance: string, mountPoint: string): Promise<string> {
+    const path = `/volumes/${seg(volume)}/attach/${seg(instance)}`;
+    const res = await this.c.send('POST', path, 202, { query: { mount: mountPoint }, accept: 'text/plain, application/json' });
+    return (await this.c.readText(res)).trim();
+  }
+
+  /** Returns the daemon's plain-text answer (the volume name). */
+  async detach(volume: string): Promise<string> {
+    const res = await this.c.send('POST', `/volumes/${seg(volume)}/detach`, 202, { accept: 'text/plain, application/json' });
+    return (await this.c.readText(res)).trim();
   }
 }

@@ -5,7 +5,9 @@ import type { Provider, ProviderInfo } from '../providers/types.js';
 import { Store } from '../store/db.js';
 import { ImageService } from './images.js';
 import { InstanceService } from './instances.js';
+import { VolumeService } from './volumes.js';
 import { unikPaths, type UnikPaths } from './paths.js';
+import type { VolumeRecord } from './types.js';
 
 export interface CompilerInfo {
   /** the 2016 triple: base-language-provider */
@@ -21,6 +23,9 @@ export interface Core {
   paths: UnikPaths;
   images: ImageService;
   instances: InstanceService;
+  volumes: VolumeService;
+  /** attaches a volume to a stopped instance at one of its image's mount points */
+  attachVolume(volume: string, instance: string, mountPoint: string): Promise<VolumeRecord>;
   providers(): Promise<ProviderInfo[]>;
   compilers(): CompilerInfo[];
   close(): void;
@@ -28,19 +33,28 @@ export interface Core {
 
 export async function createCore(opts: { home?: string; log?: (msg: string) => void; watch?: boolean } = {}): Promise<Core> {
   const paths = unikPaths(opts.home);
-  for (const d of [paths.home, paths.images, paths.instances, paths.cache, paths.tmp]) await mkdir(d, { recursive: true });
+  for (const d of [paths.home, paths.images, paths.instances, paths.volumes, paths.cache, paths.tmp]) await mkdir(d, { recursive: true });
   const store = new Store(paths.db);
   const providerList = createProviders(paths, opts.log ?? (() => {}));
   const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
   const images = new ImageService(store, paths, providers);
-  const instances = new InstanceService(store, paths, providers, images);
+  const volumes = new VolumeService(store, paths, new Set(providers.keys()));
+  const instances = new InstanceService(store, paths, providers, images, volumes);
   await images.sweep();
+  await volumes.sweep();
   await instances.reconcile();
   if (opts.watch !== false) instances.watch();
   return {
     paths,
     images,
     instances,
+    volumes,
+    async attachVolume(volume, instance, mountPoint) {
+      const inst = instances.get(instance);
+      const fresh = (await instances.refresh(inst.id)) ?? inst;
+      const image = images.list().find((i) => i.id === fresh.imageId);
+      return volumes.attach(volume, fresh, mountPoint, image?.manifest.mountPoints ?? []);
+    },
     providers: () => Promise.all(providerList.map((p) => p.info())),
     compilers: () =>
       providerList.flatMap((p) =>

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
-import { link, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tar from 'tar';
 import { compilerFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
 import { ensureKernel } from '../base/linux/kernel.js';
@@ -9,8 +8,10 @@ import { ensureGuestInit } from '../base/linux/init.js';
 import { writeInitramfs } from '../base/linux/rootfs.js';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, conflict, failedPrecondition, invalid, notImplemented } from './errors.js';
+import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.js';
+import { checkMountPoint } from './volumes.js';
 import { checkName, newId, resolveRef } from './ids.js';
+import { unpack } from './tarball.js';
 import type { UnikPaths } from './paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from './types.js';
 
@@ -65,8 +66,8 @@ export class ImageService {
       const providerName = req.provider || 'qemu';
       if (!this.providers.has(providerName))
         throw invalid('UNKNOWN_PROVIDER', `unknown provider ${JSON.stringify(providerName)}`, `available providers: ${[...this.providers.keys()].join(', ')}`);
-      const mountPoints = req.mountPoints ?? [];
-      if (mountPoints.length) throw notImplemented('MOUNTPOINTS', 'mount points are not supported yet (volumes come later)');
+      const mountPoints = [...new Set(req.mountPoints ?? [])];
+      for (const mp of mountPoints) checkMountPoint(mp);
       const existing = this.store.listImages().find((i) => i.name === req.name);
       if (existing && !req.force)
         throw alreadyExists('IMAGE_EXISTS', `an image named ${req.name} already exists`, 'pick another name, or replace it with --force');
@@ -94,7 +95,7 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, compiler, sourceDir, work, args, !!req.force, progress);
+            return await this.build(req.name, providerName, compiler, sourceDir, work, args, mountPoints, !!req.force, progress);
           } finally {
             await release();
           }
@@ -108,12 +109,13 @@ export class ImageService {
     }
   }
 
-  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, args: string[], force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, args: string[], mountPoints: string[], force: boolean, progress: ProgressFn): Promise<ImageRecord> {
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
     await mkdir(this.paths.cache, { recursive: true });
     const app = await compiler.compile({ sourceDir, workDir: out, cacheDir: this.paths.cache, args, progress });
-    const fragments = ['base', ...app.kernelFragments];
+    // the kernel follows what the image needs: block devices and filesystems only with volumes
+    const fragments = ['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : [])];
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress);
     progress({ step: 'init', message: 'guest init' });
     const init = await ensureGuestInit(this.paths.cache);
@@ -141,7 +143,7 @@ export class ImageService {
         argv: app.argv,
         cwd: app.cwd,
         env: app.env,
-        mountPoints: [],
+        mountPoints,
         defaultMemoryMb: app.defaultMemoryMb,
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -187,35 +189,6 @@ export class ImageService {
     for (const entry of await readdir(this.paths.images)) if (!known.has(entry)) await rm(join(this.paths.images, entry), { recursive: true, force: true });
     await rm(this.paths.tmp, { recursive: true, force: true });
   }
-}
-
-/** Unpacks an upload (tar or tar.gz), refusing anything that is not a tar or escapes the root. */
-async function unpack(tarball: string, dest: string): Promise<void> {
-  await mkdir(dest, { recursive: true });
-  const { size } = await stat(tarball);
-  if (size === 0) throw invalid('BAD_TARBALL', 'the uploaded tarfile is empty', 'send a .tar.gz of the app directory in the multipart field "tarfile"');
-  let entries = 0;
-  const problems: string[] = [];
-  try {
-    await tar.x({
-      file: tarball,
-      cwd: dest,
-      strict: true,
-      preservePaths: false,
-      onReadEntry: () => void entries++,
-      filter: (path) => {
-        if (path.split('/').includes('..') || path.startsWith('/')) {
-          problems.push(path);
-          return false;
-        }
-        return true;
-      },
-    });
-  } catch (e) {
-    throw invalid('BAD_TARBALL', `the uploaded tarfile is not a valid tar or tar.gz archive: ${(e as Error).message}`, 'send a .tar.gz of the app directory in the multipart field "tarfile"');
-  }
-  if (problems.length) throw invalid('BAD_TARBALL', `the tarfile has paths outside its root: ${problems.slice(0, 3).join(', ')}`);
-  if (entries === 0) throw invalid('BAD_TARBALL', 'the uploaded tarfile is not a tar archive, or holds no files', 'send a .tar.gz of the app directory in the multipart field "tarfile"');
 }
 
 /** `tar czf app.tgz myapp/` wraps everything in one folder: look inside it. */

@@ -3,10 +3,11 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, failedPrecondition, invalid, notImplemented, unavailable } from './errors.js';
+import { alreadyExists, failedPrecondition, invalid, unavailable } from './errors.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { parsePort } from './ports.js';
 import type { ImageService } from './images.js';
+import type { VolumeService } from './volumes.js';
 import type { UnikPaths } from './paths.js';
 import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from './types.js';
 
@@ -38,6 +39,7 @@ export class InstanceService {
     private readonly paths: UnikPaths,
     private readonly providers: Map<string, Provider>,
     private readonly images: ImageService,
+    private readonly volumes: VolumeService,
   ) {}
 
   list(): InstanceRecord[] {
@@ -60,7 +62,7 @@ export class InstanceService {
     checkName('instance', name);
     if (this.store.listInstances().some((i) => i.name === name))
       throw alreadyExists('INSTANCE_EXISTS', `an instance named ${name} already exists`, 'pick another --name, or remove the old one (unik rm)');
-    if (req.mounts && Object.keys(req.mounts).length) throw notImplemented('MOUNTS', 'volumes are not supported yet');
+    const mounts = this.volumes.resolveForRun(req.mounts ?? {}, image.manifest.mountPoints);
     const env = req.env ?? {};
     checkEnv({ ...image.manifest.env, ...env });
     const memoryMb = req.memoryMb || image.manifest.defaultMemoryMb;
@@ -78,11 +80,24 @@ export class InstanceService {
       spec,
       status: { state: 'pending', pid: null, exitCode: null, error: '', startedAt: null, finishedAt: null, accel: '' },
     };
+    const disks = mounts.map((m) => ({ id: m.volume.id, file: this.volumes.file(m.volume), type: m.volume.type, mountPoint: m.mountPoint }));
     this.busy.add(inst.id);
     try {
-      const { pid, accel } = await provider.start(inst, image, () => void this.refresh(inst.id));
+      const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
       inst.status = { ...inst.status, pid, accel, startedAt: new Date().toISOString() };
-      this.store.insertInstance(inst);
+      try {
+        this.store.tx(() => {
+          this.store.insertInstance(inst);
+          for (const m of mounts) {
+            // re-checked inside the transaction: another run may have taken it meanwhile
+            if (this.volumes.get(m.volume.id).attachment) throw failedPrecondition('VOLUME_ATTACHED', `volume ${m.volume.name} was attached elsewhere meanwhile`);
+            this.store.setAttachment(m.volume.id, { instanceId: inst.id, mountPoint: m.mountPoint });
+          }
+        });
+      } catch (e) {
+        await provider.stop(inst, 0);
+        throw e;
+      }
     } catch (e) {
       await provider.remove(inst).catch(() => {});
       throw e;
@@ -98,10 +113,11 @@ export class InstanceService {
     const image = this.images.list().find((i) => i.id === inst.imageId);
     if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
     const provider = this.provider(inst);
+    const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
     await provider.preflight(inst.spec);
     this.busy.add(inst.id);
     try {
-      const { pid, accel } = await provider.start(inst, image, () => void this.refresh(inst.id));
+      const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
       this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
     } finally {
       this.busy.delete(inst.id);
@@ -137,7 +153,11 @@ export class InstanceService {
     try {
       const provider = this.provider(inst);
       await provider.stop(inst, 0);
-      this.store.deleteInstance(inst.id);
+      // its volumes are released, with their data, in the same transaction
+      this.store.tx(() => {
+        this.store.detachAll(inst.id);
+        this.store.deleteInstance(inst.id);
+      });
       await provider.remove(inst);
     } finally {
       this.busy.delete(inst.id);
@@ -146,6 +166,11 @@ export class InstanceService {
 
   async deleteAllOfImage(imageId: string): Promise<void> {
     for (const inst of this.store.listInstances().filter((i) => i.imageId === imageId)) await this.remove(inst);
+  }
+
+  /** The record for an id, if any (volumes ask who they are attached to). */
+  byId(id: string): InstanceRecord | undefined {
+    return this.store.getInstance(id);
   }
 
   logFile(ref: string): { inst: InstanceRecord; file: string } {

@@ -7,6 +7,7 @@ export interface UnikPaths {
   db: string;
   images: string;
   instances: string;
+  volumes: string;
   /** kernel build cache, by config hash; UNIK_KERNEL_CACHE lets several homes share one */
   kernels: string;
   /** build caches (guest init, Go build cache) */
@@ -22,6 +23,7 @@ export function unikPaths(home = process.env.UNIK_HOME || join(homedir(), '.unik
     db: join(home, 'state.db'),
     images: join(home, 'images'),
     instances: join(home, 'instances'),
+    volumes: join(home, 'volumes'),
     kernels: process.env.UNIK_KERNEL_CACHE || join(home, 'kernels'),
     cache: join(home, 'cache'),
     tmp: join(home, 'tmp'),

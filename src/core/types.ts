@@ -74,3 +74,23 @@ export interface ProgressEvent {
 }
 
 export type ProgressFn = (e: ProgressEvent) => void;
+
+export type VolumeType = 'ext4' | 'ext2' | 'fat';
+
+export interface VolumeRecord {
+  id: string;
+  name: string;
+  provider: string;
+  type: VolumeType;
+  sizeBytes: number;
+  created: string;
+  attachment: { instanceId: string; mountPoint: string } | null;
+}
+
+/** A volume as a provider needs it to boot an instance. */
+export interface VolumeMount {
+  id: string;
+  file: string;
+  type: VolumeType;
+  mountPoint: string;
+}

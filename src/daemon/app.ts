@@ -6,6 +6,7 @@ import { errorHandler } from './http/errors.js';
 import { imageRoutes } from './unik/images.js';
 import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
+import { volumeRoutes } from './unik/volumes.js';
 
 export interface AppOptions {
   core: Core;
@@ -40,5 +41,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   systemRoutes(app, opts.core);
   imageRoutes(app, opts.core);
   instanceRoutes(app, opts.core);
+  volumeRoutes(app, opts.core);
   return app;
 }

@@ -1,4 +1,4 @@
-import type { ImageRecord, InstanceRecord, InstanceSpec } from '../core/types.js';
+import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../core/types.js';
 
 export interface ProviderInfo {
   name: string;
@@ -24,8 +24,8 @@ export interface Provider {
   info(): Promise<ProviderInfo>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;
-  /** Boots the VM; resolves once it is running, or throws why it could not start. */
-  start(inst: InstanceRecord, image: ImageRecord, onExit: () => void): Promise<{ pid: number; accel: string }>;
+  /** Boots the VM with its volumes; resolves once it is running, or throws why it could not start. */
+  start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }>;
   /** Asks the app to stop, waits up to graceMs, then kills the VM. Resolves once it is gone. */
   stop(inst: InstanceRecord, graceMs: number): Promise<void>;
   inspect(inst: InstanceRecord): Promise<Observed>;

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { migrations } from './migrations.js';
 import { failedPrecondition } from '../core/errors.js';
-import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus } from '../core/types.js';
+import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus, VolumeRecord, VolumeType } from '../core/types.js';
 
 /** The state store: every change is one SQLite transaction, so it is never half-written. */
 export class Store {
@@ -83,6 +83,54 @@ export class Store {
   deleteInstance(id: string): void {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
   }
+
+  // volumes
+
+  listVolumes(): VolumeRecord[] {
+    return (this.db.prepare('SELECT * FROM volumes ORDER BY name').all() as VolumeRow[]).map(volumeFromRow);
+  }
+
+  insertVolume(v: VolumeRecord): void {
+    this.db
+      .prepare('INSERT INTO volumes (id, name, provider, type, size_bytes, created, instance_id, mount_point) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(v.id, v.name, v.provider, v.type, v.sizeBytes, v.created, v.attachment?.instanceId ?? null, v.attachment?.mountPoint ?? null);
+  }
+
+  setAttachment(volumeId: string, attachment: VolumeRecord['attachment']): void {
+    this.db.prepare('UPDATE volumes SET instance_id = ?, mount_point = ? WHERE id = ?').run(attachment?.instanceId ?? null, attachment?.mountPoint ?? null, volumeId);
+  }
+
+  /** Releases every volume of an instance (their data stays). */
+  detachAll(instanceId: string): void {
+    this.db.prepare('UPDATE volumes SET instance_id = NULL, mount_point = NULL WHERE instance_id = ?').run(instanceId);
+  }
+
+  deleteVolume(id: string): void {
+    this.db.prepare('DELETE FROM volumes WHERE id = ?').run(id);
+  }
+}
+
+interface VolumeRow {
+  id: string;
+  name: string;
+  provider: string;
+  type: string;
+  size_bytes: number;
+  created: string;
+  instance_id: string | null;
+  mount_point: string | null;
+}
+
+function volumeFromRow(r: VolumeRow): VolumeRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    provider: r.provider,
+    type: r.type as VolumeType,
+    sizeBytes: r.size_bytes,
+    created: r.created,
+    attachment: r.instance_id && r.mount_point ? { instanceId: r.instance_id, mountPoint: r.mount_point } : null,
+  };
 }
 
 interface ImageRow {

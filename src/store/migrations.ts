@@ -18,4 +18,16 @@ export const migrations: string[] = [
      spec TEXT NOT NULL,
      status TEXT NOT NULL
    );`,
+  // 2: volumes; an attachment is (instance, mount point), at most one volume per mount point
+  `CREATE TABLE volumes (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     provider TEXT NOT NULL,
+     type TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     created TEXT NOT NULL,
+     instance_id TEXT REFERENCES instances(id),
+     mount_point TEXT,
+     UNIQUE (instance_id, mount_point)
+   );`,
 ];

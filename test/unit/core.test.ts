@@ -56,7 +56,7 @@ test('a host port in use is refused up front with a conflict', async () => {
 });
 
 test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', () => {
-  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')] };
+  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abcdef0123456789abcd' }], ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')] };
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
   assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off'));
   assert.ok(tcg.includes('-no-reboot'));
@@ -64,6 +64,8 @@ test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', (
   assert.ok(tcg.some((a) => a.startsWith('socket,id=control,path=/s,server=on,wait=off,logfile=/ctl.log')));
   assert.match(kernelCmdline({ accel: 'tcg', tscKhz: 2600000 }), /tsc_early_khz=2600000/);
   assert.doesNotMatch(kernelCmdline({ accel: 'kvm', tscKhz: 2600000 }), /tsc_early_khz/);
+  assert.ok(tcg.includes('file=/v/disk.img,format=raw,if=none,id=disk0,cache=writeback,discard=unmap'));
+  assert.ok(tcg.includes('virtio-blk-device,drive=disk0,serial=abcdef0123456789abcd'));
   const kvm = qemuArgs({ ...base, accel: 'kvm' });
   assert.deepEqual(kvm.slice(kvm.indexOf('-cpu'), kvm.indexOf('-cpu') + 2), ['-cpu', 'host']);
 });

@@ -11,6 +11,8 @@ export interface BootConfig {
   /** host wall clock, seconds since the epoch, at QEMU start */
   time: number;
   net?: { ifname: string; ip: string; gateway: string; dns: string };
+  /** disks to mount before the app starts, found by their virtio serial */
+  mounts?: { serial: string; fstype: string; mountPoint: string }[];
 }
 
 /** The user-mode network QEMU gives every instance (slirp defaults). */
@@ -22,6 +24,7 @@ export function encodeBootConfig(c: BootConfig): Buffer {
   for (const [k, v] of Object.entries(c.env)) recs.push(`env=${k}=${v}`);
   recs.push(`cwd=${c.cwd}`, `hostname=${c.hostname}`, `time=${Math.floor(c.time)}`);
   if (c.net) recs.push(`net.if=${c.net.ifname}`, `net.ip=${c.net.ip}`, `net.gw=${c.net.gateway}`, `net.dns=${c.net.dns}`);
+  for (const m of c.mounts ?? []) recs.push(`mount=${m.serial}:${m.fstype}:${m.mountPoint}`);
   for (const r of recs) if (r.includes('\0')) throw new Error('boot config values cannot contain NUL bytes');
   return Buffer.from(recs.map((r) => r + '\0').join(''), 'utf8');
 }

@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { packDirectory } from '../../client/tarball.js';
 import { contextFor } from '../context.js';
 import { IMAGE_HEAD, humanSize, imageRow, printJson, printTable } from '../output.js';
-import { collect } from '../parse.js';
+import { collect, parseMountPoints } from '../parse.js';
 import { ProgressPrinter } from '../progress.js';
 import { clientCommand, forEachItem, itemsFrom, legacyOption, oneItem, withSigint } from './common.js';
 
@@ -26,12 +26,13 @@ function addBuildFlags(cmd: Command): Command {
     .option('--provider <PROVIDER>', 'provider to build for (daemon default: qemu)')
     .option('--base <BASE>', 'unikernel base (daemon default: linux)')
     .option('--args <ARGS>', 'arguments baked into the image, one string split on spaces')
-    .option('--mountpoint <PATH>', 'a mount point for a volume (repeatable)', collect)
+    .option('--mountpoint <PATH>', 'an absolute path where the app expects a volume (repeatable)', collect)
     .option('--force', 'replace an existing image with the same name')
     .option('--json', 'print the built image as JSON (progress goes to stderr)');
 }
 
 async function buildImage(cmd: Command, name: string, dir: string, flags: BuildFlags): Promise<void> {
+  const mounts = parseMountPoints(flags.mountpoint ?? []);
   const { client, target } = contextFor(cmd);
   const out = flags.json ? process.stderr : process.stdout;
   const progress = new ProgressPrinter(out);
@@ -48,7 +49,7 @@ async function buildImage(cmd: Command, name: string, dir: string, flags: BuildF
           language: flags.language ?? flags.lang,
           provider: flags.provider,
           args: flags.args,
-          mounts: flags.mountpoint,
+          mounts,
           force: flags.force ?? false,
           signal,
         },

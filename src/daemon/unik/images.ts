@@ -1,13 +1,8 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { NDJSON, type BuildEvent } from '../../api/types.js';
 import type { Core } from '../../core/core.js';
-import { invalid } from '../../core/errors.js';
-import { newId } from '../../core/ids.js';
 import { bool2016, errorBody } from '../http/errors.js';
+import { readUpload } from '../http/upload.js';
 import { imageJson } from './serialize.js';
 
 type NameParams = { Params: { name: string } };
@@ -31,7 +26,7 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
   // 2016). Every input is checked before the first byte of the answer; with
   // Accept: application/x-ndjson the steps stream as they happen and the result comes last.
   app.post<NameParams>('/images/:name/create', async (req, reply) => {
-    const { fields, tarball } = await readBuildUpload(req, core);
+    const { fields, tarball } = await readUpload(req, core.paths.tmp, true);
     const param = (k: string) => fields[k] ?? (req.query as Record<string, string | undefined>)[k];
     const prepared = await core.images.prepare({
       name: req.params.name,
@@ -61,33 +56,4 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
     }
     res.end();
   });
-}
-
-async function readBuildUpload(req: FastifyRequest, core: Core): Promise<{ fields: Record<string, string>; tarball: string }> {
-  if (!req.isMultipart())
-    throw invalid('NOT_MULTIPART', 'a build is a multipart/form-data upload', 'send the app as a .tar.gz in the form field "tarfile"');
-  await mkdir(core.paths.tmp, { recursive: true });
-  const tarball = join(core.paths.tmp, `upload-${newId().slice(0, 16)}.tar.gz`);
-  const fields: Record<string, string> = {};
-  let gotFile = false;
-  try {
-    for await (const part of req.parts()) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'tarfile' || gotFile) {
-          part.file.resume();
-          continue;
-        }
-        await pipeline(part.file, createWriteStream(tarball));
-        if (part.file.truncated) throw invalid('UPLOAD_TOO_LARGE', 'the uploaded tarfile is larger than the daemon accepts');
-        gotFile = true;
-      } else if (typeof part.value === 'string') {
-        fields[part.fieldname] = part.value;
-      }
-    }
-    if (!gotFile) throw invalid('NO_TARFILE', 'the upload has no "tarfile" field', 'send the app as a .tar.gz in the form field "tarfile"');
-  } catch (e) {
-    await rm(tarball, { force: true });
-    throw e;
-  }
-  return { fields, tarball };
 }

@@ -1,5 +1,5 @@
-import type { ImageJson, InstanceJson } from '../../api/types.js';
-import type { ImageRecord, InstanceRecord } from '../../core/types.js';
+import type { ImageJson, InstanceJson, VolumeJson } from '../../api/types.js';
+import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../core/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
 
 const MB = 1024 * 1024;
@@ -14,7 +14,7 @@ export function imageJson(i: ImageRecord, infrastructure: string): ImageJson {
     Created: i.created,
     StageSpec: { ImageFormat: 'folder' },
     RunSpec: {
-      DeviceMappings: m.mountPoints.map((mp, n) => ({ MountPoint: mp, DeviceName: `/dev/vd${String.fromCharCode(98 + n)}` })),
+      DeviceMappings: m.mountPoints.map((mp, n) => ({ MountPoint: mp, DeviceName: `virtio-blk${n}` })),
       DefaultInstanceMemory: m.defaultMemoryMb,
       MinInstanceDiskMB: 0,
       Compiler: m.compiler,
@@ -50,5 +50,21 @@ export function instanceJson(i: InstanceRecord, imageName: string, infrastructur
     StartedAt: s.startedAt,
     FinishedAt: s.finishedAt,
     Accel: s.accel,
+  };
+}
+
+export function volumeJson(v: VolumeRecord, infrastructure: string, instanceName: string, problem: string): VolumeJson {
+  return {
+    Id: v.id,
+    Name: v.name,
+    SizeMb: Math.ceil(v.sizeBytes / MB),
+    Attachment: v.attachment?.instanceId ?? '',
+    Infrastructure: infrastructure,
+    Created: v.created,
+    SizeBytes: v.sizeBytes,
+    Type: v.type,
+    MountPoint: v.attachment?.mountPoint ?? '',
+    AttachedInstanceName: instanceName,
+    Error: problem,
   };
 }

@@ -14,6 +14,8 @@ export interface MachineArgs {
   consoleLog: string;
   controlSocket: string;
   controlLog: string;
+  /** virtio-blk disks: the guest finds each by its serial */
+  disks: { file: string; serial: string }[];
 }
 
 /** The kernel command line shared by every unik guest. */
@@ -48,5 +50,14 @@ export function qemuArgs(a: MachineArgs): string[] {
     // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
     '-chardev', `socket,id=control,path=${a.controlSocket},server=on,wait=off,logfile=${a.controlLog}`,
     '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
+    ...a.disks.flatMap((d, n) => [
+      '-drive', `file=${d.file},format=raw,if=none,id=disk${n},cache=writeback,discard=unmap`,
+      '-device', `virtio-blk-device,drive=disk${n},serial=${d.serial}`,
+    ]),
   ];
+}
+
+/** virtio-blk serials are at most 20 bytes: the start of the volume id. */
+export function diskSerial(volumeId: string): string {
+  return volumeId.slice(0, 20);
 }

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, internal, invalid, unavailable } from '../../core/errors.js';
 import type { UnikPaths } from '../../core/paths.js';
-import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../core/types.js';
+import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../core/types.js';
 import { USER_NET, parseGuestEvents, writeBootConfigCpio } from '../../base/linux/contract.js';
 import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
-import { qemuArgs } from './args.js';
+import { diskSerial, qemuArgs } from './args.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm, waitGone } from './process.js';
 
@@ -57,7 +57,7 @@ export class QemuProvider implements Provider {
     return join(this.dir(inst), 'control.log');
   }
 
-  async start(inst: InstanceRecord, image: ImageRecord, onExit: () => void): Promise<{ pid: number; accel: string }> {
+  async start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }> {
     const dir = this.dir(inst);
     const imageDir = join(this.paths.images, image.id);
     const kernel = join(imageDir, image.manifest.kernel.file);
@@ -89,6 +89,7 @@ export class QemuProvider implements Provider {
       hostname: inst.name,
       time: Date.now() / 1000,
       net: USER_NET,
+      mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
     });
     await copyFile(root, initrd);
     await appendFile(initrd, await readFile(configCpio));
@@ -105,6 +106,7 @@ export class QemuProvider implements Provider {
       consoleLog: this.logFile(inst),
       controlSocket: socket,
       controlLog: this.controlLog(inst),
+      disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
     });
     await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
     const errFile = join(dir, 'qemu.err');
@@ -123,6 +125,7 @@ export class QemuProvider implements Provider {
     const early = await Promise.race([exited, sleep(LAUNCH_CHECK_MS).then(() => 'running' as const)]);
     if (early !== 'running' || !child.pid) {
       const why = (await readFile(errFile, 'utf8').catch(() => '')).trim();
+      if (/lock/i.test(why)) throw conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
       if (/host forwarding|Could not set up/i.test(why))
         throw conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
       throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(early)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
