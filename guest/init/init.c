@@ -14,8 +14,8 @@
  *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
  *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
  *     started and "unik:exit <code>" when it has ended and its data is synced (the host may
- *     end the VM from then on); it reads "stop" (SIGTERM to the app) and "kill" (SIGKILL)
- *     lines from the host.
+ *     end the VM from then on); it reads "stop" (SIGTERM to the app), "kill" (SIGKILL) and
+ *     "signal N" lines from the host.
  *   - the app's stdout and stderr are the console (ttyS0), which the host logs to a file.
  *   - when the app exits, init kills what is left, syncs and resets the VM; QEMU runs with
  *     -no-reboot, so the reset ends the QEMU process.
@@ -330,6 +330,7 @@ static int read_command(void) {
       line[used] = 0;
       if (!strcmp(line, "stop")) sig = SIGTERM;
       else if (!strcmp(line, "kill")) sig = SIGKILL;
+      else if (!strncmp(line, "signal ", 7) && atoi(line + 7) > 0 && atoi(line + 7) < 65) sig = atoi(line + 7);
       used = 0;
     } else if (used < sizeof line - 1) {
       line[used++] = buf[i];

@@ -1,7 +1,7 @@
 // The daemon's wire shapes: PascalCase JSON, 2016-compatible fields first, unik additions after.
 // Shared by the daemon (which produces them) and src/client (which consumes them).
 
-export type InstanceState = 'pending' | 'running' | 'stopped' | 'error' | 'unknown';
+export type InstanceState = 'created' | 'pending' | 'running' | 'stopped' | 'error' | 'unknown';
 
 export interface PortMapping {
   HostIp: string;

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import type { Store } from '../store/db.js';
 import { alreadyExists, failedPrecondition, invalid, unavailable } from './errors.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { parsePort } from './ports.js';
+import { stampLog } from './logs.js';
 import type { ImageService } from './images.js';
 import type { VolumeService } from './volumes.js';
 import type { UnikPaths } from './paths.js';
@@ -18,6 +20,11 @@ export interface RunRequest {
   memoryMb?: number;
   ports?: (string | Partial<PortForward>)[];
   mounts?: Record<string, string>;
+  /** appended to the image's baked args (Docker's Cmd) */
+  args?: string[];
+  /** delete the instance once its app exits (Docker's --rm) */
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
 }
 
 /** How long a guest may take from QEMU start to starting the app before it counts as hung. */
@@ -33,6 +40,8 @@ export class InstanceService {
   private timer?: NodeJS.Timeout;
   /** instances with a start/stop in flight, so the watcher leaves them alone */
   private readonly busy = new Set<string>();
+  /** 'change' (record) on every state change, 'removed' (id) when one is deleted */
+  readonly events = new EventEmitter();
 
   constructor(
     private readonly store: Store,
@@ -56,7 +65,8 @@ export class InstanceService {
     return p;
   }
 
-  async run(req: RunRequest): Promise<InstanceRecord> {
+  /** Checks a run/create request and builds the record; nothing is stored or started yet. */
+  private async prepare(req: RunRequest, state: InstanceRecord['status']['state']) {
     const image = this.images.get(req.image);
     const name = req.name || `${image.name}-${newId().slice(0, 8)}`;
     checkName('instance', name);
@@ -67,10 +77,9 @@ export class InstanceService {
     checkEnv({ ...image.manifest.env, ...env });
     const memoryMb = req.memoryMb || image.manifest.defaultMemoryMb;
     if (!Number.isInteger(memoryMb)) throw invalid('BAD_MEMORY', `memory must be a whole number of MB, got ${memoryMb}`);
-    const spec: InstanceSpec = { env, memoryMb, ports: (req.ports ?? []).map(toPort) };
+    const spec: InstanceSpec = { env, memoryMb, ports: (req.ports ?? []).map(toPort), args: req.args ?? [], autoRemove: !!req.autoRemove, labels: req.labels ?? {} };
     const provider = this.provider(image);
     await provider.preflight(spec);
-
     const inst: InstanceRecord = {
       id: newId(),
       name,
@@ -78,22 +87,39 @@ export class InstanceService {
       provider: image.provider,
       created: new Date().toISOString(),
       spec,
-      status: { state: 'pending', pid: null, exitCode: null, error: '', startedAt: null, finishedAt: null, accel: '' },
+      status: { state, pid: null, exitCode: null, error: '', startedAt: null, finishedAt: null, accel: '' },
     };
+    /** stores the record and its volume attachments in one transaction */
+    const commit = () =>
+      this.store.tx(() => {
+        this.store.insertInstance(inst);
+        for (const m of mounts) {
+          // re-checked inside the transaction: another run may have taken it meanwhile
+          if (this.volumes.get(m.volume.id).attachment) throw failedPrecondition('VOLUME_ATTACHED', `volume ${m.volume.name} was attached elsewhere meanwhile`);
+          this.store.setAttachment(m.volume.id, { instanceId: inst.id, mountPoint: m.mountPoint });
+        }
+      });
     const disks = mounts.map((m) => ({ id: m.volume.id, file: this.volumes.file(m.volume), type: m.volume.type, mountPoint: m.mountPoint }));
+    return { image, inst, provider, commit, disks };
+  }
+
+  /** Creates an instance without starting it (Docker's create). */
+  async create(req: RunRequest): Promise<InstanceRecord> {
+    const { inst, commit } = await this.prepare(req, 'created');
+    commit();
+    this.events.emit('change', inst);
+    return inst;
+  }
+
+  /** Creates and boots an instance; if the VM cannot start, nothing is stored. */
+  async run(req: RunRequest): Promise<InstanceRecord> {
+    const { image, inst, provider, commit, disks } = await this.prepare(req, 'pending');
     this.busy.add(inst.id);
     try {
       const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
       inst.status = { ...inst.status, pid, accel, startedAt: new Date().toISOString() };
       try {
-        this.store.tx(() => {
-          this.store.insertInstance(inst);
-          for (const m of mounts) {
-            // re-checked inside the transaction: another run may have taken it meanwhile
-            if (this.volumes.get(m.volume.id).attachment) throw failedPrecondition('VOLUME_ATTACHED', `volume ${m.volume.name} was attached elsewhere meanwhile`);
-            this.store.setAttachment(m.volume.id, { instanceId: inst.id, mountPoint: m.mountPoint });
-          }
-        });
+        commit();
       } catch (e) {
         await provider.stop(inst, 0);
         throw e;
@@ -104,6 +130,16 @@ export class InstanceService {
     } finally {
       this.busy.delete(inst.id);
     }
+    this.events.emit('change', inst);
+    return (await this.refresh(inst.id)) ?? inst;
+  }
+
+  /** Sends a signal to the app (SIGKILL ends the VM at once). */
+  async signal(ref: string, signal: number): Promise<InstanceRecord> {
+    const inst = await this.fresh(ref);
+    if (inst.status.state !== 'running' && inst.status.state !== 'pending')
+      throw failedPrecondition('INSTANCE_NOT_RUNNING', `instance ${inst.name} is not running`);
+    await this.provider(inst).signal(inst, signal);
     return (await this.refresh(inst.id)) ?? inst;
   }
 
@@ -127,7 +163,7 @@ export class InstanceService {
 
   async stop(ref: string, graceMs = 10_000): Promise<InstanceRecord> {
     const inst = await this.fresh(ref);
-    if (inst.status.state === 'stopped' || inst.status.state === 'error') return inst;
+    if (inst.status.state === 'stopped' || inst.status.state === 'error' || inst.status.state === 'created') return inst;
     this.busy.add(inst.id);
     try {
       await this.provider(inst).stop(inst, graceMs);
@@ -162,6 +198,7 @@ export class InstanceService {
     } finally {
       this.busy.delete(inst.id);
     }
+    this.events.emit('removed', inst.id);
   }
 
   async deleteAllOfImage(imageId: string): Promise<void> {
@@ -186,6 +223,7 @@ export class InstanceService {
     const provider = this.providers.get(inst.provider);
     if (!provider) return inst;
     const seen = await provider.inspect(inst);
+    stampLog(provider.logFile(inst));
     const now = new Date().toISOString();
     if (seen.alive) {
       if (seen.ready && inst.status.state === 'pending') this.setStatus(inst, { ...inst.status, state: 'running' });
@@ -210,6 +248,8 @@ export class InstanceService {
   private setStatus(inst: InstanceRecord, status: InstanceStatus): void {
     this.store.updateInstanceStatus(inst.id, status);
     inst.status = status;
+    this.events.emit('change', inst);
+    if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error')) void this.remove(inst).catch(() => {});
   }
 
   /** On daemon start: adopt live VMs, settle dead ones, drop orphan files; then keep watching. */

@@ -1,6 +1,7 @@
 // Internal records (camelCase). The daemon's dialects turn them into wire shapes.
 
-export type InstanceState = 'pending' | 'running' | 'stopped' | 'error';
+/** created: never started (Docker's create); pending: booting; running: the app was started */
+export type InstanceState = 'created' | 'pending' | 'running' | 'stopped' | 'error';
 
 export interface PortForward {
   hostIp: string;
@@ -44,6 +45,10 @@ export interface InstanceSpec {
   env: Record<string, string>;
   memoryMb: number;
   ports: PortForward[];
+  /** appended to the image's baked argv */
+  args?: string[];
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
 }
 
 /** The observed state, kept up to date by the provider and the reconciler. */

@@ -7,9 +7,13 @@ import { imageRoutes } from './unik/images.js';
 import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
 import { volumeRoutes } from './unik/volumes.js';
+import { DOCKER_PREFIX, dockerApi, rewriteDockerUrl } from './docker/index.js';
+import { handleAttach } from './docker/attach.js';
 
 export interface AppOptions {
   core: Core;
+  /** unik's version, reported by the Docker API */
+  version?: string;
   /** when set, every request must carry "Authorization: Bearer <token>" */
   token?: string;
   logger?: boolean;
@@ -24,6 +28,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 0,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // the Docker CLI's versioned paths (/v1.43/…) go to the Docker routes' own namespace
+    rewriteUrl: (req) => rewriteDockerUrl(req.url ?? '/'),
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
@@ -42,5 +48,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   imageRoutes(app, opts.core);
   instanceRoutes(app, opts.core);
   volumeRoutes(app, opts.core);
+  const version = opts.version ?? '0.0.0';
+  await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
+  await app.register(dockerApi, { core: opts.core, version, unversioned: true });
+  // docker attach is an HTTP upgrade; nothing else upgrades
+  app.server.on('upgrade', (req, socket) => {
+    if (!handleAttach(opts.core, req, socket)) socket.destroy();
+  });
   return app;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
 import { createCore } from '../core/core.js';
 
@@ -14,7 +15,8 @@ export async function runDaemon(opts: { port: number; host: string }): Promise<v
     process.exit(1);
   }
   const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) });
-  const app = await buildApp({ core, token, logger: true });
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const app = await buildApp({ core, token, logger: true, version });
   const shutdown = async () => {
     await app.close();
     core.close();

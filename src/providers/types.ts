@@ -28,6 +28,8 @@ export interface Provider {
   start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }>;
   /** Asks the app to stop, waits up to graceMs, then kills the VM. Resolves once it is gone. */
   stop(inst: InstanceRecord, graceMs: number): Promise<void>;
+  /** Passes a signal to the app through the guest init; SIGKILL ends the VM at once. */
+  signal(inst: InstanceRecord, signal: number): Promise<void>;
   inspect(inst: InstanceRecord): Promise<Observed>;
   logFile(inst: InstanceRecord): string;
   /** Removes the instance's files (the VM must be gone). */

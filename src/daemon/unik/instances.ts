@@ -10,7 +10,7 @@ import { instanceJson } from './serialize.js';
 const RunBody = Type.Object({
   ImageName: Type.String({ minLength: 1 }),
   InstanceName: Type.Optional(Type.String()),
-  Env: Type.Optional(Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()])),
+  Env: Type.Optional(Type.Union([Type.Null(), Type.Record(Type.String(), Type.String())])),
   MemoryMb: Type.Optional(Type.Integer({ minimum: 0 })),
   Ports: Type.Optional(
     Type.Union([
@@ -23,7 +23,7 @@ const RunBody = Type.Object({
       Type.Null(),
     ]),
   ),
-  Mounts: Type.Optional(Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()])),
+  Mounts: Type.Optional(Type.Union([Type.Null(), Type.Record(Type.String(), Type.String())])),
   NoCleanup: Type.Optional(Type.Boolean()),
   DebugMode: Type.Optional(Type.Boolean()),
 });

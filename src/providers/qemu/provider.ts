@@ -83,7 +83,7 @@ export class QemuProvider implements Provider {
     const configCpio = join(dir, 'config.cpio');
     const m = image.manifest;
     await writeBootConfigCpio(configCpio, {
-      argv: m.argv,
+      argv: [...m.argv, ...(inst.spec.args ?? [])],
       env: { ...m.env, ...inst.spec.env },
       cwd: m.cwd,
       hostname: inst.name,
@@ -174,6 +174,12 @@ export class QemuProvider implements Provider {
     }
     this.killVm(pid);
     await waitGone(pid, marker, 5000);
+  }
+
+  async signal(inst: InstanceRecord, signal: number): Promise<void> {
+    if (signal === 9) return this.stop(inst, 0);
+    if (!(await sendControl(this.socket(inst), `signal ${signal}\n`)))
+      throw internal('NO_CONTROL_CHANNEL', `cannot reach the guest init of ${inst.name} to pass it signal ${signal}`);
   }
 
   async remove(inst: InstanceRecord): Promise<void> {

@@ -1,0 +1,42 @@
+import type { FastifyInstance } from 'fastify';
+import type { Core } from '../../core/core.js';
+import { containerRoutes } from './containers.js';
+import { dockerErrorHandler } from './errors.js';
+import { imageRoutes } from './images.js';
+import { API_VERSION, systemRoutes } from './system.js';
+import { volumeRoutes } from './volumes.js';
+
+/** Versioned Docker paths (/v1.43/…) are rewritten into this namespace (see app.ts). */
+export const DOCKER_PREFIX = '/_docker';
+
+const VERSIONED = /^\/v\d+(?:\.\d+)?(?=\/)/;
+
+/** /v1.43/containers/json → /_docker/containers/json; other URLs unchanged. */
+export function rewriteDockerUrl(url: string): string {
+  return VERSIONED.test(url) ? url.replace(VERSIONED, DOCKER_PREFIX) : url;
+}
+
+/**
+ * The Docker Engine API, registered twice: under /_docker (every versioned path, as the docker
+ * CLI sends them) and at the root for the unversioned paths dockerode sends, except where they
+ * collide with the 2016 API (GET/POST/DELETE /volumes…, DELETE /images/:name), which keeps them.
+ */
+export async function dockerApi(app: FastifyInstance, opts: { core: Core; version: string; unversioned: boolean }): Promise<void> {
+  const { core, version, unversioned } = opts;
+  app.setErrorHandler(dockerErrorHandler);
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('Api-Version', API_VERSION);
+    reply.header('Server', `unik/${version}`);
+    // the docker CLI decodes an error body only when the type is exactly application/json
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('content-type', 'application/json');
+  });
+  systemRoutes(app, core, version);
+  imageRoutes(app, core, { unversioned });
+  containerRoutes(app, core);
+  if (!unversioned) {
+    volumeRoutes(app, core);
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(501).send({ message: `unik does not support ${req.method} ${req.url.replace(DOCKER_PREFIX, '')} of the Docker API` });
+    });
+  }
+}

@@ -1,0 +1,207 @@
+import { hostname } from 'node:os';
+import type { Core } from '../../core/core.js';
+import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../core/types.js';
+import { USER_NET } from '../../base/linux/contract.js';
+
+// unik records in Docker's shapes. Every field the docker CLI reads is filled (a missing
+// Config makes `docker logs` panic), checked against podman in test/integration/docker-*.
+
+const unix = (iso: string | null) => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function dockerState(i: InstanceRecord): 'created' | 'running' | 'exited' | 'dead' {
+  const s = i.status.state;
+  return s === 'created' ? 'created' : s === 'running' || s === 'pending' ? 'running' : s === 'error' ? 'dead' : 'exited';
+}
+
+/** "Up 3 seconds", "pending", "Exited (0) 2 minutes ago": as the seed showed, pending while booting. */
+function statusText(i: InstanceRecord): string {
+  const s = i.status;
+  if (s.state === 'created') return 'Created';
+  if (s.state === 'pending') return 'pending';
+  if (s.state === 'running') return `Up ${ago(s.startedAt)}`;
+  const code = s.exitCode ?? (s.state === 'error' ? 255 : 0);
+  return `Exited (${code}) ${ago(s.finishedAt)} ago`;
+}
+
+function ago(iso: string | null): string {
+  const sec = iso ? Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)) : 0;
+  if (sec < 1) return 'Less than a second';
+  if (sec < 60) return `${sec} second${sec === 1 ? '' : 's'}`;
+  const min = Math.round(sec / 60);
+  if (min < 60) return `${min} minute${min === 1 ? '' : 's'}`;
+  const h = Math.round(min / 60);
+  return `${h} hour${h === 1 ? '' : 's'}`;
+}
+
+const command = (argv: string[]) => argv.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
+
+export function containerSummary(core: Core, i: InstanceRecord) {
+  const img = core.images.list().find((x) => x.id === i.imageId);
+  const argv = [...(img?.manifest.argv ?? []), ...(i.spec.args ?? [])];
+  return {
+    Id: i.id,
+    Names: [`/${i.name}`],
+    Image: img?.name ?? i.imageId,
+    ImageID: `sha256:${i.imageId}`,
+    Command: command(argv),
+    Created: unix(i.created),
+    Ports: i.spec.ports.map((p) => ({ IP: p.hostIp, PrivatePort: p.guestPort, PublicPort: p.hostPort, Type: p.protocol })),
+    Labels: i.spec.labels ?? {},
+    State: dockerState(i),
+    Status: statusText(i),
+    HostConfig: { NetworkMode: 'default' },
+    NetworkSettings: { Networks: { unik: { IPAddress: live(i) ? ip() : '', Gateway: USER_NET.gateway } } },
+    Mounts: mounts(core, i),
+  };
+}
+
+const live = (i: InstanceRecord) => i.status.state === 'running' || i.status.state === 'pending';
+const ip = () => USER_NET.ip.split('/')[0]!;
+
+function mounts(core: Core, i: InstanceRecord) {
+  return core.volumes
+    .list()
+    .filter((v) => v.attachment?.instanceId === i.id)
+    .map((v) => ({ Type: 'volume', Name: v.name, Source: core.volumes.file(v), Destination: v.attachment!.mountPoint, Driver: 'unik', Mode: '', RW: true, Propagation: '' }));
+}
+
+function portMap(i: InstanceRecord) {
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of i.spec.ports) (ports[`${p.guestPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return ports;
+}
+
+export function containerInspect(core: Core, i: InstanceRecord) {
+  const img = core.images.list().find((x) => x.id === i.imageId);
+  const m = img?.manifest;
+  const s = i.status;
+  const env = { ...(m?.env ?? {}), ...i.spec.env };
+  return {
+    Id: i.id,
+    Created: i.created,
+    Path: m?.argv[0] ?? '',
+    Args: [...(m?.argv.slice(1) ?? []), ...(i.spec.args ?? [])],
+    State: {
+      Status: dockerState(i),
+      Running: live(i),
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: s.state === 'error',
+      Pid: live(i) ? s.pid ?? 0 : 0,
+      ExitCode: s.exitCode ?? (s.state === 'error' ? 255 : 0),
+      Error: s.error,
+      StartedAt: s.startedAt ?? ZERO_TIME,
+      FinishedAt: s.finishedAt ?? ZERO_TIME,
+      // unik addition: the guest is booting (pending) or the app was started (running)
+      UnikState: s.state,
+    },
+    Image: `sha256:${i.imageId}`,
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: core.instances.logFile(i.id).file,
+    Name: `/${i.name}`,
+    RestartCount: 0,
+    Driver: 'unik',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    HostConfig: {
+      Binds: mounts(core, i).map((mm) => `${mm.Name}:${mm.Destination}`),
+      NetworkMode: 'default',
+      PortBindings: portMap(i),
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: i.spec.autoRemove ?? false,
+      Memory: i.spec.memoryMb * 1024 * 1024,
+      NanoCpus: 1_000_000_000,
+      Runtime: i.provider,
+    },
+    GraphDriver: { Name: 'unik', Data: null },
+    Mounts: mounts(core, i),
+    Config: {
+      Hostname: i.name,
+      Domainname: '',
+      User: '',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      ExposedPorts: Object.fromEntries(i.spec.ports.map((p) => [`${p.guestPort}/${p.protocol}`, {}])),
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      Cmd: i.spec.args ?? [],
+      Image: img?.name ?? i.imageId,
+      Volumes: null,
+      WorkingDir: m?.cwd ?? '/',
+      Entrypoint: m?.argv ?? [],
+      Labels: i.spec.labels ?? {},
+    },
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: '',
+      Ports: portMap(i),
+      IPAddress: live(i) ? ip() : '',
+      IPPrefixLen: 24,
+      Gateway: USER_NET.gateway,
+      MacAddress: '',
+      Networks: { unik: { IPAddress: live(i) ? ip() : '', Gateway: USER_NET.gateway, IPPrefixLen: 24 } },
+    },
+  };
+}
+
+export function imageSummary(core: Core, img: ImageRecord) {
+  return {
+    Id: `sha256:${img.id}`,
+    ParentId: '',
+    RepoTags: [`${img.name}:latest`],
+    RepoDigests: [],
+    Created: unix(img.created),
+    Size: img.sizeBytes,
+    VirtualSize: img.sizeBytes,
+    SharedSize: -1,
+    Labels: {},
+    Containers: core.instances.list().filter((i) => i.imageId === img.id).length,
+  };
+}
+
+export function imageInspect(img: ImageRecord) {
+  const m = img.manifest;
+  return {
+    Id: `sha256:${img.id}`,
+    RepoTags: [`${img.name}:latest`],
+    RepoDigests: [],
+    Parent: '',
+    Comment: `unikernel: ${m.language} on ${m.base} (${m.compiler})`,
+    Created: img.created,
+    DockerVersion: '',
+    Author: '',
+    Config: { Env: Object.entries(m.env).map(([k, v]) => `${k}=${v}`), Cmd: [], Entrypoint: m.argv, WorkingDir: m.cwd, Labels: {}, Volumes: Object.fromEntries(m.mountPoints.map((p) => [p, {}])) },
+    Architecture: 'amd64',
+    Os: 'linux',
+    Size: img.sizeBytes,
+    VirtualSize: img.sizeBytes,
+    GraphDriver: { Name: 'unik', Data: null },
+    RootFS: { Type: 'layers', Layers: [] },
+    Metadata: { LastTagTime: ZERO_TIME },
+  };
+}
+
+export function volumeShape(core: Core, v: VolumeRecord) {
+  return {
+    Name: v.name,
+    Driver: 'unik',
+    Mountpoint: core.volumes.file(v),
+    CreatedAt: v.created,
+    Labels: {},
+    Scope: 'local',
+    Options: { type: v.type, size: String(Math.ceil(v.sizeBytes / 1024 / 1024)) },
+  };
+}
+
+export function host(): string {
+  return hostname();
+}
