@@ -30,6 +30,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     // the Docker CLI's versioned paths (/v1.43/…) go to the Docker routes' own namespace
     rewriteUrl: (req) => rewriteDockerUrl(req.url ?? '/'),
+    // no type coercion: inside anyOf it rewrites data in branches that then fail (a Docker
+    // PortBindings list became an object); every route reads its query strings itself
+    ajv: { customOptions: { coerceTypes: false } },
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {

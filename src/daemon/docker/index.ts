@@ -33,6 +33,10 @@ export async function dockerApi(app: FastifyInstance, opts: { core: Core; versio
   systemRoutes(app, core, version);
   imageRoutes(app, core, { unversioned });
   containerRoutes(app, core);
+  // `docker inspect NAME` tries containers, images, then networks and more: those lookups must
+  // be 404s, so the CLI says "No such object"
+  app.get<{ Params: { id: string } }>('/networks/:id', async (req, reply) => reply.code(404).send({ message: `network ${req.params.id} not found` }));
+  app.get<{ Params: { id: string } }>('/plugins/:id/json', async (req, reply) => reply.code(404).send({ message: `plugin ${req.params.id} not found` }));
   if (!unversioned) {
     volumeRoutes(app, core);
     app.setNotFoundHandler((req, reply) => {

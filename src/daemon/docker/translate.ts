@@ -2,8 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { invalid } from '../../core/errors.js';
 import type { RunRequest } from '../../core/instances.js';
 
-/** The parts of Docker's container create body unik reads (the CLI sends many more). Null comes
- * first in each union: Fastify's Ajv coerces types, and would turn null into [""] for an array. */
+/** The parts of Docker's container create body unik reads (the CLI sends many more). */
 export const CreateBody = Type.Object(
   {
     Image: Type.String({ minLength: 1 }),
