@@ -10,12 +10,16 @@ APT_PACKAGES=(
   golang-go                           # the Go compiler
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4  # kernel builds
   e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
+  podman                              # tests: a reference Docker API server for the conformance test
   curl
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# tests drive the Docker API with the docker client; Debian ships it in docker.io (its engine is
+# never started)
+command -v docker >/dev/null || missing+=(docker.io)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing ${missing[*]}"

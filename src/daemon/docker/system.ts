@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { arch, cpus, release, totalmem, type } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
@@ -5,6 +6,8 @@ import { host } from './serialize.js';
 
 export const API_VERSION = '1.43';
 export const MIN_API_VERSION = '1.24';
+/** when this daemon's code was compiled */
+const BUILD_TIME = statSync(new URL(import.meta.url)).mtime.toISOString();
 
 export function systemRoutes(app: FastifyInstance, core: Core, version: string): void {
   const ping = async (_req: unknown, reply: import('fastify').FastifyReply) =>
@@ -22,7 +25,7 @@ export function systemRoutes(app: FastifyInstance, core: Core, version: string):
     Os: type().toLowerCase(),
     Arch: arch() === 'x64' ? 'amd64' : arch(),
     KernelVersion: release(),
-    BuildTime: '',
+    BuildTime: BUILD_TIME,
   }));
 
   app.get('/info', async () => {
