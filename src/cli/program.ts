@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDaemonCommand } from './commands/daemon.js';
+import { registerHubCommands } from './commands/hub.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerSystemCommands } from './commands/system.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerInstanceCommands(program);
   registerVolumeCommands(program);
+  registerHubCommands(program);
   registerSystemCommands(program);
   return program;
 }

@@ -5,6 +5,7 @@ import { NDJSON } from '../api/types.js';
 import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
 import { patientDispatcher } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
+import { HubApi } from './hub.js';
 import { ndjsonLines } from './ndjson.js';
 
 export { DaemonUnreachableError, UnikApiError } from './errors.js';
@@ -42,13 +43,15 @@ export interface LogsOptions {
   signal?: AbortSignal;
 }
 
-type Query = Record<string, string | undefined>;
+export type Query = Record<string, string | undefined>;
 
-interface SendOptions {
+export interface SendOptions {
   query?: Query;
   json?: unknown;
   body?: FormData;
   accept?: string;
+  /** Extra request headers, e.g. X-Registry-Auth for the hub routes. */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Use the dispatcher without header/body timeouts (long builds, followed logs). */
   patient?: boolean;
@@ -70,6 +73,7 @@ export class UnikClient {
   readonly images: ImagesApi;
   readonly instances: InstancesApi;
   readonly volumes: VolumesApi;
+  readonly hub: HubApi;
   private readonly token: string | undefined;
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
@@ -78,6 +82,7 @@ export class UnikClient {
     this.images = new ImagesApi(this);
     this.instances = new InstancesApi(this);
     this.volumes = new VolumesApi(this);
+    this.hub = new HubApi(this);
   }
 
   availableCompilers(): Promise<string[]> {
@@ -100,7 +105,7 @@ export class UnikClient {
   async send(method: string, path: string, expect: number | number[], opts: SendOptions = {}): Promise<Response> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    const headers: Record<string, string> = { ...opts.headers, accept: opts.accept ?? 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let body: string | FormData | undefined = opts.body;
     if (opts.json !== undefined) {

@@ -19,6 +19,6 @@ function parseLine(line: string): unknown {
   try {
     return JSON.parse(line);
   } catch {
-    throw new Error(`the daemon sent a malformed build event: ${line.slice(0, 200)}`);
+    throw new Error(`the daemon sent a malformed progress event: ${line.slice(0, 200)}`);
   }
 }

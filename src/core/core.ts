@@ -6,6 +6,7 @@ import { Store } from '../store/db.js';
 import { ImageService } from './images.js';
 import { InstanceService } from './instances.js';
 import { VolumeService } from './volumes.js';
+import { HubService } from './hub.js';
 import { unikPaths, type UnikPaths } from './paths.js';
 import type { VolumeRecord } from './types.js';
 
@@ -24,6 +25,7 @@ export interface Core {
   images: ImageService;
   instances: InstanceService;
   volumes: VolumeService;
+  hub: HubService;
   /** attaches a volume to a stopped instance at one of its image's mount points */
   attachVolume(volume: string, instance: string, mountPoint: string): Promise<VolumeRecord>;
   providers(): Promise<ProviderInfo[]>;
@@ -49,6 +51,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     images,
     instances,
     volumes,
+    hub: new HubService(paths, images),
     async attachVolume(volume, instance, mountPoint) {
       const inst = instances.get(instance);
       const fresh = (await instances.refresh(inst.id)) ?? inst;

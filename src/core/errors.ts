@@ -3,6 +3,7 @@
 
 export type ErrorKind =
   | 'InvalidArgument'
+  | 'Unauthenticated'
   | 'NotFound'
   | 'AlreadyExists'
   | 'FailedPrecondition'
@@ -33,6 +34,7 @@ const make =
     new UnikError(kind, `UNIK_ERR_${code}`, message, hint, cause === undefined ? undefined : { cause });
 
 export const invalid = make('InvalidArgument');
+export const unauthenticated = make('Unauthenticated');
 export const notFound = make('NotFound');
 export const alreadyExists = make('AlreadyExists');
 export const failedPrecondition = make('FailedPrecondition');

@@ -150,24 +150,46 @@ export class ImageService {
       const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };
 
       progress({ step: 'store', message: `storing image ${name}` });
-      await rename(stage, join(this.paths.images, id));
-      let replaced: ImageRecord | undefined;
-      try {
-        this.store.tx(() => {
-          replaced = this.store.listImages().find((i) => i.name === name);
-          if (replaced && !force) throw alreadyExists('IMAGE_EXISTS', `an image named ${name} already exists`, 'replace it with --force');
-          if (replaced) this.store.deleteImage(replaced.id);
-          this.store.insertImage(record);
-        });
-      } catch (e) {
-        await rm(join(this.paths.images, id), { recursive: true, force: true });
-        throw e;
-      }
-      if (replaced) await rm(join(this.paths.images, replaced.id), { recursive: true, force: true });
+      await this.commit(stage, record, force);
       return record;
     } finally {
       await rm(stage, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Moves a finished image folder into place and records it, in that order: a crash between the
+   * two leaves a folder with no record, which sweep() removes. With force an image of the same
+   * name (and no instances) is replaced in the same transaction.
+   */
+  async commit(stage: string, record: ImageRecord, force: boolean): Promise<void> {
+    await rename(stage, join(this.paths.images, record.id));
+    let replaced: ImageRecord | undefined;
+    try {
+      this.store.tx(() => {
+        replaced = this.store.listImages().find((i) => i.name === record.name);
+        if (replaced && !force) throw alreadyExists('IMAGE_EXISTS', `an image named ${record.name} already exists`, 'pick another name, or replace it with --force');
+        if (replaced && this.store.listInstances().some((i) => i.imageId === replaced!.id))
+          throw failedPrecondition('IMAGE_IN_USE', `image ${record.name} has instances; it cannot be replaced`, 'delete its instances first (unik ps, unik rm)');
+        if (replaced) this.store.deleteImage(replaced.id);
+        this.store.insertImage(record);
+      });
+    } catch (e) {
+      await rm(join(this.paths.images, record.id), { recursive: true, force: true });
+      throw e;
+    }
+    if (replaced) await rm(join(this.paths.images, replaced.id), { recursive: true, force: true });
+  }
+
+  /** Checks a name can take a new image (before slow work such as a pull). */
+  checkNameFree(name: string, force: boolean): void {
+    checkName('image', name);
+    const existing = this.store.listImages().find((i) => i.name === name);
+    if (existing && !force) throw alreadyExists('IMAGE_EXISTS', `an image named ${name} already exists`, 'pick another name, or replace it with --force');
+  }
+
+  dir(img: { id: string }): string {
+    return join(this.paths.images, img.id);
   }
 
   /** Deletes an image; with force, its instances go first (through onDeleteInstances). */

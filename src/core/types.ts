@@ -29,6 +29,9 @@ export interface ImageManifest {
   env: Record<string, string>;
   mountPoints: string[];
   defaultMemoryMb: number;
+  /** the registry reference it was pulled from, and that manifest's digest */
+  source?: string;
+  sourceDigest?: string;
 }
 
 export interface ImageRecord {

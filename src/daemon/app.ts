@@ -7,6 +7,7 @@ import { imageRoutes } from './unik/images.js';
 import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
 import { volumeRoutes } from './unik/volumes.js';
+import { hubRoutes } from './unik/hub.js';
 import { DOCKER_PREFIX, dockerApi, rewriteDockerUrl } from './docker/index.js';
 import { handleAttach } from './docker/attach.js';
 
@@ -51,6 +52,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   imageRoutes(app, opts.core);
   instanceRoutes(app, opts.core);
   volumeRoutes(app, opts.core);
+  hubRoutes(app, opts.core);
   const version = opts.version ?? '0.0.0';
   await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { dockerBool } from './errors.js';
+import { formatReference, parseReference } from '../../hub/reference.js';
+import { registryAuth } from '../http/registry-auth.js';
 import { resolveImage } from './names.js';
 import { imageInspect, imageSummary } from './serialize.js';
 
@@ -11,14 +13,30 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
 
   app.get<Name>('/images/:name/json', async (req) => imageInspect(resolveImage(core, req.params.name)));
 
-  // Pull: unik has no hub yet. The answer is a streamed error line, which the CLI prints
-  // (after "Unable to find image … locally" for docker run) before exiting 1.
+  // Pull: through the hub, with Docker's JSON progress lines. After the first byte, errors are
+  // in-band ({"error"}), which the CLI prints before exiting 1.
   app.post<{ Querystring: { fromImage?: string; tag?: string } }>('/images/create', async (req, reply) => {
-    const ref = `${req.query.fromImage ?? ''}${req.query.tag ? `:${req.query.tag}` : ''}`;
-    const message = `cannot pull ${ref}: unik has no image hub yet; build the image with \`unik push NAME PATH\` (it then shows in docker images)`;
+    const from = req.query.fromImage ?? '';
+    const tag = req.query.tag ?? 'latest';
+    const ref = tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`;
+    const creds = registryAuth(req);
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/json' });
-    reply.raw.end(JSON.stringify({ errorDetail: { message }, error: message }) + '\n');
+    const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
+    try {
+      const r = parseReference(ref);
+      send({ status: `Pulling from ${r.repository}`, id: r.tag });
+      const existing = core.images.list().find((i) => i.manifest.source === formatReference(r));
+      const img = await core.hub.pull(ref, existing?.name ?? localNameFor(core, r.repository), !!existing, { creds }, (p) => {
+        if (p.bytes !== undefined) send({ status: 'Downloading', progressDetail: { current: p.bytes, total: p.total }, id: p.message });
+      });
+      send({ status: `Digest: ${img.manifest.sourceDigest}` });
+      send({ status: `Status: Downloaded newer image for ${formatReference(r)}` });
+    } catch (e) {
+      const message = e instanceof Error ? e.message + ((e as { hint?: string }).hint ? ` (${(e as { hint?: string }).hint})` : '') : String(e);
+      send({ errorDetail: { message }, error: message });
+    }
+    reply.raw.end();
   });
 
   // unversioned DELETE /images/:name is the 2016 route (204); Docker's lives under /vX.Y
@@ -28,4 +46,12 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
       await core.images.delete(img.id, dockerBool(req.query.force), (id) => core.instances.deleteAllOfImage(id));
       return [{ Untagged: `${img.name}:latest` }, { Deleted: `sha256:${img.id}` }];
     });
+}
+
+/** A pulled image's local name: the repository's last part, or with a suffix if that is taken. */
+function localNameFor(core: Core, repository: string): string {
+  const base = repository.split('/').pop()!.replace(/[^a-zA-Z0-9_.-]/g, '-');
+  const taken = new Set(core.images.list().map((i) => i.name));
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
 }

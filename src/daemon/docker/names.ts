@@ -1,15 +1,24 @@
 import type { Core } from '../../core/core.js';
 import { notFound } from '../../core/errors.js';
 import type { ImageRecord } from '../../core/types.js';
+import { formatReference, parseReference } from '../../hub/reference.js';
 
 /**
  * Docker image references → unik images: "NAME", "NAME:latest", "docker.io/library/NAME:latest",
  * "sha256:ID" or an id prefix. unik images have one tag, latest.
  */
 export function resolveImage(core: Core, ref: string): ImageRecord {
+  // a registry reference resolves to the image pulled from it
+  try {
+    const full = formatReference(parseReference(ref));
+    const pulled = core.images.list().find((i) => i.manifest.source === full);
+    if (pulled) return pulled;
+  } catch {
+    /* not a reference: a name or an id */
+  }
   const clean = ref.replace(/^(docker\.io\/)?(library\/)?/, '').replace(/^sha256:/, '');
   const [name, tag] = splitTag(clean);
-  if (tag && tag !== 'latest') throw notFound('IMAGE_NOT_FOUND', `no such image: ${ref}`);
+  if ((tag && tag !== 'latest') || name.includes('/')) throw notFound('IMAGE_NOT_FOUND', `no such image: ${ref}`);
   try {
     return core.images.get(name);
   } catch {

@@ -5,6 +5,7 @@ import type { ErrorJson } from '../../api/types.js';
 /** The unik API's one kind → status table. (2016 answered 500 for "not found": not copied.) */
 export const statusOf: Record<ErrorKind, number> = {
   InvalidArgument: 400,
+  Unauthenticated: 401,
   NotFound: 404,
   AlreadyExists: 409,
   FailedPrecondition: 409,

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import { NDJSON } from '../../api/types.js';
+import type { Core } from '../../core/core.js';
+import type { TransferProgress } from '../../core/hub.js';
+import { parseReference } from '../../hub/reference.js';
+import { bool2016, errorBody } from '../http/errors.js';
+import { registryAuth } from '../http/registry-auth.js';
+import { imageJson } from './serialize.js';
+
+type Q = Record<string, string | undefined>;
+const progressLine = (p: TransferProgress) => ({ Progress: { Step: p.step, Message: p.message, ...(p.percent === undefined ? {} : { Percent: p.percent }), ...(p.bytes === undefined ? {} : { Bytes: p.bytes, Total: p.total }) } });
+
+export function hubRoutes(app: FastifyInstance, core: Core): void {
+  app.post<{ Body: { Registry?: string; Username?: string; Password?: string; Insecure?: boolean } | null }>('/hub/login', async (req) => {
+    const b = req.body ?? {};
+    await core.hub.login(b.Registry ?? '', { creds: b.Username ? { username: b.Username, password: b.Password ?? '' } : undefined, insecure: !!b.Insecure });
+    return { Status: 'Login Succeeded' };
+  });
+
+  app.get<{ Querystring: Q }>('/hub/search', async (req) => {
+    const found = await core.hub.search(req.query.registry ?? '', req.query.term ?? '', { creds: registryAuth(req), insecure: bool2016(req.query.insecure) });
+    return found.map((f) => ({ Name: f.name, Tags: f.tags }));
+  });
+
+  // 2016: POST /images/push/:name with the hub config → 202. unik: ?ref=REGISTRY/REPO:TAG.
+  app.post<{ Params: { name: string }; Querystring: Q }>('/images/push/:name', async (req, reply) => {
+    const img = core.images.get(req.params.name);
+    const ref = req.query.ref || req.query.url || '';
+    parseReference(ref);
+    const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
+    if (!(req.headers.accept ?? '').includes(NDJSON)) {
+      const r = await core.hub.push(img.id, ref, o);
+      return reply.code(202).send({ Ref: r.ref, Digest: r.digest, Size: r.size });
+    }
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
+    const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
+    try {
+      const r = await core.hub.push(img.id, ref, o, (p) => send(progressLine(p)));
+      send({ Pushed: { Ref: r.ref, Digest: r.digest, Size: r.size } });
+    } catch (e) {
+      const { status, body } = errorBody(e);
+      send({ Error: { ...body, Status: status } });
+    }
+    reply.raw.end();
+  });
+
+  // 2016: POST /images/pull/:name → 202. :name is the local name; ?ref= where it comes from.
+  app.post<{ Params: { name: string }; Querystring: Q }>('/images/pull/:name', async (req, reply) => {
+    const ref = req.query.ref || req.params.name;
+    parseReference(ref);
+    const force = bool2016(req.query.force);
+    core.images.checkNameFree(req.params.name, force);
+    const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
+    if (!(req.headers.accept ?? '').includes(NDJSON)) {
+      const img = await core.hub.pull(ref, req.params.name, force, o);
+      return reply.code(202).send(imageJson(img, img.provider.toUpperCase()));
+    }
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
+    const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
+    try {
+      const img = await core.hub.pull(ref, req.params.name, force, o, (p) => send(progressLine(p)));
+      send({ Image: imageJson(img, img.provider.toUpperCase()) });
+    } catch (e) {
+      const { status, body } = errorBody(e);
+      send({ Error: { ...body, Status: status } });
+    }
+    reply.raw.end();
+  });
+}
