@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { packImage } from '../hub/artifact.js';
+import { packedImage } from '../hub/artifact.js';
 import { LAYOUT, MT, type OciManifest } from '../hub/mediatypes.js';
 import { formatReference, parseReference, type Reference } from '../hub/reference.js';
 import { RegistryClient, type Credentials } from '../hub/registry.js';
@@ -55,34 +55,28 @@ export class HubService {
     const ref = parseReference(refText);
     if (ref.digest) throw invalid('PUSH_BY_DIGEST', 'push to a tag, not a digest');
     const client = this.client(ref, o);
-    const work = join(this.paths.tmp, `push-${newId().slice(0, 16)}`);
-    await mkdir(work, { recursive: true });
-    try {
-      progress({ step: 'pack', message: `packing ${img.name} as an OCI image` });
-      const art = await packImage(this.images.dir(img), img.manifest, work);
-      const blobs = [...art.layers, art.config];
-      const total = blobs.reduce((n, b) => n + b.size, 0);
-      let sent = 0;
-      for (const b of blobs) {
-        const name = b.annotations?.['org.opencontainers.image.title'] ?? 'config';
-        if (await client.blobExists(ref.repository, b.digest)) {
-          sent += b.size;
-          progress({ step: 'push', message: `${name}: already there (${b.digest.slice(7, 19)})`, bytes: sent, total, percent: Math.floor((sent / total) * 100) });
-          continue;
-        }
-        let last = -1;
-        await client.uploadBlob(ref.repository, b.digest, b.file, (done) => {
-          const pct = Math.floor(((sent + done) / total) * 100);
-          if (pct !== last) progress({ step: 'push', message: name, bytes: sent + done, total, percent: (last = pct) });
-        });
+    progress({ step: 'pack', message: `packing ${img.name} as an OCI image (once per image)` });
+    const art = await packedImage(this.images.dir(img), img.manifest);
+    const blobs = [...art.layers, art.config];
+    const total = blobs.reduce((n, b) => n + b.size, 0);
+    let sent = 0;
+    for (const b of blobs) {
+      const name = b.annotations?.['org.opencontainers.image.title'] ?? 'config';
+      if (await client.blobExists(ref.repository, b.digest)) {
         sent += b.size;
+        progress({ step: 'push', message: `${name}: already there (${b.digest.slice(7, 19)})`, bytes: sent, total, percent: Math.floor((sent / total) * 100) });
+        continue;
       }
-      const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
-      progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
-      return { ref: formatReference(ref), digest, size: total };
-    } finally {
-      await rm(work, { recursive: true, force: true });
+      let last = -1;
+      await client.uploadBlob(ref.repository, b.digest, b.file, (done) => {
+        const pct = Math.floor(((sent + done) / total) * 100);
+        if (pct !== last) progress({ step: 'push', message: name, bytes: sent + done, total, percent: (last = pct) });
+      });
+      sent += b.size;
     }
+    const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
+    progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
+    return { ref: formatReference(ref), digest, size: total };
   }
 
   /** Pulls into a new image; nothing is stored unless every blob arrived whole and verified. */

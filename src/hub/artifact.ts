@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createWriteStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -27,6 +27,41 @@ export interface Artifact {
 }
 
 const EPOCH = new Date(0);
+
+/**
+ * The image's OCI blobs, packed once and kept in images/<id>/oci/: images never change, so
+ * every later push only uploads (or skips) them.
+ */
+export async function packedImage(imageDir: string, m: ImageManifest): Promise<Artifact> {
+  const dir = join(imageDir, 'oci');
+  const index = join(dir, 'artifact.json');
+  if (existsSync(index)) {
+    const saved = JSON.parse(await readFile(index, 'utf8')) as Omit<Artifact, 'manifestBytes'> & { manifestBytes: string };
+    if ([saved.config, ...saved.layers].every((b) => existsSync(b.file))) return { ...saved, manifestBytes: Buffer.from(saved.manifestBytes, 'base64') };
+  }
+  const work = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const art = await packImage(imageDir, m, work);
+    await rm(join(work, 'tree'), { recursive: true, force: true });
+    const moved = (b: Blob): Blob => ({ ...b, file: join(dir, basename(b.file)) });
+    const final: Artifact = { ...art, config: moved(art.config), layers: art.layers.map(moved) };
+    await writeFile(join(work, 'artifact.json'), JSON.stringify({ ...final, manifestBytes: final.manifestBytes.toString('base64') }));
+    if (existsSync(dir) && !existsSync(index)) await rm(dir, { recursive: true, force: true }); // an unfinished older pack
+    try {
+      await rename(work, dir);
+    } catch {
+      // another push of the same image packed it meanwhile: the same bytes, use theirs
+      await rm(work, { recursive: true, force: true });
+      return packedImage(imageDir, m);
+    }
+    return final;
+  } catch (e) {
+    await rm(work, { recursive: true, force: true });
+    throw e;
+  }
+}
 
 /** Packs an image folder (kernel, root.cpio, manifest.json) into OCI blobs under work/. */
 export async function packImage(imageDir: string, m: ImageManifest, work: string): Promise<Artifact> {
@@ -100,6 +135,6 @@ async function layer(cwd: string, files: string[], out: string): Promise<{ blob:
       },
     });
   const stream = tar.c({ cwd, portable: true, mtime: EPOCH, noDirRecurse: true }, files) as unknown as NodeJS.ReadableStream;
-  await pipeline(stream, tap(tarHash), createGzip({ level: 6 }), tap(gzHash, true), createWriteStream(out));
+  await pipeline(stream, tap(tarHash), createGzip({ level: 1 }), tap(gzHash, true), createWriteStream(out));
   return { blob: { mediaType: MT.layer, digest: `sha256:${gzHash.digest('hex')}`, size, file: out }, diffId: `sha256:${tarHash.digest('hex')}` };
 }

@@ -65,7 +65,7 @@ export class RegistryClient {
         cb(null, chunk);
       },
     });
-    const body = createReadStream(file).pipe(counter);
+    const body = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(counter);
     const put = await this.send('PUT', location.pathname + location.search, { scope, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
     const text = await put.body.text();
     if (put.statusCode !== 201) throw this.unexpected(put.statusCode, `uploading ${digest}`, text);

@@ -1,0 +1,89 @@
+// `npm run bench:hub`: push and pull throughput of a ~50 MB unik image against Debian's
+// docker-registry on 127.0.0.1, beside `skopeo copy` of the same artifact in the same run.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync } from 'node:fs';
+import { homedir, hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from '../test/integration/registry.js';
+import { freePort } from '../test/integration/harness.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const RUNS = Number(process.env.BENCH_RUNS) || 3;
+const home = mkdtempSync(join(tmpdir(), 'unik-benchhub-'));
+const env = { ...process.env, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+const registry = new Registry();
+await registry.start();
+const port = await freePort();
+const log = openSync(join(home, 'daemon.log'), 'a');
+const daemon = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', log, log] });
+const api = `http://127.0.0.1:${port}`;
+try {
+  for (let i = 0; i < 100 && !(await fetch(`${api}/available_providers`).then(() => true, () => false)); i++) await sleep(100);
+  // a Go app carrying 46 MB of incompressible data: a ~50 MB image
+  const app = join(home, 'bigapp');
+  mkdirSync(app);
+  writeFileSync(join(app, 'go.mod'), 'module example.com/bigapp\n\ngo 1.19\n');
+  writeFileSync(join(app, 'blob.bin'), randomBytes(46 * 1024 * 1024));
+  writeFileSync(join(app, 'main.go'), 'package main\n\nimport (\n\t_ "embed"\n\t"fmt"\n\t"net/http"\n)\n\n//go:embed blob.bin\nvar blob []byte\n\nfunc main() {\n\thttp.HandleFunc("/ping_test", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "pong", len(blob) > 0) })\n\thttp.ListenAndServe(":8080", nil)\n}\n');
+  const tarball = join(home, 'app.tar');
+  execFileSync('tar', ['-cf', tarball, '-C', app, '.']);
+  const form = new FormData();
+  form.append('tarfile', new Blob([execFileSync('cat', [tarball], { maxBuffer: 1 << 28 })]), 'app.tar');
+  const built = await fetch(`${api}/images/big/create?lang=go`, { method: 'POST', body: form });
+  if (built.status !== 201) throw new Error(`build: ${await built.text()}`);
+  const imageBytes = ((await built.json()) as { SizeBytes: number }).SizeBytes;
+
+  // the first push packs the image's OCI blobs (gzip), which later pushes reuse
+  const t0 = performance.now();
+  const first = await fetch(`${api}/images/push/big?ref=${registry.host}/bench/first:v1`, { method: 'POST' });
+  if (first.status !== 202) throw new Error(`push: ${await first.text()}`);
+  const firstPushMs = performance.now() - t0;
+  const push: number[] = [];
+  const pull: number[] = [];
+  const skPush: number[] = [];
+  const skPull: number[] = [];
+  let wire = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const ref = `${registry.host}/bench/u${i}:v1`;
+    let t = performance.now();
+    const r = await fetch(`${api}/images/push/big?ref=${ref}`, { method: 'POST' });
+    if (r.status !== 202) throw new Error(`push: ${await r.text()}`);
+    push.push(performance.now() - t);
+    wire = ((await r.json()) as { Size: number }).Size;
+
+    t = performance.now();
+    const p = await fetch(`${api}/images/pull/pulled?ref=${ref}&force=true`, { method: 'POST' });
+    if (p.status !== 202) throw new Error(`pull: ${await p.text()}`);
+    pull.push(performance.now() - t);
+
+    const dir = join(home, `sk${i}`);
+    t = performance.now();
+    execFileSync('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
+    skPull.push(performance.now() - t);
+    t = performance.now();
+    execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `dir:${dir}`, `docker://${registry.host}/bench/s${i}:v1`]);
+    skPush.push(performance.now() - t);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const mbps = (ms: number) => wire / 1e6 / (ms / 1000);
+  const result = { date: new Date().toISOString(), host: hostname(), runs: RUNS, imageBytes, wireBytes: wire, firstPushS: firstPushMs / 1000, pushS: median(push) / 1000, pullS: median(pull) / 1000, skopeoPushS: median(skPush) / 1000, skopeoPullS: median(skPull) / 1000 };
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-hub.json`);
+  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\nunik hub benchmark: a ${(imageBytes / 1e6).toFixed(1)} MB image (${(wire / 1e6).toFixed(1)} MB on the wire), median of ${RUNS}, to a local docker-registry\n`);
+  console.log('| transfer | unik | skopeo copy (same artifact) | ratio |');
+  console.log('|---|---|---|---|');
+  console.log(`| first push (packs the OCI blobs, then uploads) | ${result.firstPushS.toFixed(2)} s = ${mbps(firstPushMs).toFixed(0)} MB/s | — | — |`);
+  console.log(`| push (to a new repository) | ${result.pushS.toFixed(2)} s = ${mbps(median(push)).toFixed(0)} MB/s | ${result.skopeoPushS.toFixed(2)} s = ${mbps(median(skPush)).toFixed(0)} MB/s | ${(result.pushS / result.skopeoPushS).toFixed(2)}x |`);
+  console.log(`| pull (into a new image) | ${result.pullS.toFixed(2)} s = ${mbps(median(pull)).toFixed(0)} MB/s | ${result.skopeoPullS.toFixed(2)} s = ${mbps(median(skPull)).toFixed(0)} MB/s | ${(result.pullS / result.skopeoPullS).toFixed(2)}x |`);
+  console.log(`\nwritten to ${out}`);
+} finally {
+  daemon.kill('SIGTERM');
+  await registry.destroy();
+  await sleep(300);
+  rmSync(home, { recursive: true, force: true });
+}
