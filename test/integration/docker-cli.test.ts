@@ -127,7 +127,7 @@ test('bad input: clear Docker-style errors, nothing changed, no hung client', as
   let r = await docker(['run', '-d', 'nosuchimage']);
   assert.equal(r.code, 125);
   assert.match(r.stderr, /Unable to find image 'nosuchimage:latest' locally/);
-  assert.match(r.stderr, /unik has no image hub yet/);
+  assert.match(r.stderr, /names Docker Hub, which holds container images, not unikernels/);
   r = await docker(['logs', 'nosuchcontainer']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /No such container: nosuchcontainer/);

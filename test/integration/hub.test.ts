@@ -57,6 +57,18 @@ test('push to an open registry; skopeo sees the documented media types; pull int
   assert.deepEqual(JSON.parse(search.stdout), [{ Name: 'unik/go-http', Tags: ['v1', 'v2'] }]);
 });
 
+test('docker pull (POST /images/create) pulls through the hub; docker run takes the registry reference', async () => {
+  const ref = `${open.host}/unik/go-http:v2`;
+  const docker = (args: string[]) => execFileSync('timeout', ['-s', 'KILL', '60', 'docker', '-H', `tcp://127.0.0.1:${b.port}`, ...args], { encoding: 'utf8' });
+  assert.match(docker(['pull', ref]), /Status: Downloaded newer image for /);
+  assert.ok((await images(b)).includes('go-http'));
+  const port = await freePort();
+  const id = docker(['run', '-d', '-p', `${port}:8080`, ref]).trim();
+  assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`), 'pong');
+  docker(['rm', '-f', id]);
+  assert.equal((await b.cli(['rmu', 'go-http'])).code, 0);
+});
+
 test('a registry with a login: wrong password is a clear 401 and stores nothing; then push and pull with it', async () => {
   const ref = `${locked.host}/unik/private:v1`;
   const bad = await a.cli(['hub', 'login', locked.host, '-u', 'alice', '-p', 'wrong']);
