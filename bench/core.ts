@@ -3,25 +3,15 @@
 //   boot:  POST /instances/run → first HTTP 200          vs  the same binary started on the host
 //   size:  kernel and image bytes                          vs  the static binary alone
 // Medians with min and max; BENCH_RUNS sets the number of boots (default 5).
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, statSync, openSync } from 'node:fs';
-import { homedir, hostname, tmpdir, cpus } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { hostname, tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/integration/harness.js';
+import { ROOT, startDaemon, stats } from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const RUNS = Number(process.env.BENCH_RUNS) || 5;
-const home = mkdtempSync(join(tmpdir(), 'unik-bench-'));
-const env = { ...process.env, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 async function firstOk(url: string, deadlineMs = 120_000): Promise<void> {
   const until = Date.now() + deadlineMs;
@@ -39,11 +29,6 @@ async function firstOk(url: string, deadlineMs = 120_000): Promise<void> {
   throw new Error(`${url} never answered`);
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s.at(-1)!, runs: s.length };
-};
 const secs = (ms: number) => Math.round(ms) / 1000;
 
 function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -51,12 +36,9 @@ function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return fn().then((v) => [performance.now() - t0, v]);
 }
 
-const port = await freePort();
-const daemonLog = openSync(join(home, 'daemon.log'), 'a');
-const daemon: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', daemonLog, daemonLog] });
-const api = `http://127.0.0.1:${port}`;
+const daemon = await startDaemon('core');
+const { api, home } = daemon;
 try {
-  for (let i = 0; i < 100 && !(await fetch(`${api}/available_providers`).then(() => true, () => false)); i++) await sleep(100);
   const tarball = join(home, 'app.tgz');
   execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples/go-http'), '.']);
   const push = async (force: boolean) => {
@@ -144,12 +126,5 @@ try {
   console.log(`| run → first HTTP 200 (median of ${RUNS}) | ${s(result.bootToHttp200S)} | host process ${s(result.nativeProcessToHttp200S)} | ${(result.bootToHttp200S.median / result.nativeProcessToHttp200S.median).toFixed(1)}x |`);
   console.log(`\nwritten to ${out}`);
 } finally {
-  daemon.kill('SIGTERM');
-  await sleep(300);
-  try {
-    execFileSync('pkill', ['-KILL', '-f', join(home, 'instances')]);
-  } catch {
-    /* none left */
-  }
-  rmSync(home, { recursive: true, force: true });
+  await daemon.stop();
 }

@@ -1,28 +1,21 @@
 // `npm run bench:hub`: push and pull throughput of a ~50 MB unik image against Debian's
 // docker-registry on 127.0.0.1, beside `skopeo copy` of the same artifact in the same run.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync } from 'node:fs';
-import { homedir, hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from '../test/integration/registry.js';
-import { freePort } from '../test/integration/harness.js';
+import { ROOT, startDaemon, stats } from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const RUNS = Number(process.env.BENCH_RUNS) || 3;
-const home = mkdtempSync(join(tmpdir(), 'unik-benchhub-'));
-const env = { ...process.env, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const median = (xs: number[]) => stats(xs).median;
 
 const registry = new Registry();
 await registry.start();
-const port = await freePort();
-const log = openSync(join(home, 'daemon.log'), 'a');
-const daemon = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', log, log] });
-const api = `http://127.0.0.1:${port}`;
+const daemon = await startDaemon('hub');
+const { api, home } = daemon;
 try {
-  for (let i = 0; i < 100 && !(await fetch(`${api}/available_providers`).then(() => true, () => false)); i++) await sleep(100);
   // a Go app carrying 46 MB of incompressible data: a ~50 MB image
   const app = join(home, 'bigapp');
   mkdirSync(app);
@@ -82,8 +75,6 @@ try {
   console.log(`| pull (into a new image) | ${result.pullS.toFixed(2)} s = ${mbps(median(pull)).toFixed(0)} MB/s | ${result.skopeoPullS.toFixed(2)} s = ${mbps(median(skPull)).toFixed(0)} MB/s | ${(result.pullS / result.skopeoPullS).toFixed(2)}x |`);
   console.log(`\nwritten to ${out}`);
 } finally {
-  daemon.kill('SIGTERM');
+  await daemon.stop();
   await registry.destroy();
-  await sleep(300);
-  rmSync(home, { recursive: true, force: true });
 }

@@ -1,34 +1,19 @@
 // `npm run bench:volumes`: volume creation through the daemon, beside the bare tools doing the
 // same work in the same run (the reference): a 1 GiB empty ext4 volume, and one from a 100 MB
 // directory (POSTed as a tar, as the CLI does).
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { homedir, hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, startDaemon, stats as median } from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const RUNS = Number(process.env.BENCH_RUNS) || 5;
-const home = mkdtempSync(join(tmpdir(), 'unik-benchvol-'));
-const env = { ...process.env, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[s.length >> 1]!, min: s[0]!, max: s.at(-1)! };
-};
 const fmt = (x: { median: number; min: number; max: number }) => `${(x.median / 1000).toFixed(3)} s (${(x.min / 1000).toFixed(3)}–${(x.max / 1000).toFixed(3)})`;
 
-const s = createServer();
-await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-const port = (s.address() as { port: number }).port;
-s.close();
-const log = openSync(join(home, 'daemon.log'), 'a');
-const daemon = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', log, log] });
-const api = `http://127.0.0.1:${port}`;
+const daemon = await startDaemon('volumes');
+const { api, home } = daemon;
 try {
-  for (let i = 0; i < 100 && !(await fetch(`${api}/available_providers`).then(() => true, () => false)); i++) await sleep(100);
 
   // 100 MB of data in 100 files of 1 MB (incompressible)
   const data = join(home, 'data');
@@ -80,7 +65,5 @@ try {
   console.log(`| from a 100 MB directory (uploaded as a tar) | ${fmt(result.from100MB)} | mkfs.ext4 -d of the directory: ${fmt(result.mkfsFrom100MB)} | ${(result.from100MB.median / result.mkfsFrom100MB.median).toFixed(2)}x |`);
   console.log(`\nwritten to ${out}`);
 } finally {
-  daemon.kill('SIGTERM');
-  await sleep(300);
-  rmSync(home, { recursive: true, force: true });
+  await daemon.stop();
 }

@@ -14,9 +14,9 @@ import { buildRunRequest } from '../../src/cli/commands/instances.js';
 import { inspectVolumeData, planAttach, planCreateVolume } from '../../src/cli/commands/volumes.js';
 import { CliError } from '../../src/cli/errors.js';
 import { volumeRow } from '../../src/cli/output.js';
-import { buildProgram } from '../../src/cli/program.js';
 import { UnikApiError, UnikClient } from '../../src/client/index.js';
 import type { VolumeJson } from '../../src/api/types.js';
+import { cli } from './cli-harness.js';
 
 describe('--vol', () => {
   it('maps mount point → volume, splitting on the first ":"', () => {
@@ -200,36 +200,6 @@ function startServer(): Promise<{ url: string; server: http.Server; seen: Seen[]
 /** Parses a recorded multipart body with the platform's own FormData parser. */
 async function formOf(s: Seen): Promise<FormData> {
   return new Response(new Uint8Array(s.body), { headers: { 'content-type': s.headers['content-type'] ?? '' } }).formData();
-}
-
-/** Runs the CLI with stdout/stderr captured; restores process.exitCode. */
-async function cli(args: string[]): Promise<{ out: string; err: string; exitCode: number | undefined; error?: unknown }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  const savedCode = process.exitCode;
-  process.exitCode = undefined;
-  // Only strings: the test runner reports to its parent through stdout in binary chunks meanwhile.
-  const capture = (stream: NodeJS.WriteStream, original: typeof process.stdout.write, add: (s: string) => void) =>
-    (((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      if (typeof chunk !== 'string') return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-      add(chunk);
-      return true;
-    }) as typeof process.stdout.write);
-  process.stdout.write = capture(process.stdout, write.out, (s) => (out += s));
-  process.stderr.write = capture(process.stderr, write.err, (s) => (err += s));
-  let error: unknown;
-  try {
-    await buildProgram().exitOverride().parseAsync(['node', 'unik', ...args]);
-  } catch (e) {
-    error = e;
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-  const exitCode = typeof process.exitCode === 'number' ? process.exitCode : undefined;
-  process.exitCode = savedCode;
-  return error === undefined ? { out, err, exitCode } : { out, err, exitCode, error };
 }
 
 describe('VolumesApi', () => {

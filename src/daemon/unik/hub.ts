@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { NDJSON } from '../../api/types.js';
 import type { Core } from '../../core/core.js';
 import type { TransferProgress } from '../../core/hub.js';
 import { parseReference } from '../../hub/reference.js';
-import { bool2016, errorBody } from '../http/errors.js';
+import { bool2016 } from '../http/errors.js';
+import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
 import { registryAuth } from '../http/registry-auth.js';
 import { imageJson } from './serialize.js';
 
@@ -28,21 +28,14 @@ export function hubRoutes(app: FastifyInstance, core: Core): void {
     const ref = req.query.ref || req.query.url || '';
     parseReference(ref);
     const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
-    if (!(req.headers.accept ?? '').includes(NDJSON)) {
+    if (!wantsNdjson(req.headers.accept)) {
       const r = await core.hub.push(img.id, ref, o);
       return reply.code(202).send({ Ref: r.ref, Digest: r.digest, Size: r.size });
     }
-    reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
-    const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
-    try {
+    await streamNdjson(reply, async (send) => {
       const r = await core.hub.push(img.id, ref, o, (p) => send(progressLine(p)));
-      send({ Pushed: { Ref: r.ref, Digest: r.digest, Size: r.size } });
-    } catch (e) {
-      const { status, body } = errorBody(e);
-      send({ Error: { ...body, Status: status } });
-    }
-    reply.raw.end();
+      return { Pushed: { Ref: r.ref, Digest: r.digest, Size: r.size } };
+    });
   });
 
   // 2016: POST /images/pull/:name → 202. :name is the local name; ?ref= where it comes from.
@@ -52,20 +45,13 @@ export function hubRoutes(app: FastifyInstance, core: Core): void {
     const force = bool2016(req.query.force);
     core.images.checkNameFree(req.params.name, force);
     const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
-    if (!(req.headers.accept ?? '').includes(NDJSON)) {
+    if (!wantsNdjson(req.headers.accept)) {
       const img = await core.hub.pull(ref, req.params.name, force, o);
       return reply.code(202).send(imageJson(img, img.provider.toUpperCase()));
     }
-    reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
-    const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
-    try {
+    await streamNdjson(reply, async (send) => {
       const img = await core.hub.pull(ref, req.params.name, force, o, (p) => send(progressLine(p)));
-      send({ Image: imageJson(img, img.provider.toUpperCase()) });
-    } catch (e) {
-      const { status, body } = errorBody(e);
-      send({ Error: { ...body, Status: status } });
-    }
-    reply.raw.end();
+      return { Image: imageJson(img, img.provider.toUpperCase()) };
+    });
   });
 }

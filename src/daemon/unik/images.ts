@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { NDJSON, type BuildEvent } from '../../api/types.js';
 import type { Core } from '../../core/core.js';
-import { bool2016, errorBody } from '../http/errors.js';
+import { bool2016 } from '../http/errors.js';
+import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
 import { readUpload } from '../http/upload.js';
 import { imageJson } from './serialize.js';
 
@@ -39,21 +39,13 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
       force: bool2016(param('force')),
     });
 
-    if (!(req.headers.accept ?? '').includes(NDJSON)) {
+    if (!wantsNdjson(req.headers.accept)) {
       const img = await prepared.run(() => {});
       return reply.code(201).send(imageJson(img, infra(img.provider)));
     }
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
-    const send = (e: BuildEvent) => res.write(JSON.stringify(e) + '\n');
-    try {
+    await streamNdjson(reply, async (send) => {
       const img = await prepared.run((p) => send({ Progress: { Step: p.step, Message: p.message, ...(p.percent === undefined ? {} : { Percent: p.percent }) } }));
-      send({ Image: imageJson(img, infra(img.provider)) });
-    } catch (e) {
-      const { status, body } = errorBody(e);
-      send({ Error: { ...body, Status: status } });
-    }
-    res.end();
+      return { Image: imageJson(img, infra(img.provider)) };
+    });
   });
 }
