@@ -1,8 +1,10 @@
 import type { ProgressFn } from '../core/types.js';
+import type { AppManifest } from './app-manifest.js';
 
 /** One thing to put in the image root. Paths are absolute inside the guest. */
 export type RootEntry =
   | { kind: 'file'; path: string; source: string; mode: number }
+  | { kind: 'data'; path: string; content: string | Buffer; mode: number }
   | { kind: 'dir'; path: string; mode: number }
   | { kind: 'symlink'; path: string; target: string };
 
@@ -27,6 +29,8 @@ export interface CompileContext {
   cacheDir: string;
   /** build-time arguments, baked into the image */
   args: string[];
+  /** the app's unik.yaml, merged with the build flags */
+  manifest: AppManifest;
   progress: ProgressFn;
 }
 

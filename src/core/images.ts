@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { link, copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { link, copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compilerFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
@@ -12,6 +12,8 @@ import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.j
 import { checkMountPoint } from './volumes.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { unpack } from './tarball.js';
+import { readAppManifest, type AppManifest } from '../compilers/app-manifest.js';
+import type { RootEntry } from '../compilers/types.js';
 import type { UnikPaths } from './paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from './types.js';
 
@@ -66,8 +68,7 @@ export class ImageService {
       const providerName = req.provider || 'qemu';
       if (!this.providers.has(providerName))
         throw invalid('UNKNOWN_PROVIDER', `unknown provider ${JSON.stringify(providerName)}`, `available providers: ${[...this.providers.keys()].join(', ')}`);
-      const mountPoints = [...new Set(req.mountPoints ?? [])];
-      for (const mp of mountPoints) checkMountPoint(mp);
+      for (const mp of req.mountPoints ?? []) checkMountPoint(mp);
       const existing = this.store.listImages().find((i) => i.name === req.name);
       if (existing && !req.force)
         throw alreadyExists('IMAGE_EXISTS', `an image named ${req.name} already exists`, 'pick another name, or replace it with --force');
@@ -81,8 +82,14 @@ export class ImageService {
       const src = join(work, 'src');
       await unpack(req.tarball, src);
       const sourceDir = await unwrapSingleDir(src, compiler0);
-      const compiler = compiler0 ?? (await detectCompiler(sourceDir));
-      const args = Array.isArray(req.args) ? req.args : (req.args ?? '').split(' ').filter(Boolean);
+      // unik.yaml says what flags would; a flag given wins over it
+      const app = await readAppManifest(sourceDir);
+      const compiler = compiler0 ?? (app.language ? compilerFor(app.language) : await detectCompiler(sourceDir));
+      const flagArgs = Array.isArray(req.args) ? req.args : (req.args ?? '').split(' ').filter(Boolean);
+      const args = flagArgs.length ? flagArgs : app.args ?? [];
+      const mountPoints = [...new Set(req.mountPoints?.length ? req.mountPoints : app.mountpoints ?? [])];
+      for (const mp of mountPoints) checkMountPoint(mp);
+      const manifest = { ...app, args, mountpoints: mountPoints };
 
       const release = async () => {
         this.building.delete(req.name);
@@ -95,7 +102,7 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, compiler, sourceDir, work, args, mountPoints, !!req.force, progress);
+            return await this.build(req.name, providerName, compiler, sourceDir, work, manifest, !!req.force, progress);
           } finally {
             await release();
           }
@@ -109,11 +116,14 @@ export class ImageService {
     }
   }
 
-  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, args: string[], mountPoints: string[], force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+    const args = appManifest.args ?? [];
+    const mountPoints = appManifest.mountpoints ?? [];
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
     await mkdir(this.paths.cache, { recursive: true });
-    const app = await compiler.compile({ sourceDir, workDir: out, cacheDir: this.paths.cache, args, progress });
+    const app = await compiler.compile({ sourceDir, workDir: out, cacheDir: this.paths.cache, args, manifest: appManifest, progress });
+    const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
     const fragments = ['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : [])];
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress);
@@ -125,7 +135,7 @@ export class ImageService {
     await mkdir(stage, { recursive: true });
     try {
       progress({ step: 'root', message: 'writing the image root (initramfs)' });
-      const rootSize = await writeInitramfs(join(stage, 'root.cpio'), init, app.entries);
+      const rootSize = await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra]);
       // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
       await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
       const manifest: ImageManifest = {
@@ -142,9 +152,9 @@ export class ImageService {
         root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: rootSize },
         argv: app.argv,
         cwd: app.cwd,
-        env: app.env,
+        env: { ...app.env, ...(appManifest.env ?? {}) },
         mountPoints,
-        defaultMemoryMb: app.defaultMemoryMb,
+        defaultMemoryMb: appManifest.memory ?? app.defaultMemoryMb,
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
       const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };
@@ -220,4 +230,24 @@ async function unwrapSingleDir(dir: string, compiler?: Compiler): Promise<string
   if (!only) return dir;
   if (compiler && (await compiler.detect(dir))) return dir;
   return only;
+}
+
+/** Host directories unik.yaml may take files from: programs and libraries, never /etc or /home. */
+const HOST_FILE_DIRS = ['/usr/', '/lib/', '/lib64/', '/bin/', '/sbin/', '/opt/'];
+
+/** unik.yaml `files:`, from the upload (relative) or from the host's system directories. */
+async function extraFiles(sourceDir: string, files: { from: string; to: string }[]): Promise<RootEntry[]> {
+  const out: RootEntry[] = [];
+  for (const f of files) {
+    const from = f.from.startsWith('/') ? f.from : join(sourceDir, f.from);
+    if (f.from.startsWith('/') && !HOST_FILE_DIRS.some((d) => f.from.startsWith(d)))
+      throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is outside the host directories images may take files from (${HOST_FILE_DIRS.join(' ')})`);
+    if (!f.from.startsWith('/') && f.from.split('/').includes('..')) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} leaves the app directory`);
+    if (!existsSync(from)) throw invalid('FILE_NOT_FOUND', `unik.yaml files: ${f.from} does not exist`);
+    if (!f.to.startsWith('/') || f.to.split('/').includes('..')) throw invalid('BAD_APP_MANIFEST', `unik.yaml files: "to" must be an absolute path in the image, got ${f.to}`);
+    const st = await stat(from);
+    if (st.isDirectory()) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is a directory; list its files`);
+    out.push({ kind: 'file', path: f.to, source: await realpath(from), mode: st.mode & 0o777 });
+  }
+  return out;
 }

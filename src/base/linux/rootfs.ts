@@ -27,6 +27,7 @@ export async function writeInitramfs(path: string, initBinary: string, app: Root
       if (!made.has(e.path)) await w.dir(e.path, e.mode);
       made.add(e.path);
     } else if (e.kind === 'file') await w.fileFrom(e.path, e.source, e.mode);
+    else if (e.kind === 'data') await w.file(e.path, Buffer.from(e.content), e.mode);
     else await w.symlink(e.path, e.target);
   }
   return w.finish();

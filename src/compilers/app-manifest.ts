@@ -1,0 +1,88 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { invalid } from '../core/errors.js';
+
+/**
+ * unik.yaml, in the app's directory: what build flags would otherwise carry. Flags override it.
+ * Unknown keys are an error naming the key (the 2016 daemon silently ignored typos).
+ */
+export interface AppManifest {
+  language?: string;
+  /** the program: a file in the app (or, for elf, an absolute path on the daemon host) */
+  entry?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  /** extra files: { from: path in the app or absolute host path, to: path in the image } */
+  files?: { from: string; to: string }[];
+  /** shared libraries loaded with dlopen, which ldd cannot see */
+  libraries?: string[];
+  mountpoints?: string[];
+  /** default memory, MB */
+  memory?: number;
+  /** ports the app listens on (documentation, and Docker's ExposedPorts) */
+  ports?: number[];
+}
+
+const KEYS: (keyof AppManifest)[] = ['language', 'entry', 'args', 'env', 'files', 'libraries', 'mountpoints', 'memory', 'ports'];
+
+export async function readAppManifest(dir: string): Promise<AppManifest> {
+  const file = ['unik.yaml', 'unik.yml'].map((f) => join(dir, f)).find(existsSync);
+  if (!file) return {};
+  let doc: unknown;
+  try {
+    doc = parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw invalid('BAD_APP_MANIFEST', `unik.yaml is not valid YAML: ${(e as Error).message}`);
+  }
+  return checkAppManifest(doc ?? {});
+}
+
+export function checkAppManifest(doc: unknown): AppManifest {
+  const bad = (what: string) => invalid('BAD_APP_MANIFEST', `unik.yaml: ${what}`, 'see the README section "unik.yaml"');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('the top level must be a mapping');
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (!KEYS.includes(k as keyof AppManifest)) throw bad(`unknown key "${k}" (known keys: ${KEYS.join(', ')})`);
+  const str = (k: string) => {
+    if (d[k] !== undefined && typeof d[k] !== 'string') throw bad(`"${k}" must be a string`);
+    return d[k] as string | undefined;
+  };
+  const strings = (k: string) => {
+    const v = d[k];
+    if (v === undefined) return undefined;
+    if (typeof v === 'string') return v.split(' ').filter(Boolean);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' || typeof x === 'number')) throw bad(`"${k}" must be a list of strings`);
+    return v.map(String);
+  };
+  const m: AppManifest = {};
+  if (str('language')) m.language = str('language');
+  if (str('entry')) m.entry = str('entry');
+  const args = strings('args');
+  if (args) m.args = args;
+  const libs = strings('libraries');
+  if (libs) m.libraries = libs;
+  const mps = strings('mountpoints');
+  if (mps) m.mountpoints = mps;
+  if (d.env !== undefined) {
+    if (typeof d.env !== 'object' || d.env === null || Array.isArray(d.env)) throw bad('"env" must be a mapping of NAME: value');
+    m.env = Object.fromEntries(Object.entries(d.env).map(([k, v]) => [k, String(v)]));
+  }
+  if (d.files !== undefined) {
+    if (!Array.isArray(d.files)) throw bad('"files" must be a list');
+    m.files = d.files.map((f) => {
+      if (typeof f === 'string') return { from: f, to: f.startsWith('/') ? f : `/app/${f}` };
+      if (typeof f === 'object' && f && typeof (f as { from?: unknown }).from === 'string' && typeof (f as { to?: unknown }).to === 'string') return f as { from: string; to: string };
+      throw bad('each of "files" is a path, or {from, to}');
+    });
+  }
+  if (d.memory !== undefined) {
+    if (!Number.isInteger(d.memory) || (d.memory as number) < 16) throw bad('"memory" must be a whole number of MB, at least 16');
+    m.memory = d.memory as number;
+  }
+  if (d.ports !== undefined) {
+    if (!Array.isArray(d.ports) || !d.ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) throw bad('"ports" must be a list of port numbers');
+    m.ports = d.ports as number[];
+  }
+  return m;
+}
