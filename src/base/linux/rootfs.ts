@@ -19,6 +19,10 @@ export async function writeInitramfs(path: string, initBinary: string, app: Root
   };
   for (const d of ['/dev', '/proc', '/sys', '/tmp', '/etc', '/unik']) await mkdirs(d);
   await w.charDevice('/dev/console', 5, 1, 0o600);
+  // programs look up users (servers dropping privileges, getpwuid): root and nobody, no logins
+  const has = (p: string) => app.some((e) => e.path === p);
+  if (!has('/etc/passwd')) await w.file('/etc/passwd', Buffer.from('root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n'), 0o644);
+  if (!has('/etc/group')) await w.file('/etc/group', Buffer.from('root:x:0:\nnogroup:x:65534:\n'), 0o644);
   await w.fileFrom('/init', initBinary, 0o755);
   for (const e of app) {
     if (!e.path.startsWith('/') || e.path.split('/').includes('..')) throw new Error(`bad path in image root: ${e.path}`);
