@@ -4,7 +4,7 @@ import { appendFile, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/pr
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { conflict, internal, invalid, unavailable } from '../../core/errors.js';
+import { conflict, failedPrecondition, internal, invalid, unavailable } from '../../core/errors.js';
 import type { UnikPaths } from '../../core/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../core/types.js';
 import { USER_NET, parseGuestEvents, writeBootConfigCpio } from '../../base/linux/contract.js';
@@ -128,6 +128,11 @@ export class QemuProvider implements Provider {
       if (/lock/i.test(why)) throw conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
       if (/host forwarding|Could not set up/i.test(why))
         throw conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
+      if (early === 0) {
+        // QEMU ran, and the guest reset at once: it died while booting (too little memory, say)
+        const consoleTail = (await readFile(this.logFile(inst), 'utf8').catch(() => '')).trim().split('\n').slice(-6).join('\n');
+        throw failedPrecondition('GUEST_DIED_AT_BOOT', `the guest stopped while booting${consoleTail ? `:\n${consoleTail}` : ''}`, `too little memory (${inst.spec.memoryMb} MB)? try a larger --memory`);
+      }
       throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(early)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
     }
     return { pid: child.pid, accel };

@@ -1,0 +1,97 @@
+// `npm run bench:languages`: per example app — image size, cold and warm build, `run` → first
+// HTTP 200 (median of BENCH_RUNS, default 5), and the smallest memory at which it still answers
+// (bisection between 16 MB and the image's default).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/integration/harness.js';
+import { ROOT, startDaemon, stats } from './lib.js';
+
+const RUNS = Number(process.env.BENCH_RUNS) || 5;
+const EXAMPLES = (process.env.BENCH_EXAMPLES ?? 'go-http,c-http,node-http,python-http,java-http').split(',').filter((e) => existsSync(join(ROOT, 'examples', e)));
+
+const daemon = await startDaemon('languages');
+const { api, home } = daemon;
+
+async function build(name: string, force: boolean): Promise<{ ms: number; size: number; memory: number }> {
+  const tarball = join(home, `${name}.tgz`);
+  execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples', name), '.']);
+  const form = new FormData();
+  form.append('tarfile', new Blob([readFileSync(tarball)]), 'app.tgz');
+  const t = performance.now();
+  const r = await fetch(`${api}/images/${name}/create?force=${force}`, { method: 'POST', body: form });
+  if (r.status !== 201) throw new Error(`build ${name}: ${await r.text()}`);
+  const img = (await r.json()) as { SizeBytes: number; RunSpec: { DefaultInstanceMemory: number } };
+  return { ms: performance.now() - t, size: img.SizeBytes, memory: img.RunSpec.DefaultInstanceMemory };
+}
+
+/** Runs the image; resolves with ms to the first 200 on /ping_test, or undefined if it never answers. */
+async function boot(name: string, memoryMb?: number, deadlineMs = 120_000): Promise<number | undefined> {
+  const port = await freePort();
+  const t = performance.now();
+  const r = await fetch(`${api}/instances/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ImageName: name, Ports: [`${port}:8080`], ...(memoryMb ? { MemoryMb: memoryMb } : {}) }) });
+  if (r.status !== 201) {
+    if (memoryMb) return undefined; // e.g. the guest died while booting with this little memory
+    throw new Error(`run ${name}: ${await r.text()}`);
+  }
+  const { Id } = (await r.json()) as { Id: string };
+  let ms: number | undefined;
+  try {
+    while (performance.now() - t < deadlineMs) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/ping_test`, { signal: AbortSignal.timeout(250) });
+        if (res.status === 200 && (await res.text()) === 'pong') {
+          ms = performance.now() - t;
+          break;
+        }
+      } catch {
+        /* not yet */
+      }
+      const state = ((await (await fetch(`${api}/instances/${Id}`)).json()) as { State: string }).State;
+      if (state === 'stopped' || state === 'error') break;
+      await sleep(10);
+    }
+  } finally {
+    await fetch(`${api}/instances/${Id}?force=true`, { method: 'DELETE' });
+  }
+  return ms;
+}
+
+const rows: Record<string, unknown>[] = [];
+try {
+  for (const name of EXAMPLES) {
+    const cold = await build(name, false);
+    const warm = stats([(await build(name, true)).ms, (await build(name, true)).ms, (await build(name, true)).ms]);
+    const boots: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const ms = await boot(name);
+      if (ms === undefined) throw new Error(`${name} did not answer`);
+      boots.push(ms);
+    }
+    // smallest memory that still answers: bisect in 8 MB steps between 16 and the default
+    let ok = cold.memory;
+    let bad = 8;
+    while (ok - bad > 8) {
+      const mid = Math.round((ok + bad) / 16) * 8;
+      if (mid <= bad || mid >= ok) break;
+      if ((await boot(name, mid, 90_000)) !== undefined) ok = mid;
+      else bad = mid;
+    }
+    rows.push({ example: name, imageBytes: cold.size, buildColdS: cold.ms / 1000, buildWarmS: warm.median / 1000, bootS: stats(boots.map((b) => b / 1000)), defaultMemoryMb: cold.memory, minMemoryMb: ok });
+    console.error(`${name}: done`);
+  }
+  const result = { date: new Date().toISOString(), host: hostname(), runs: RUNS, rows };
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-languages.json`);
+  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\nunik per-language benchmark (TCG on this host; boot = run → first HTTP 200, median of ${RUNS})\n`);
+  console.log('| example | image | build cold | build warm | boot median (min–max) | default memory | smallest memory that answers |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of rows as { example: string; imageBytes: number; buildColdS: number; buildWarmS: number; bootS: { median: number; min: number; max: number }; defaultMemoryMb: number; minMemoryMb: number }[])
+    console.log(`| ${r.example} | ${(r.imageBytes / 1e6).toFixed(2)} MB | ${r.buildColdS.toFixed(2)} s | ${r.buildWarmS.toFixed(2)} s | ${r.bootS.median.toFixed(2)} s (${r.bootS.min.toFixed(2)}–${r.bootS.max.toFixed(2)}) | ${r.defaultMemoryMb} MB | ${r.minMemoryMb} MB |`);
+  console.log(`\nwritten to ${out}`);
+} finally {
+  await daemon.stop();
+}
