@@ -155,6 +155,7 @@ export class ImageService {
         env: { ...app.env, ...(appManifest.env ?? {}) },
         mountPoints,
         defaultMemoryMb: appManifest.memory ?? app.defaultMemoryMb,
+        ports: appManifest.ports ?? [],
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
       const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };

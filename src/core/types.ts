@@ -29,6 +29,8 @@ export interface ImageManifest {
   env: Record<string, string>;
   mountPoints: string[];
   defaultMemoryMb: number;
+  /** ports the app listens on (unik.yaml ports:) */
+  ports?: number[];
   /** the registry reference it was pulled from, and that manifest's digest */
   source?: string;
   sourceDigest?: string;

@@ -64,6 +64,8 @@ test('elf: a program from a Debian package (webfsd) does its job in the unikerne
   const img = (await d.api('GET', '/images/webfs')).json;
   assert.equal(img.Language, 'elf');
   assert.equal(img.RunSpec.DefaultInstanceMemory, 64, 'memory from unik.yaml');
+  const inspect = (await d.api('GET', '/v1.43/images/webfs/json')).json;
+  assert.deepEqual(inspect.Config.ExposedPorts, { '8080/tcp': {} }, 'ports from unik.yaml');
   const port = await freePort();
   assert.equal((await d.cli(['run', 'webfs', '--name', 'web', '-p', `${port}:8080`])).code, 0);
   assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`), 'pong', 'webfsd served the file added by unik.yaml files:');
