@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Daemon, ROOT, freePort, httpUntil } from './harness.js';
 import { Registry } from './registry.js';
+import { TokenServer } from './token-server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const a = new Daemon();
 const b = new Daemon();
@@ -136,4 +139,32 @@ test('an image built for another architecture is refused', async () => {
   assert.equal(r.status, 409);
   assert.match(r.json.message, /built for linux\/arm64; this host runs linux\/amd64/);
   assert.deepEqual(await images(b), ['fromhub', 'private']);
+});
+
+test('a registry behind the token flow (Bearer): push and pull with a token from a real token server', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unik-token-'));
+  const tokens = new TokenServer(dir, { bob: 'hunter2' });
+  await tokens.start();
+  const reg = new Registry(undefined, { realm: `http://127.0.0.1:${tokens.port}/token`, issuer: tokens.issuer, cert: tokens.cert });
+  await reg.start();
+  try {
+    const ref = `${reg.host}/unik/tokened:v1`;
+    const anon = await a.api('POST', `/images/push/go-http?ref=${ref}`);
+    assert.equal(anon.status, 401, 'the token server refuses an anonymous token');
+    assert.equal((await a.cli(['hub', 'login', reg.host, '-u', 'bob', '-p', 'hunter2'])).code, 0);
+    const push = await a.cli(['hub', 'push', 'go-http', ref]);
+    assert.equal(push.code, 0, push.stderr);
+    assert.ok(tokens.requests >= 2, 'tokens were fetched');
+    assert.equal((await b.cli(['hub', 'login', reg.host, '-u', 'bob', '-p', 'hunter2'])).code, 0);
+    const pull = await b.cli(['hub', 'pull', ref, '--name', 'tokened']);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.ok((await images(b)).includes('tokened'));
+    const wrong = await b.cli(['hub', 'login', reg.host, '-u', 'bob', '-p', 'nope']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /refused the credentials/);
+  } finally {
+    await reg.destroy();
+    tokens.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

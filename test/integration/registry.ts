@@ -11,7 +11,11 @@ export class Registry {
   port = 0;
   private proc?: ChildProcess;
 
-  constructor(private readonly users?: Record<string, string>) {}
+  /** users: htpasswd basic auth; token: the Bearer flow against a token server */
+  constructor(
+    private readonly users?: Record<string, string>,
+    private readonly token?: { realm: string; issuer: string; cert: string },
+  ) {}
 
   get host(): string {
     return `127.0.0.1:${this.port}`;
@@ -20,7 +24,9 @@ export class Registry {
   async start(): Promise<void> {
     this.port ||= await freePort();
     let auth = '';
-    if (this.users) {
+    if (this.token) {
+      auth = `auth:\n  token: {realm: "${this.token.realm}", service: unik-test-registry, issuer: ${this.token.issuer}, rootcertbundle: ${this.token.cert}}\n`;
+    } else if (this.users) {
       const lines = Object.entries(this.users).map(([u, p]) => execFileSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' }).trim());
       writeFileSync(join(this.dir, 'htpasswd'), lines.join('\n') + '\n');
       auth = `auth:\n  htpasswd: {realm: unik-test, path: ${join(this.dir, 'htpasswd')}}\n`;
