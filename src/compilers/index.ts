@@ -2,6 +2,7 @@ import { invalid } from '../core/errors.js';
 import { goCompiler } from './go.js';
 import { nodejsCompiler } from './nodejs.js';
 import { pythonCompiler } from './python.js';
+import { javaCompiler } from './java.js';
 import { cCompiler, cppCompiler, elfCompiler } from './native.js';
 import type { Compiler } from './types.js';
 
@@ -9,7 +10,7 @@ import type { Compiler } from './types.js';
  * The compiler registry: adding a language is adding an entry here, nothing else. Detection
  * tries them in this order, so the C compiler (any Makefile) comes after the runtimes.
  */
-export const compilers: Compiler[] = [goCompiler, nodejsCompiler, pythonCompiler, cppCompiler, cCompiler, elfCompiler];
+export const compilers: Compiler[] = [goCompiler, nodejsCompiler, pythonCompiler, javaCompiler, cppCompiler, cCompiler, elfCompiler];
 export function compilerFor(language: string): Compiler {
   const c = compilers.find((x) => x.language === language);
   if (!c)
