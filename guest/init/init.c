@@ -355,7 +355,11 @@ int main(void) {
   static struct config c;
   size_t len = 0;
   char *raw = read_file("/unik/config", &len);
-  if (!raw) fail(127, "read /unik/config");
+  if (!raw) {
+    /* the config is the last archive the kernel unpacks: without it the initramfs did not fit */
+    say("no /unik/config: the image root did not unpack completely (too little memory for this image?)");
+    fail(127, "read /unik/config");
+  }
   parse_config(&c, raw, len);
   if (c.nargs == 0) { errno = EINVAL; fail(127, "no program in /unik/config"); }
 

@@ -125,6 +125,20 @@ test('FAT, empty and raw volumes mount too', async () => {
   assert.equal((await d.cli(['rm', '-f', 'raw'])).code, 0);
 });
 
+test('every example app reads its volume: /mount_test of c-http, python-http, node-http, java-http', async () => {
+  for (const example of ['c-http', 'python-http', 'node-http', 'java-http']) {
+    const push = await d.cli(['push', `${example}-vol`, join(ROOT, 'examples', example), '--mountpoint', '/data']);
+    assert.equal(push.code, 0, push.stderr + push.stdout);
+    assert.equal((await d.cli(['create-volume', `${example}-data`, '--data', dataDir])).code, 0);
+    const p2 = await freePort();
+    const run = await d.cli(['run', `${example}-vol`, '--name', `${example}-m`, '-p', `${p2}:8080`, '--vol', `${example}-data:/data`]);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.equal(await httpUntil(`http://127.0.0.1:${p2}/mount_test`, 120_000), 'test_data', example);
+    assert.equal((await d.cli(['rm', '-f', `${example}-m`])).code, 0);
+    assert.equal((await d.cli(['rmu', `${example}-vol`])).code, 0);
+  }
+});
+
 test('bad input: clear errors, nothing changed', async () => {
   const snapshot = async () => JSON.stringify((await d.api('GET', '/volumes')).json);
   const before = await snapshot();
