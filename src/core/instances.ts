@@ -40,6 +40,8 @@ export class InstanceService {
   private timer?: NodeJS.Timeout;
   /** instances with a start/stop in flight, so the watcher leaves them alone */
   private readonly busy = new Set<string>();
+  /** names of instances being created right now: a second run with the same name is refused */
+  private readonly naming = new Set<string>();
   /** 'change' (record) on every state change, 'removed' (id) when one is deleted */
   readonly events = new EventEmitter();
 
@@ -70,7 +72,7 @@ export class InstanceService {
     const image = this.images.get(req.image);
     const name = req.name || `${image.name}-${newId().slice(0, 8)}`;
     checkName('instance', name);
-    if (this.store.listInstances().some((i) => i.name === name))
+    if (this.store.listInstances().some((i) => i.name === name) || this.naming.has(name))
       throw alreadyExists('INSTANCE_EXISTS', `an instance named ${name} already exists`, 'pick another --name, or remove the old one (unik rm)');
     const mounts = this.volumes.resolveForRun(req.mounts ?? {}, image.manifest.mountPoints);
     const env = req.env ?? {};
@@ -100,20 +102,26 @@ export class InstanceService {
         }
       });
     const disks = mounts.map((m) => ({ id: m.volume.id, file: this.volumes.file(m.volume), type: m.volume.type, mountPoint: m.mountPoint }));
-    return { image, inst, provider, commit, disks };
+    // every check passed: hold the name until the record is stored (or the attempt fails)
+    this.naming.add(name);
+    return { image, inst, provider, commit, disks, release: () => this.naming.delete(name) };
   }
 
   /** Creates an instance without starting it (Docker's create). */
   async create(req: RunRequest): Promise<InstanceRecord> {
-    const { inst, commit } = await this.prepare(req, 'created');
-    commit();
+    const { inst, commit, release } = await this.prepare(req, 'created');
+    try {
+      commit();
+    } finally {
+      release();
+    }
     this.events.emit('change', inst);
     return inst;
   }
 
   /** Creates and boots an instance; if the VM cannot start, nothing is stored. */
   async run(req: RunRequest): Promise<InstanceRecord> {
-    const { image, inst, provider, commit, disks } = await this.prepare(req, 'pending');
+    const { image, inst, provider, commit, disks, release } = await this.prepare(req, 'pending');
     this.busy.add(inst.id);
     try {
       const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
@@ -129,6 +137,7 @@ export class InstanceService {
       throw e;
     } finally {
       this.busy.delete(inst.id);
+      release();
     }
     this.events.emit('change', inst);
     return (await this.refresh(inst.id)) ?? inst;

@@ -133,6 +133,17 @@ test('run of an unknown image: 404; a port already in use: 409; nothing stored',
   assert.match(cli.stderr, /=/);
 });
 
+test('two runs racing for one name: one wins, the other gets 409, one VM is left', async () => {
+  const run = () => d.api('POST', '/instances/run', { ImageName: 'streamed', InstanceName: 'racer' });
+  const results = await Promise.all([run(), run()]);
+  assert.deepEqual(results.map((r) => r.status).sort(), [201, 409], JSON.stringify(results.map((r) => r.json)));
+  const list = (await d.api('GET', '/instances')).json as { Name: string }[];
+  assert.deepEqual(list.map((i) => i.Name), ['racer']);
+  const vms = execFileSync('pgrep', ['-fc', join(d.home, 'instances')], { encoding: 'utf8' }).trim();
+  assert.equal(vms, '1', 'the loser\'s VM was stopped');
+  assert.equal((await d.api('DELETE', '/instances/racer?force=true')).status, 204);
+});
+
 test('unknown routes and ids: JSON 404s, not 500s', async () => {
   for (const [method, path] of [['GET', '/images/nope'], ['GET', '/instances/nope'], ['DELETE', '/instances/nope'], ['POST', '/instances/nope/stop'], ['GET', '/instances/nope/logs'], ['GET', '/no/such/route']] as const) {
     const r = await d.api(method, path);
