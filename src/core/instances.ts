@@ -7,7 +7,7 @@ import type { Store } from '../store/db.js';
 import { alreadyExists, failedPrecondition, invalid, unavailable } from './errors.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { parsePort } from './ports.js';
-import { stampLog } from './logs.js';
+import { forgetLog, stampLog } from './logs.js';
 import type { ImageService } from './images.js';
 import type { VolumeService } from './volumes.js';
 import type { UnikPaths } from './paths.js';
@@ -43,7 +43,7 @@ export class InstanceService {
   /** names of instances being created right now: a second run with the same name is refused */
   private readonly naming = new Set<string>();
   /** 'change' (record) on every state change, 'removed' (id) when one is deleted */
-  readonly events = new EventEmitter();
+  readonly events = new EventEmitter().setMaxListeners(0); // one per waiting client, by design
 
   constructor(
     private readonly store: Store,
@@ -203,6 +203,7 @@ export class InstanceService {
         this.store.detachAll(inst.id);
         this.store.deleteInstance(inst.id);
       });
+      forgetLog(provider.logFile(inst));
       await provider.remove(inst);
     } finally {
       this.busy.delete(inst.id);

@@ -36,6 +36,11 @@ export function stampLog(logFile: string): void {
   }
 }
 
+/** Drops what stampLog remembers of a log (its instance is gone). */
+export function forgetLog(logFile: string): void {
+  lastSeen.delete(logFile);
+}
+
 function lastIndexed(idx: string): number {
   if (!existsSync(idx)) return 0;
   const lines = readFileSync(idx, 'utf8').trimEnd().split('\n');

@@ -87,7 +87,9 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.flushHeaders();
-    const result = await waitFor(core, i.id, req.query.condition ?? 'not-running');
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const result = await waitFor(core, i.id, req.query.condition ?? 'not-running', gone.signal);
     if (!res.destroyed) res.end(JSON.stringify(result) + '\n');
   });
 

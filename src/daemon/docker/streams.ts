@@ -56,8 +56,11 @@ export async function streamLogs(core: Core, id: string, out: Writable, opts: Lo
   }
 }
 
-/** Resolves with the exit code once the instance is no longer running (or was removed). */
-export function waitFor(core: Core, id: string, condition: string): Promise<{ StatusCode: number; Error: null | { Message: string } }> {
+/**
+ * Resolves with the exit code once the instance is no longer running (or was removed). An abort
+ * (the client went away) drops the listeners; the promise then never settles.
+ */
+export function waitFor(core: Core, id: string, condition: string, signal?: AbortSignal): Promise<{ StatusCode: number; Error: null | { Message: string } }> {
   return new Promise((resolve) => {
     const result = (): { StatusCode: number; Error: null | { Message: string } } => {
       const i = core.instances.list().find((x) => x.id === id);
@@ -81,6 +84,10 @@ export function waitFor(core: Core, id: string, condition: string): Promise<{ St
     };
     core.instances.events.on('change', onChange);
     core.instances.events.on('removed', onRemoved);
+    signal?.addEventListener('abort', () => {
+      core.instances.events.off('change', onChange);
+      core.instances.events.off('removed', onRemoved);
+    });
     if (condition !== 'next-exit' && condition !== 'removed' && !live(core, id) && core.instances.list().find((x) => x.id === id)?.status.state !== 'created') done();
   });
 }
