@@ -8,12 +8,13 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils          # the QEMU provider
   musl-tools                          # the guest init (static, musl)
   golang-go                           # the Go compiler
+  python3.11 openjdk-17-jdk-headless  # the Python and Java compilers (Node.js is the daemon's own)
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4  # kernel builds
   e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
   podman                              # tests: a reference Docker API server for the conformance test
   webfs                               # tests: a program from a Debian package for the elf compiler
   docker-registry skopeo apache2-utils # tests: a real OCI registry (with htpasswd auth) for the hub, and skopeo as a peer
-  curl
+  curl openssl procps
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
