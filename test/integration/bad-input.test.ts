@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, cpSync, readFileSync } from 'nod
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort } from './harness.js';
+import { Daemon, ROOT, freePort, tarOf } from './harness.js';
 
 const d = new Daemon();
 const scratch = mkdtempSync(join(tmpdir(), 'unik-bad-'));
@@ -14,26 +14,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'unik-bad-'));
 before(() => d.start());
 after(() => d.destroy());
 
-async function upload(name: string, body: Blob, query = ''): Promise<{ status: number; json: any }> {
-  const form = new FormData();
-  form.append('tarfile', body, 'app.tar.gz');
-  const res = await fetch(`${d.url}/images/${name}/create${query}`, { method: 'POST', body: form });
-  return { status: res.status, json: await res.json() };
-}
-
-function tarOf(dir: string): Blob {
-  const file = join(scratch, `${Math.random().toString(36).slice(2)}.tgz`);
-  execFileSync('tar', ['-czf', file, '-C', dir, '.']);
-  return new Blob([readFileSync(file)]);
-}
-
 async function storeSnapshot() {
   return JSON.stringify([(await d.api('GET', '/images')).json, (await d.api('GET', '/instances')).json]);
 }
 
 test('a tarfile that is not a tar: 400, nothing stored', async () => {
   const before = await storeSnapshot();
-  const r = await upload('junk', new Blob(['this is not a tarball']), '?lang=go');
+  const r = await d.upload('junk', new Blob(['this is not a tarball']), '?lang=go');
   assert.equal(r.status, 400);
   assert.equal(r.json.code, 'UNIK_ERR_BAD_TARBALL');
   assert.match(r.json.message, /not a (valid )?tar/);
@@ -46,7 +33,7 @@ test('a tar with paths escaping its root is refused', async () => {
   writeFileSync(join(dir, 'x'), 'x');
   const file = join(scratch, 'evil.tar');
   execFileSync('tar', ['-cf', file, '-C', join(dir, 'a'), '--absolute-names', '../x']);
-  const r = await upload('evil', new Blob([readFileSync(file)]), '?lang=go');
+  const r = await d.upload('evil', new Blob([readFileSync(file)]), '?lang=go');
   assert.equal(r.status, 400);
   assert.match(r.json.message, /outside its root|not a (valid )?tar/);
 });
@@ -55,19 +42,19 @@ test('no Go module, undetectable language, unknown language or provider: 400 wit
   const dir = join(scratch, 'nomod');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'README'), 'hello');
-  let r = await upload('nomod', tarOf(dir), '?lang=go');
+  let r = await d.upload('nomod', tarOf(dir), '?lang=go');
   assert.equal(r.status, 400);
   assert.equal(r.json.code, 'UNIK_ERR_NO_GO_MODULE');
   assert.match(r.json.hint, /go mod init/);
-  r = await upload('nomod', tarOf(dir));
+  r = await d.upload('nomod', tarOf(dir));
   assert.equal(r.status, 400);
   assert.equal(r.json.code, 'UNIK_ERR_LANGUAGE_NOT_DETECTED');
   assert.match(r.json.message, /go\.mod/);
-  r = await upload('nomod', tarOf(dir), '?lang=cobol');
+  r = await d.upload('nomod', tarOf(dir), '?lang=cobol');
   assert.equal(r.status, 400);
   assert.match(r.json.message, /unknown language "cobol"/);
   assert.match(r.json.hint, /go/);
-  r = await upload('nomod', tarOf(dir), '?lang=go&provider=vbox');
+  r = await d.upload('nomod', tarOf(dir), '?lang=go&provider=vbox');
   assert.equal(r.status, 400);
   assert.match(r.json.message, /unknown provider "vbox"/);
   assert.deepEqual((await d.api('GET', '/images')).json, []);
@@ -77,7 +64,7 @@ test('a Go compile error: 422 with the compiler output, nothing stored', async (
   const dir = join(scratch, 'broken');
   cpSync(join(ROOT, 'examples/go-http'), dir, { recursive: true });
   writeFileSync(join(dir, 'broken.go'), 'package main\n\nfunc broken() { undefinedThing() }\n');
-  const r = await upload('broken', tarOf(dir), '?lang=go');
+  const r = await d.upload('broken', tarOf(dir), '?lang=go');
   assert.equal(r.status, 422);
   assert.match(r.json.message, /undefined: undefinedThing/);
   assert.deepEqual((await d.api('GET', '/images')).json, []);
@@ -100,11 +87,11 @@ test('a build streams its progress, and errors arrive in-band', async () => {
 test('a duplicate image name without --force: 409; with force it is replaced', async () => {
   const body = () => tarOf(join(ROOT, 'examples/go-http'));
   const before = (await d.api('GET', '/images/streamed')).json;
-  const r = await upload('streamed', body(), '?lang=go');
+  const r = await d.upload('streamed', body(), '?lang=go');
   assert.equal(r.status, 409);
   assert.match(r.json.hint, /--force/);
   assert.equal((await d.api('GET', '/images/streamed')).json.Id, before.Id);
-  const forced = await upload('streamed', body(), '?lang=go&force=true');
+  const forced = await d.upload('streamed', body(), '?lang=go&force=true');
   assert.equal(forced.status, 201);
   assert.notEqual(forced.json.Id, before.Id);
   assert.equal((await d.api('GET', '/images')).json.length, 1);

@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -84,6 +84,14 @@ export class Daemon {
     });
   }
 
+  /** POSTs a build upload (the multipart "tarfile") straight to the API, as old clients do. */
+  async upload(name: string, body: Blob, query = ''): Promise<{ status: number; json: any }> {
+    const form = new FormData();
+    form.append('tarfile', body, 'app.tar.gz');
+    const res = await fetch(`${this.url}/images/${name}/create${query}`, { method: 'POST', body: form });
+    return { status: res.status, json: await res.json() };
+  }
+
   async api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
     const res = await fetch(this.url + path, {
       method,
@@ -136,4 +144,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     await sleep(200);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A .tar.gz of a directory's contents, as the CLI uploads it. */
+export function tarOf(dir: string): Blob {
+  return new Blob([execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 28 })]);
 }

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil } from './harness.js';
+import { Daemon, ROOT, freePort, httpUntil, tarOf } from './harness.js';
 
 const d = new Daemon();
 const scratch = mkdtempSync(join(tmpdir(), 'unik-java-'));
@@ -20,15 +20,6 @@ after(async () => {
   if (process.exitCode) console.error(d.log());
   await d.destroy();
 });
-
-async function upload(name: string, dir: string, query = ''): Promise<{ status: number; json: any }> {
-  const file = join(scratch, `${name}.tgz`);
-  execFileSync('tar', ['-czf', file, '-C', dir, '.']);
-  const form = new FormData();
-  form.append('tarfile', new Blob([readFileSync(file)]), 'app.tar.gz');
-  const res = await fetch(`${d.url}/images/${name}/create${query}`, { method: 'POST', body: form });
-  return { status: res.status, json: await res.json() };
-}
 
 test('push detects Java sources and builds them (javac + jlink runtime)', { timeout: 600_000 }, async () => {
   const r = await d.cli(['push', 'java-http', join(ROOT, 'examples/java-http')]);
@@ -58,7 +49,7 @@ test('a jar without Main-Class: 400 UNIK_ERR_NO_MAIN_CLASS', { timeout: 120_000 
   writeFileSync(join(src, 'Lib.java'), 'public class Lib { public static int two() { return 2; } }\n');
   execFileSync('javac', ['-d', join(src, 'classes'), join(src, 'Lib.java')]);
   execFileSync('jar', ['--create', '--file', join(dir, 'lib.jar'), '-C', join(src, 'classes'), '.']);
-  const r = await upload('nomain', dir);
+  const r = await d.upload('nomain', tarOf(dir));
   assert.equal(r.status, 400, JSON.stringify(r.json));
   assert.equal(r.json.code, 'UNIK_ERR_NO_MAIN_CLASS');
   assert.match(r.json.hint, /Main-Class|entry/);
@@ -68,7 +59,7 @@ test('a .java with a syntax error: 422 with javac output', { timeout: 120_000 },
   const dir = join(scratch, 'broken');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'Main.java'), 'public class Main {\n  public static void main(String[] args) {\n    System.out.println("hi")\n  }\n}\n');
-  const r = await upload('broken', dir, '?lang=java');
+  const r = await d.upload('broken', tarOf(dir), '?lang=java');
   assert.equal(r.status, 422, JSON.stringify(r.json));
   assert.match(r.json.message, /javac failed/);
   assert.match(r.json.message, /';' expected/);
@@ -78,7 +69,7 @@ test('a Maven project without a jar: 400 telling to build the jar first', { time
   const dir = join(scratch, 'maven');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'pom.xml'), '<project></project>\n');
-  const r = await upload('maven', dir, '?lang=java');
+  const r = await d.upload('maven', tarOf(dir), '?lang=java');
   assert.equal(r.status, 400, JSON.stringify(r.json));
   assert.match(r.json.message, /mvn package/);
   assert.deepEqual(

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, waitFor } from './harness.js';
+import { Daemon, ROOT, freePort, httpUntil, waitFor, tarOf } from './harness.js';
 
 const d = new Daemon();
 const scratch = mkdtempSync(join(tmpdir(), 'unik-native-'));
@@ -17,15 +17,6 @@ after(async () => {
   await d.destroy();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-async function upload(name: string, dir: string, query = ''): Promise<{ status: number; json: any }> {
-  const file = join(scratch, `${name}.tgz`);
-  execFileSync('tar', ['-czf', file, '-C', dir, '.']);
-  const form = new FormData();
-  form.append('tarfile', new Blob([readFileSync(file)]), 'app.tgz');
-  const res = await fetch(`${d.url}/images/${name}/create${query}`, { method: 'POST', body: form });
-  return { status: res.status, json: await res.json() };
-}
 
 test('C: a Makefile project becomes one static binary; pong, env and logs', async () => {
   const push = await d.cli(['push', 'c-http', join(ROOT, 'examples/c-http')]);
@@ -45,7 +36,7 @@ test('C++: plain sources, linked dynamically, with libstdc++ and the loader copi
   const dir = join(scratch, 'cpp');
   mkdirSync(dir);
   writeFileSync(join(dir, 'hello.cpp'), '#include <iostream>\n#include <string>\nint main(int argc, char** argv) { std::string who = argc > 1 ? argv[1] : "nobody"; std::cout << "hello from c++, " << who << std::endl; return 5; }\n');
-  const r = await upload('cpp-hello', dir, '?args=unik');
+  const r = await d.upload('cpp-hello', tarOf(dir), '?args=unik');
   assert.equal(r.status, 201, JSON.stringify(r.json));
   assert.equal(r.json.Language, 'cpp');
   const run = await d.api('POST', '/instances/run', { ImageName: 'cpp-hello', InstanceName: 'cpp' });
@@ -76,7 +67,7 @@ test('bad input: a C build failure shows the compiler output; nothing stored', a
   const dir = join(scratch, 'broken-c');
   mkdirSync(dir);
   writeFileSync(join(dir, 'main.c'), 'int main(void) { return undefined_symbol; }\n');
-  const r = await upload('broken-c', dir);
+  const r = await d.upload('broken-c', tarOf(dir));
   assert.equal(r.status, 422);
   assert.match(r.json.message, /musl-gcc failed:[\s\S]*undefined_symbol/);
   assert.equal((await d.api('GET', '/images/broken-c')).status, 404);
@@ -93,7 +84,7 @@ test('bad input: a shared library that cannot be resolved is named', async () =>
   execFileSync('gcc', ['-o', join(dir, 'prog'), join(build, 'main.c'), `-L${build}`, '-lunikgone']);
   rmSync(join(build, 'libunikgone.so'));
   writeFileSync(join(dir, 'unik.yaml'), 'language: elf\nentry: prog\n');
-  const r = await upload('missing-lib', dir);
+  const r = await d.upload('missing-lib', tarOf(dir));
   assert.equal(r.status, 400);
   assert.equal(r.json.code, 'UNIK_ERR_LIBRARY_NOT_FOUND');
   assert.match(r.json.message, /libunikgone\.so/);
@@ -104,11 +95,11 @@ test('bad input: unik.yaml with an unknown key names the key; an elf entry outsi
   mkdirSync(dir);
   writeFileSync(join(dir, 'main.c'), 'int main(void) { return 0; }\n');
   writeFileSync(join(dir, 'unik.yaml'), 'langauge: c\n');
-  let r = await upload('typo', dir);
+  let r = await d.upload('typo', tarOf(dir));
   assert.equal(r.status, 400);
   assert.match(r.json.message, /unknown key "langauge"/);
   writeFileSync(join(dir, 'unik.yaml'), 'language: elf\nentry: /etc/passwd\n');
-  r = await upload('typo', dir);
+  r = await d.upload('typo', tarOf(dir));
   assert.equal(r.status, 400);
   assert.match(r.json.message, /outside the host directories/);
 });

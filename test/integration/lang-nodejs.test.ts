@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, refused } from './harness.js';
+import { Daemon, ROOT, freePort, httpUntil, refused, tarOf } from './harness.js';
 
 const d = new Daemon();
 const scratch = mkdtempSync(join(tmpdir(), 'unik-nodejs-'));
@@ -23,19 +23,6 @@ after(async () => {
   await d.destroy();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-async function upload(name: string, body: Blob, query = ''): Promise<{ status: number; json: any }> {
-  const form = new FormData();
-  form.append('tarfile', body, 'app.tar.gz');
-  const res = await fetch(`${d.url}/images/${name}/create${query}`, { method: 'POST', body: form });
-  return { status: res.status, json: await res.json() };
-}
-
-function tarOf(dir: string): Blob {
-  const file = join(scratch, `${Math.random().toString(36).slice(2)}.tgz`);
-  execFileSync('tar', ['-czf', file, '-C', dir, '.']);
-  return new Blob([readFileSync(file)]);
-}
 
 test('push detects nodejs from package.json and builds node + the app into an image', async () => {
   const r = await d.cli(['push', 'node-http', join(ROOT, 'examples/node-http')]);
@@ -81,7 +68,7 @@ test('a package.json without main, start script or index.js: 400 NO_ENTRY_POINT 
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'noentry', version: '1.0.0', scripts: { test: 'echo none' } }));
   writeFileSync(join(dir, 'lib.js'), 'module.exports = 1;\n');
   const before = (await d.api('GET', '/images')).json.length;
-  const r = await upload('noentry', tarOf(dir));
+  const r = await d.upload('noentry', tarOf(dir));
   assert.equal(r.status, 400, JSON.stringify(r.json));
   assert.equal(r.json.code, 'UNIK_ERR_NO_ENTRY_POINT');
   assert.match(r.json.message, /"main"/);
@@ -103,7 +90,7 @@ test('a native addon that needs a library the host lacks: 400 naming the library
   execFileSync('gcc', ['-shared', '-fPIC', '-o', join(libDir, 'libunikgone.so'), join(libDir, 'gone.c')]);
   execFileSync('gcc', ['-shared', '-fPIC', '-o', join(dir, 'build', 'x.node'), join(libDir, 'x.c'), `-L${libDir}`, '-lunikgone']);
   rmSync(join(libDir, 'libunikgone.so'));
-  const r = await upload('addon', tarOf(dir));
+  const r = await d.upload('addon', tarOf(dir));
   assert.equal(r.status, 400, JSON.stringify(r.json));
   assert.equal(r.json.code, 'UNIK_ERR_LIBRARY_NOT_FOUND');
   assert.match(r.json.message, /libunikgone\.so/);
