@@ -2,13 +2,11 @@
 // Docker API in the same run: GET /instances and GET /v1.43/containers/json with 10 instances
 // in the store, at 10 and 50 connections. The instances are created, not booted: the figure is
 // the API's, not the emulator's.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { freePort } from '../test/integration/harness.js';
+import { Podman } from '../test/integration/podman.js';
 import { ROOT, startDaemon } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS) || 5;
@@ -28,31 +26,16 @@ async function load(target: string, url: string, connections: number): Promise<L
 }
 
 const daemon = await startDaemon('api');
-const pm = mkdtempSync(join(tmpdir(), 'unik-bench-podman-'));
-const podmanEnv = { ...process.env, CONTAINERS_REGISTRIES_CONF: join(pm, 'registries.conf'), CONTAINERS_CONF: join(pm, 'containers.conf') };
-const storage = ['--root', join(pm, 'root'), '--runroot', join(pm, 'runroot')];
-const podmanPort = await freePort();
-let podman: ReturnType<typeof spawn> | undefined;
+const pm = new Podman();
 try {
   // unik: one image, ten created instances
-  const tarball = join(daemon.home, 'app.tgz');
-  execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples/go-http'), '.']);
-  const form = new FormData();
-  form.append('tarfile', new Blob([readFileSync(tarball)]), 'app.tgz');
-  if ((await fetch(`${daemon.api}/images/app/create`, { method: 'POST', body: form })).status !== 201) throw new Error('build failed');
+  await daemon.build('app', 'go-http');
   for (let i = 0; i < 10; i++)
     await fetch(`${daemon.api}/v1.43/containers/create?name=c${i}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ Image: 'app' }) });
-
   // podman: the same binary as an image, ten created containers
-  writeFileSync(join(pm, 'registries.conf'), 'unqualified-search-registries = []\n');
-  writeFileSync(join(pm, 'containers.conf'), '[containers]\ndefault_ulimits=["nofile=1024:1024","nproc=1024:1024"]\n');
-  mkdirSync(join(pm, 'rootfs'));
-  execFileSync('go', ['build', '-o', join(pm, 'rootfs', 'app'), '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0' } });
-  execFileSync('tar', ['-C', join(pm, 'rootfs'), '-cf', join(pm, 'rootfs.tar'), '.']);
-  execFileSync('podman', [...storage, 'import', '--change', 'CMD ["/app"]', join(pm, 'rootfs.tar'), 'localhost/app:latest'], { env: podmanEnv, stdio: 'ignore' });
-  for (let i = 0; i < 10; i++) execFileSync('podman', [...storage, 'create', '--name', `c${i}`, 'localhost/app'], { env: podmanEnv, stdio: 'ignore' });
-  podman = spawn('podman', [...storage, 'system', 'service', '--time=0', `tcp://127.0.0.1:${podmanPort}`], { env: podmanEnv, stdio: 'ignore' });
-  for (let i = 0; i < 100 && !(await fetch(`http://127.0.0.1:${podmanPort}/_ping`).then(() => true, () => false)); i++) await sleep(100);
+  await pm.start();
+  for (let i = 0; i < 10; i++) pm.podman(['create', '--name', `c${i}`, 'localhost/gohttp']);
+  const podmanPort = pm.port;
 
   const rows: Load[] = [];
   for (const connections of [10, 50]) {
@@ -70,13 +53,6 @@ try {
   for (const r of rows) console.log(`| ${r.target} | ${r.connections} | ${r.reqPerSec.toFixed(0)} | ${r.p50ms} ms | ${r.p99ms} ms | ${r.errors} |`);
   console.log(`\nwritten to ${out}`);
 } finally {
-  podman?.kill('SIGTERM');
   await daemon.stop();
-  await sleep(300);
-  try {
-    execFileSync('podman', [...storage, 'rm', '-af'], { env: podmanEnv, stdio: 'ignore' });
-  } catch {
-    /* best effort */
-  }
-  rmSync(pm, { recursive: true, force: true });
+  await pm.destroy();
 }

@@ -39,20 +39,12 @@ function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
 const daemon = await startDaemon('core');
 const { api, home } = daemon;
 try {
-  const tarball = join(home, 'app.tgz');
-  execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples/go-http'), '.']);
-  const push = async (force: boolean) => {
-    const form = new FormData();
-    form.append('tarfile', new Blob([await import('node:fs/promises').then((f) => f.readFile(tarball))]), 'app.tgz');
-    const r = await fetch(`${api}/images/go-http/create?lang=go&force=${force}`, { method: 'POST', body: form });
-    if (r.status !== 201) throw new Error(`build failed: ${r.status} ${await r.text()}`);
-    return (await r.json()) as { Id: string; SizeBytes: number };
-  };
+  const push = (force: boolean) => daemon.build('go-http', 'go-http', `?lang=go&force=${force}`);
 
   // build: unik (fresh UNIK_HOME, so Go's build cache is empty) vs go build with an empty cache
   const [coldMs] = await time(() => push(false));
   const warm: number[] = [];
-  let image = { Id: '', SizeBytes: 0 };
+  let image: { Id: string; SizeBytes: number } = { Id: '', SizeBytes: 0 };
   for (let i = 0; i < 3; i++) {
     const [ms, img] = await time(() => push(true));
     warm.push(ms);

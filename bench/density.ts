@@ -34,11 +34,7 @@ async function answered(port: number, deadline: number): Promise<boolean> {
 
 const daemon = await startDaemon('density');
 try {
-  const tarball = join(daemon.home, 'app.tgz');
-  execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples/go-http'), '.']);
-  const form = new FormData();
-  form.append('tarfile', new Blob([readFileSync(tarball)]), 'app.tgz');
-  if ((await fetch(`${daemon.api}/images/app/create`, { method: 'POST', body: form })).status !== 201) throw new Error('build failed');
+  await daemon.build('app', 'go-http');
   const binary = join(daemon.home, 'native');
   execFileSync('go', ['build', '-o', binary, '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0' } });
 

@@ -1,8 +1,7 @@
 // `npm run bench:languages`: per example app — image size, cold and warm build, `run` → first
 // HTTP 200 (median of BENCH_RUNS, default 5), and the smallest memory at which it still answers
 // (bisection between 16 MB and the image's default).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,17 +12,11 @@ const RUNS = Number(process.env.BENCH_RUNS) || 5;
 const EXAMPLES = (process.env.BENCH_EXAMPLES ?? 'go-http,c-http,node-http,python-http,java-http').split(',').filter((e) => existsSync(join(ROOT, 'examples', e)));
 
 const daemon = await startDaemon('languages');
-const { api, home } = daemon;
+const { api } = daemon;
 
 async function build(name: string, force: boolean): Promise<{ ms: number; size: number; memory: number }> {
-  const tarball = join(home, `${name}.tgz`);
-  execFileSync('tar', ['-czf', tarball, '-C', join(ROOT, 'examples', name), '.']);
-  const form = new FormData();
-  form.append('tarfile', new Blob([readFileSync(tarball)]), 'app.tgz');
   const t = performance.now();
-  const r = await fetch(`${api}/images/${name}/create?force=${force}`, { method: 'POST', body: form });
-  if (r.status !== 201) throw new Error(`build ${name}: ${await r.text()}`);
-  const img = (await r.json()) as { SizeBytes: number; RunSpec: { DefaultInstanceMemory: number } };
+  const img = await daemon.build(name, name, `?force=${force}`);
   return { ms: performance.now() - t, size: img.SizeBytes, memory: img.RunSpec.DefaultInstanceMemory };
 }
 

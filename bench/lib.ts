@@ -4,13 +4,21 @@ import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../test/integration/harness.js';
+import { freePort, tarOf } from '../test/integration/harness.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface BuiltImage {
+  Id: string;
+  SizeBytes: number;
+  RunSpec: { DefaultInstanceMemory: number };
+}
 
 export interface BenchDaemon {
   home: string;
   api: string;
+  /** builds examples/<example> (or a directory) into image `name`; returns the image JSON */
+  build(name: string, dir: string, query?: string): Promise<BuiltImage>;
   stop(): Promise<void>;
 }
 
@@ -26,6 +34,13 @@ export async function startDaemon(name: string): Promise<BenchDaemon> {
   return {
     home,
     api,
+    async build(name, dir, query = '') {
+      const form = new FormData();
+      form.append('tarfile', tarOf(dir.startsWith('/') ? dir : join(ROOT, 'examples', dir)), 'app.tgz');
+      const r = await fetch(`${api}/images/${name}/create${query}`, { method: 'POST', body: form });
+      if (r.status !== 201) throw new Error(`build ${name}: ${await r.text()}`);
+      return (await r.json()) as BuiltImage;
+    },
     async stop() {
       daemon.kill('SIGTERM');
       await sleep(300);

@@ -2,19 +2,13 @@
 // against unik; every field the CLI prints that podman fills, unik must fill too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Daemon, ROOT, freePort } from './harness.js';
+import { Podman } from './podman.js';
 
 const d = new Daemon();
-const dir = mkdtempSync(join(tmpdir(), 'unik-podman-'));
-let podman: ChildProcess | undefined;
-let podmanPort = 0;
-const podmanEnv = { ...process.env, CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf'), CONTAINERS_CONF: join(dir, 'containers.conf') };
-const storage = ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot')];
+const pm = new Podman();
 
 function docker(port: number, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -23,33 +17,16 @@ function docker(port: number, args: string[]): Promise<string> {
 }
 
 before(async () => {
-  // podman: own storage and config (this sandbox needs explicit ulimits), an image made from
-  // the same Go example, served on a loopback port
-  writeFileSync(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
-  writeFileSync(join(dir, 'containers.conf'), '[containers]\ndefault_ulimits=["nofile=1024:1024","nproc=1024:1024"]\n');
-  mkdirSync(join(dir, 'rootfs'));
-  execFileSync('go', ['build', '-o', join(dir, 'rootfs', 'app'), '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0', GOCACHE: join(dir, 'gocache') } });
-  execFileSync('tar', ['-C', join(dir, 'rootfs'), '-cf', join(dir, 'rootfs.tar'), '.']);
-  execFileSync('podman', [...storage, 'import', '--change', 'CMD ["/app"]', join(dir, 'rootfs.tar'), 'localhost/gohttp:latest'], { env: podmanEnv });
-  podmanPort = await freePort();
-  podman = spawn('podman', [...storage, 'system', 'service', '--time=0', `tcp://127.0.0.1:${podmanPort}`], { env: podmanEnv, stdio: 'ignore' });
-  for (let i = 0; i < 100 && !(await fetch(`http://127.0.0.1:${podmanPort}/_ping`).then(() => true, () => false)); i++) await sleep(100);
-
+  await pm.start();
   await d.start();
   assert.equal((await d.cli(['push', 'gohttp', join(ROOT, 'examples/go-http')])).code, 0);
   const port = await freePort();
-  await docker(podmanPort, ['create', '--name', 'web', '-p', `${port}:8080`, '-e', 'KEY=VAL', 'localhost/gohttp']);
+  await docker(pm.port, ['create', '--name', 'web', '-p', `${port}:8080`, '-e', 'KEY=VAL', 'localhost/gohttp']);
   await docker(d.port, ['create', '--name', 'web', '-p', `${port}:8080`, '-e', 'KEY=VAL', 'gohttp']);
 });
 after(async () => {
-  podman?.kill('SIGTERM');
+  await pm.destroy();
   await d.destroy();
-  try {
-    execFileSync('podman', [...storage, 'rm', '-af'], { env: podmanEnv, stdio: 'ignore' });
-  } catch {
-    /* best effort */
-  }
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const empty = (v: unknown) => v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
@@ -69,12 +46,12 @@ type Row = Record<string, unknown>;
 const formatted = async (port: number, args: string[]) => JSON.parse((await docker(port, [...args, '--format', '{{json .}}'])).trim().split('\n')[0]!) as Record<string, unknown>;
 
 test('docker version: the server fields podman gives, unik gives', async () => {
-  const [p, u] = await Promise.all([podmanPort, d.port].map((port) => docker(port, ['version', '--format', '{{json .Server}}']).then((s) => JSON.parse(s))));
+  const [p, u] = await Promise.all([pm.port, d.port].map((port) => docker(port, ['version', '--format', '{{json .Server}}']).then((s) => JSON.parse(s))));
   assert.deepEqual(missing(p, u), []);
 });
 
 test('docker ps -a: every column podman fills, unik fills', async () => {
-  const [p, u] = (await Promise.all([podmanPort, d.port].map((port) => formatted(port, ['ps', '-a'])))) as [Row, Row];
+  const [p, u] = (await Promise.all([pm.port, d.port].map((port) => formatted(port, ['ps', '-a'])))) as [Row, Row];
   assert.deepEqual(missing(p, u), []);
   assert.equal(u.Names, 'web');
   assert.equal(u.State, 'created');
@@ -82,12 +59,12 @@ test('docker ps -a: every column podman fills, unik fills', async () => {
 });
 
 test('docker images: every column podman fills, unik fills', async () => {
-  const [p, u] = (await Promise.all([podmanPort, d.port].map((port) => formatted(port, ['images'])))) as [Row, Row];
+  const [p, u] = (await Promise.all([pm.port, d.port].map((port) => formatted(port, ['images'])))) as [Row, Row];
   assert.deepEqual(missing(p, u), []);
 });
 
 test('docker inspect: the fields podman gives (top level, State, Config, NetworkSettings), unik gives', async () => {
-  const [p, u] = await Promise.all([podmanPort, d.port].map((port) => docker(port, ['inspect', 'web']).then((s) => JSON.parse(s)[0])));
+  const [p, u] = await Promise.all([pm.port, d.port].map((port) => docker(port, ['inspect', 'web']).then((s) => JSON.parse(s)[0])));
   const gaps = [
     ...missing(p, u).filter((k) => !['State', 'Config', 'NetworkSettings', 'HostConfig'].includes(k)),
     ...missing(p.State, u.State, 'State'),

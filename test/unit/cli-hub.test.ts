@@ -2,8 +2,6 @@
 // byte progress, and HubApi / `unik hub` against a tiny local HTTP server.
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,6 +23,7 @@ import { UnikApiError, UnikClient, decodeRegistryAuth, encodeRegistryAuth, local
 import type { HubProgress } from '../../src/client/index.js';
 import type { ImageJson } from '../../src/api/types.js';
 import { cli } from './cli-harness.js';
+import { startServer, type Reply, type Seen } from './recording-server.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -290,37 +289,6 @@ const image = (name: string): ImageJson => ({
   SizeBytes: 9_000_000, Base: 'linux', Language: 'go', Provider: 'qemu', Args: [], KernelConfigHash: 'h',
 });
 
-interface Seen {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-type Reply = { status: number; body?: string; type?: string };
-
-/** A local server recording every request; `reply` decides the answer. */
-function startServer(): Promise<{ url: string; server: http.Server; seen: Seen[]; reply: (r: (s: Seen) => Reply) => void }> {
-  let replier: (s: Seen) => Reply = () => ({ status: 500 });
-  const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const s: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
-      seen.push(s);
-      const r = replier(s);
-      res.writeHead(r.status, r.body === undefined ? {} : { 'content-type': r.type ?? 'application/json' });
-      res.end(r.body);
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({ url: `http://127.0.0.1:${port}`, server, seen, reply: (r) => (replier = r) });
-    });
-  });
-}
 
 const ndjson = (...lines: unknown[]): Reply => ({
   status: 200,
@@ -356,7 +324,7 @@ describe('HubApi', () => {
     assert.equal(`${req.method} ${req.url}`, 'POST /hub/login');
     assert.equal(req.headers['content-type'], 'application/json');
     assert.equal(req.headers['x-registry-auth'], undefined);
-    assert.deepEqual(JSON.parse(req.body), { Registry: '127.0.0.1:5000', Username: 'u', Password: 'p', Insecure: false });
+    assert.deepEqual(JSON.parse(req.text), { Registry: '127.0.0.1:5000', Username: 'u', Password: 'p', Insecure: false });
     srv.reply(refused);
     await assert.rejects(client.hub.login({ registry: '127.0.0.1:5000', username: 'u', password: 'bad', insecure: true }), (err: unknown) => {
       assert.ok(err instanceof UnikApiError);
@@ -364,7 +332,7 @@ describe('HubApi', () => {
       assert.equal(err.code, 'UNIK_ERR_REGISTRY_AUTH');
       return true;
     });
-    assert.equal(JSON.parse(srv.seen[1]?.body ?? '{}').Insecure, true);
+    assert.equal(JSON.parse(srv.seen[1]?.text ?? '{}').Insecure, true);
   });
 
   it('pushes with NDJSON progress and X-Registry-Auth', async () => {
@@ -452,7 +420,7 @@ describe('HubApi', () => {
       assert.equal(ok.error, undefined);
       assert.equal(ok.out, 'Login Succeeded\n');
       assert.match(ok.err, /WARNING! Using --password/);
-      assert.deepEqual(JSON.parse(srv.seen.at(-1)?.body ?? '{}'), { Registry: '127.0.0.1:5000', Username: 'u', Password: 'p', Insecure: true });
+      assert.deepEqual(JSON.parse(srv.seen.at(-1)?.text ?? '{}'), { Registry: '127.0.0.1:5000', Username: 'u', Password: 'p', Insecure: true });
       assert.deepEqual(credentialsFor('127.0.0.1:5000'), auth);
       assert.equal(statSync(hubConfigPath()).mode & 0o777, 0o600);
     });

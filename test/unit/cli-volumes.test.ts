@@ -2,8 +2,6 @@
 // VolumesApi against a tiny local HTTP server.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +15,7 @@ import { volumeRow } from '../../src/cli/output.js';
 import { UnikApiError, UnikClient } from '../../src/client/index.js';
 import type { VolumeJson } from '../../src/api/types.js';
 import { cli } from './cli-harness.js';
+import { startServer, type Reply, type Seen } from './recording-server.js';
 
 describe('--vol', () => {
   it('maps mount point → volume, splitting on the first ":"', () => {
@@ -165,37 +164,6 @@ describe('volume rows', () => {
   });
 });
 
-interface Seen {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-type Reply = { status: number; body?: string; type?: string };
-
-/** A local server recording every request; `reply` decides the answer. */
-function startServer(): Promise<{ url: string; server: http.Server; seen: Seen[]; reply: (r: (s: Seen) => Reply) => void }> {
-  let replier: (s: Seen) => Reply = () => ({ status: 500 });
-  const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const s: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
-      seen.push(s);
-      const r = replier(s);
-      res.writeHead(r.status, r.body === undefined ? {} : { 'content-type': r.type ?? 'application/json' });
-      res.end(r.body);
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({ url: `http://127.0.0.1:${port}`, server, seen, reply: (r) => (replier = r) });
-    });
-  });
-}
 
 /** Parses a recorded multipart body with the platform's own FormData parser. */
 async function formOf(s: Seen): Promise<FormData> {
