@@ -102,4 +102,12 @@ test('bad input: unik.yaml with an unknown key names the key; an elf entry outsi
   r = await d.upload('typo', tarOf(dir));
   assert.equal(r.status, 400);
   assert.match(r.json.message, /outside the host directories/);
+  writeFileSync(join(dir, 'unik.yaml'), 'language: c\nfiles:\n  - {from: ../../etc/shadow, to: /x}\n');
+  r = await d.upload('typo', tarOf(dir));
+  assert.equal(r.status, 400);
+  assert.match(r.json.message, /leaves the app directory/);
+  writeFileSync(join(dir, 'unik.yaml'), 'language: c\nfiles:\n  - {from: /etc/shadow, to: /x}\n');
+  r = await d.upload('typo', tarOf(dir));
+  assert.equal(r.status, 400);
+  assert.match(r.json.message, /outside the host directories images may take files from/);
 });

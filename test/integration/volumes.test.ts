@@ -169,6 +169,12 @@ test('bad input: clear errors, nothing changed', async () => {
   assert.equal(res.status, 400);
   assert.match(((await res.json()) as { message: string }).message, /outside its root/);
 
+  const junk = new FormData();
+  junk.append('tarfile', new Blob([Buffer.alloc(4 * 1024 * 1024, 7)]), 'disk.img');
+  const raw = await fetch(`${d.url}/volumes/rawjunk?raw=true`, { method: 'POST', body: junk });
+  assert.equal(raw.status, 400, 'a raw upload that holds no filesystem');
+  assert.match(((await raw.json()) as { message: string }).message, /no filesystem unik recognises/);
+
   const p3 = await freePort();
   r = await d.api('POST', '/instances/run', { ImageName: 'go-vol', InstanceName: 'novol', Ports: [`${p3}:8080`] });
   assert.equal(r.status, 400);
