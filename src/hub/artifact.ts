@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as tar from 'tar';
-import { kernelCmdline } from '../providers/qemu/args.js';
+import { kernelCmdline } from '../base/linux/cmdline.js';
 import type { ImageManifest } from '../core/types.js';
 import { ANNOTATIONS, LAYOUT, MT, type Descriptor, type OciManifest } from './mediatypes.js';
 

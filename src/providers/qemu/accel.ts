@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
-import type { Accel } from './args.js';
+import type { Accel } from '../../base/linux/cmdline.js';
 
 export interface AccelChoice {
   accel: Accel;

@@ -1,6 +1,5 @@
 import type { PortForward } from '../../core/types.js';
-
-export type Accel = 'kvm' | 'tcg';
+import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
 
 export interface MachineArgs {
   accel: Accel;
@@ -18,12 +17,6 @@ export interface MachineArgs {
   disks: { file: string; serial: string }[];
 }
 
-/** The kernel command line shared by every unik guest. */
-export function kernelCmdline(a: Pick<MachineArgs, 'accel' | 'tscKhz'>): string {
-  const parts = ['console=ttyS0', 'reboot=t', 'panic=-1', 'quiet', '8250.nr_uarts=2'];
-  if (a.accel === 'tcg' && a.tscKhz) parts.push(`tsc_early_khz=${a.tscKhz}`);
-  return parts.join(' ');
-}
 
 /** QEMU's argv, built from types, never from a shell string. */
 export function qemuArgs(a: MachineArgs): string[] {

@@ -1,0 +1,10 @@
+// The kernel command line of every unik guest: part of the guest contract, whatever runs it.
+
+export type Accel = 'kvm' | 'tcg';
+
+/** The kernel command line shared by every unik guest. */
+export function kernelCmdline(a: { accel: Accel; tscKhz?: number }): string {
+  const parts = ['console=ttyS0', 'reboot=t', 'panic=-1', 'quiet', '8250.nr_uarts=2'];
+  if (a.accel === 'tcg' && a.tscKhz) parts.push(`tsc_early_khz=${a.tscKhz}`);
+  return parts.join(' ');
+}
