@@ -1,0 +1,186 @@
+// `create --bundle B --pid-file P ID`: checks the image, prepares the VM (initrd with the boot
+// config, network), starts the monitor with QEMU paused, and writes the monitor's pid.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { USER_NET, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
+import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
+import { qemuArgs } from '../../providers/qemu/args.js';
+import { RuntimeError, type Ctx } from '../context.js';
+import { delegate } from '../delegate.js';
+import { isUnikRootfs, loadBundleImage } from '../image.js';
+import type { Launch } from '../monitor.js';
+import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
+import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
+import { FILES, StateDir, procStart, validateId, type ContainerState } from '../state.js';
+
+export const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
+const MONITOR_READY_DEADLINE_MS = 60_000;
+const CONSOLE_PLACEHOLDER = '/unik-runc/console';
+
+/**
+ * The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
+ * monitor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a file;
+ * /dev/stdout cannot be opened on a socket). QEMU's stdin is /dev/null.
+ */
+function consoleOnStdout(arg: string): string {
+  return arg.startsWith('file,id=console,') && arg.includes(CONSOLE_PLACEHOLDER) ? 'stdio,id=console,signal=off' : arg;
+}
+
+export async function create(ctx: Ctx): Promise<number> {
+  const { args } = ctx;
+  const id = validateId(args.operands[0]);
+  const bundle = resolve(String(args.flags.bundle ?? process.cwd()));
+  let spec: OciSpec;
+  try {
+    spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec;
+  } catch {
+    return delegate(ctx.argv); // runc explains a bad bundle in its own words
+  }
+  const rootfs = resolve(bundle, spec.root?.path ?? 'rootfs');
+  if (!isUnikRootfs(rootfs)) return delegate(ctx.argv);
+
+  const st = new StateDir(ctx.root, id);
+  if (st.exists() || existsSync(join(ctx.root, id))) throw new RuntimeError(`container with id exists: ${id}`);
+  if (args.flags['console-socket']) throw new RuntimeError('a terminal (ctr run -t, kubectl run -it) is not supported for unikernels: the console is the task\'s stdout');
+
+  const image = loadBundleImage(rootfs);
+  const plan = planGuest(spec, image.manifest, id);
+  for (const w of plan.warnings) ctx.log.warn(`${id}: ${w}`);
+
+  st.create();
+  let net: ContainerState['net'];
+  try {
+    let guestNet: BootConfig['net'] = { ...USER_NET };
+    let tap: { ifname: string; mac?: string } | undefined;
+    if (plan.net.kind === 'netns') {
+      const pod = readPodNet(plan.net.path);
+      plugTap(plan.net.path, pod);
+      net = { netns: plan.net.path, ifname: pod.ifname, tap: TAP };
+      const dns = (plan.resolvConf && firstNameserver(safeRead(plan.resolvConf))) || pod.gateway;
+      guestNet = { ifname: 'eth0', ip: pod.ip, gateway: pod.gateway, dns };
+      tap = { ifname: TAP, ...(pod.mac ? { mac: pod.mac } : {}) };
+    }
+
+    // The per-container initrd: the image root, then the boot config as a second cpio archive
+    // that the kernel unpacks over it (as the QEMU provider does for every start).
+    await writeStartInitrd(st.file(FILES.initrd), image.root, { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: guestNet, seed: randomBytes(32) });
+
+    const { accel } = await accelFor(ctx.root, image.kernel);
+    const qemu = [
+      ...qemuArgs({
+        accel,
+        tscKhz: hostTscKhz(),
+        memoryMb: plan.memoryMb,
+        kernel: image.kernel,
+        initrd: FILES.initrd,
+        name: `unik-${id}`,
+        ports: [],
+        consoleLog: CONSOLE_PLACEHOLDER,
+        controlSocket: FILES.control,
+        controlLog: FILES.controlLog,
+        disks: [],
+        qmpSocket: FILES.qmp,
+        ...(tap ? { tap } : {}),
+      }).map(consoleOnStdout),
+      // paused until `start` (QMP cont), as runc's init waits on exec.fifo
+      '-S',
+    ];
+    const launch: Launch = {
+      id,
+      // setpriv: QEMU gets SIGKILL when the monitor dies, however it dies
+      argv: ['setpriv', '--pdeathsig', 'KILL', ...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu],
+      ...(ctx.args.global.log ? { log: resolve(ctx.args.global.log) } : {}),
+      logFormat: ctx.args.global.logFormat,
+    };
+    writeFileSync(st.file(FILES.launch), JSON.stringify(launch, null, 2) + '\n');
+    execFileSync('mkfifo', ['-m', '0600', st.file(FILES.fifo)]);
+
+    const state: ContainerState = { id, bundle, rootfs, created: new Date().toISOString(), pid: 0, pidStart: '', annotations: spec.annotations ?? {}, ...(net ? { net } : {}) };
+    st.write(state);
+
+    const pid = await startMonitor(ctx.self, st.dir);
+    state.pid = pid;
+    state.pidStart = procStart(pid);
+    st.write(state);
+    const pidFile = args.flags['pid-file'];
+    if (typeof pidFile === 'string') {
+      const abs = resolve(pidFile);
+      writeFileSync(abs + '.unik-tmp', String(pid));
+      renameSync(abs + '.unik-tmp', abs);
+    }
+    ctx.log.info(`${id}: created unikernel VM (monitor pid ${pid}, ${plan.memoryMb} MB, ${accel}, network ${net ? `tap in ${net.netns}` : 'user-mode'})`);
+    return 0;
+  } catch (e) {
+    if (net) unplugTap(net.netns, net.ifname);
+    st.remove();
+    throw e;
+  }
+}
+
+/**
+ * Starts the monitor detached: when create exits it is re-parented to the shim (a subreaper),
+ * as runc's init is. It shares create's stdio (the container's), and says "ok" on fd 3 once
+ * QEMU is up and paused.
+ */
+function startMonitor(self: string, dir: string): Promise<number> {
+  return new Promise((resolvePid, reject) => {
+    const child = spawn(process.execPath, [self, '__monitor', dir], { stdio: [0, 1, 2, 'pipe'], detached: true });
+    const status = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+    let text = '';
+    const timer = setTimeout(() => done(new Error(`the VM did not come up within ${MONITOR_READY_DEADLINE_MS / 1000} s`)), MONITOR_READY_DEADLINE_MS);
+    let settled = false;
+    const done = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      status.destroy();
+      child.unref();
+      if (!err && child.pid) return resolvePid(child.pid);
+      try {
+        if (child.pid) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      reject(err ?? new Error('the monitor did not start'));
+    };
+    status.setEncoding('utf8');
+    // one line: "ok" or "error: …" (not EOF: QEMU may hold an inherited copy of the pipe)
+    const settle = (line: string) => (line === 'ok' ? done() : done(new RuntimeError(line.replace(/^error: /, '') || 'the monitor ended before the VM was up')));
+    status.on('data', (d: string) => {
+      text += d;
+      if (text.includes('\n')) settle(text.slice(0, text.indexOf('\n')).trim());
+    });
+    status.on('end', () => settle(text.trim()));
+    child.once('error', (e) => done(e));
+  });
+}
+
+/** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
+async function accelFor(root: string, kernel: string): Promise<AccelChoice> {
+  const file = join(root, '.unik', 'accel.json');
+  if (!process.env.UNIK_ACCEL) {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as AccelChoice;
+    } catch {
+      /* not probed yet */
+    }
+  }
+  const c = await chooseAccel(QEMU, kernel);
+  try {
+    writeFileSync(file, JSON.stringify(c) + '\n');
+  } catch {
+    /* next time again */
+  }
+  return c;
+}
+
+function safeRead(f: string): string {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,99 @@
+// The unik image inside a bundle's rootfs (the hub's OCI layout, unpacked by containerd):
+// is there one, and is it whole and bootable on this host?
+
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageManifest } from '../core/types.js';
+import { LAYOUT } from '../hub/mediatypes.js';
+
+export class ImageError extends Error {}
+
+export interface BundleImage {
+  manifest: ImageManifest;
+  kernel: string;
+  root: string;
+}
+
+/** Is this rootfs a unik image? Any of its marker files says so (then the rest must be there). */
+export function isUnikRootfs(rootfs: string): boolean {
+  return [LAYOUT.manifest, LAYOUT.kernel, LAYOUT.urunc].some((f) => existsSync(join(rootfs, f)));
+}
+
+/** The host's architecture in OCI's words. */
+export function hostArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
+const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', amd64: 'amd64', aarch64: 'arm64', arm64: 'arm64' };
+
+/** Reads and checks the image: manifest, architecture, kernel and initramfs, before any VM starts. */
+export function loadBundleImage(rootfs: string): BundleImage {
+  const mfile = join(rootfs, LAYOUT.manifest);
+  if (!existsSync(mfile)) throw new ImageError(`the image is incomplete: /${LAYOUT.manifest} is missing from the container's rootfs (${rootfs}); re-push it with \`unik hub push\``);
+  let manifest: ImageManifest;
+  try {
+    manifest = JSON.parse(readFileSync(mfile, 'utf8')) as ImageManifest;
+  } catch (e) {
+    throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is not valid JSON (${(e as Error).message})`);
+  }
+  if (!manifest || typeof manifest !== 'object' || !Array.isArray(manifest.argv)) throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is not a unik image manifest`);
+  const arch = ARCH_ALIASES[String(manifest.arch)] ?? String(manifest.arch);
+  if (arch !== hostArch()) throw new ImageError(`the unikernel is built for ${manifest.arch} (${arch}), but this host runs ${hostArch()}: build it for ${hostArch()} or schedule it on an ${arch} node`);
+
+  const kernel = join(rootfs, LAYOUT.kernel);
+  const root = join(rootfs, LAYOUT.root);
+  if (!existsSync(kernel)) throw new ImageError(`the image is incomplete: the kernel /${LAYOUT.kernel} is missing from the container's rootfs`);
+  if (!existsSync(root)) throw new ImageError(`the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
+  checkKernel(kernel, manifest.kernel?.sizeBytes);
+  checkInitramfs(root, manifest.root?.sizeBytes);
+  return { manifest, kernel, root };
+}
+
+/** A bzImage: the "HdrS" boot header, and at least as many bytes as its header declares. */
+export function checkKernel(file: string, expectSize?: number): void {
+  const size = statSync(file).size;
+  if (expectSize && size !== expectSize) throw new ImageError(`the image is corrupt: the kernel /${LAYOUT.kernel} is ${size} bytes, its manifest says ${expectSize}`);
+  const head = readHead(file, 0x210);
+  if (head.length < 0x210 || head.toString('latin1', 0x202, 0x206) !== 'HdrS')
+    throw new ImageError(`the image is corrupt: /${LAYOUT.kernel} is not a Linux bzImage (no boot header)`);
+  const setupSects = head[0x1f1] || 4;
+  const sysSize = head.readUInt32LE(0x1f4) * 16;
+  const need = (setupSects + 1) * 512 + sysSize;
+  if (size < need) throw new ImageError(`the image is corrupt: the kernel /${LAYOUT.kernel} is truncated (${size} bytes, its header needs ${need})`);
+}
+
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/** A newc cpio archive, plain or zstd-compressed (as unik builds them), whole. */
+export function checkInitramfs(file: string, expectSize?: number): void {
+  const size = statSync(file).size;
+  if (expectSize && size !== expectSize) throw new ImageError(`the image is corrupt: the initramfs /${LAYOUT.root} is ${size} bytes, its manifest says ${expectSize}`);
+  const head = readHead(file, 6);
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    // zstd checks the frames and their checksums in a few milliseconds
+    const r = spawnSync('zstd', ['-t', '-q', file], { encoding: 'utf8' });
+    if (r.error) throw new ImageError(`cannot check the zstd initramfs /${LAYOUT.root}: ${r.error.message} (apt-get install zstd)`);
+    if (r.status !== 0) throw new ImageError(`the image is corrupt: the zstd initramfs /${LAYOUT.root} is truncated or damaged (${r.stderr.trim().split('\n').pop()})`);
+    return;
+  }
+  const magic = head.toString('latin1');
+  if (magic !== '070701' && magic !== '070702') throw new ImageError(`the image is corrupt: /${LAYOUT.root} is not a cpio (newc) archive, plain or zstd-compressed`);
+  const tail = readAt(file, Math.max(0, size - 1024), Math.min(size, 1024));
+  if (!tail.includes('TRAILER!!!')) throw new ImageError(`the image is corrupt: the initramfs /${LAYOUT.root} is truncated (no cpio trailer)`);
+}
+
+function readHead(file: string, n: number): Buffer {
+  return readAt(file, 0, n);
+}
+
+function readAt(file: string, pos: number, n: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const got = readSync(fd, buf, 0, n, pos);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
