@@ -9,7 +9,7 @@ APT_PACKAGES=(
   musl-tools                          # the guest init (static, musl)
   golang-go                           # the Go compiler
   python3.11 openjdk-17-jdk-headless  # the Python and Java compilers (Node.js is the daemon's own)
-  linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4  # kernel builds
+  linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 zstd  # kernel builds; zstd compresses image roots
   e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
   podman                              # tests: a reference Docker API server for the conformance test
   webfs                               # tests: a program from a Debian package for the elf compiler

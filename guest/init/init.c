@@ -12,6 +12,14 @@
  *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
  *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D
  *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
+ *       now=SECONDS        host wall clock when the config was sent (a restored VM's uptime
+ *                          says nothing about the host's clock)
+ *       seed=HEX           host randomness, credited and used to reseed the kernel's CRNG:
+ *                          every VM restored from one snapshot would otherwise share its state
+ *   - with "unik.wait" on the kernel command line and no /unik/config, init boots as a
+ *     snapshot template: it writes "unik:waiting" on the control channel and reads the config
+ *     from it as "config <length>\n" followed by the records. The host snapshots the VM while
+ *     it waits and restores copies of it, each given its own config.
  *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
  *     started and "unik:exit <code>" when it has ended and its data is synced (the host may
  *     end the VM from then on); it reads "stop" (SIGTERM to the app), "kill" (SIGKILL) and
@@ -48,6 +56,14 @@
 #define MAX_ARGS 4096
 #define MAX_ENV 16384
 #define MAX_MOUNTS 32
+
+/* from <linux/random.h>, which musl's headers do not carry */
+struct rand_pool_info {
+  int entropy_count;
+  int buf_size;
+};
+#define RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define RNDRESEEDCRNG _IO('R', 0x07)
 
 static int control_fd = -1;
 
@@ -125,22 +141,29 @@ struct config {
   int nargs;
   char *env[MAX_ENV + 1];
   int nenv;
-  const char *cwd, *hostname, *time;
+  const char *cwd, *hostname, *time, *now, *seed;
   const char *net_if, *net_ip, *net_gw, *net_dns;
   char *mounts[MAX_MOUNTS];
   int nmounts;
 };
 
+/* Reads a whole file; /proc files report a size of 0, so read until EOF. */
 static char *read_file(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   struct stat st;
   if (fstat(fd, &st) != 0) { close(fd); return NULL; }
-  char *buf = malloc(st.st_size + 1);
+  size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, got = 0;
+  char *buf = malloc(cap);
   if (!buf) { close(fd); return NULL; }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, st.st_size - got);
+  for (;;) {
+    if (got + 1 >= cap) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) break;
+      buf = bigger;
+      cap *= 2;
+    }
+    ssize_t n = read(fd, buf + got, cap - 1 - got);
     if (n <= 0) break;
     got += n;
   }
@@ -171,6 +194,8 @@ static void parse_config(struct config *c, char *buf, size_t len) {
     else if (!strcmp(rec, "cwd")) c->cwd = v;
     else if (!strcmp(rec, "hostname")) c->hostname = v;
     else if (!strcmp(rec, "time")) c->time = v;
+    else if (!strcmp(rec, "now")) c->now = v;
+    else if (!strcmp(rec, "seed")) c->seed = v;
     else if (!strcmp(rec, "net.if")) c->net_if = v;
     else if (!strcmp(rec, "net.ip")) c->net_ip = v;
     else if (!strcmp(rec, "net.gw")) c->net_gw = v;
@@ -184,14 +209,88 @@ static void parse_config(struct config *c, char *buf, size_t len) {
   c->env[c->nenv] = NULL;
 }
 
-static void set_clock(const char *when) {
-  if (!when) return;
+static struct timespec config_read_at; /* CLOCK_MONOTONIC when the config arrived */
+
+static void set_clock(const char *boot_time, const char *sent_time) {
   struct timespec up, now;
   clock_gettime(CLOCK_MONOTONIC, &up);
-  /* the host's clock at QEMU start, plus the time this guest has been up */
-  now.tv_sec = strtoll(when, NULL, 10) + up.tv_sec;
-  now.tv_nsec = up.tv_nsec;
+  if (sent_time) {
+    /* the host's clock when it sent the config, plus the time since it arrived */
+    now.tv_sec = strtoll(sent_time, NULL, 10) + (up.tv_sec - config_read_at.tv_sec);
+    now.tv_nsec = up.tv_nsec;
+  } else if (boot_time) {
+    /* the host's clock at QEMU start, plus the time this guest has been up */
+    now.tv_sec = strtoll(boot_time, NULL, 10) + up.tv_sec;
+    now.tv_nsec = up.tv_nsec;
+  } else {
+    return;
+  }
   if (clock_settime(CLOCK_REALTIME, &now) != 0) say("set clock: %s", strerror(errno));
+}
+
+/* Mixes the host's seed into the kernel's pool, credits it and forces a CRNG reseed. */
+static void reseed(const char *hex) {
+  if (!hex) return;
+  size_t n = strlen(hex) / 2;
+  if (n == 0 || n > 256) return;
+  struct { struct rand_pool_info info; unsigned char buf[256]; } e;
+  for (size_t i = 0; i < n; i++) {
+    unsigned int b;
+    if (sscanf(hex + 2 * i, "%2x", &b) != 1) return;
+    e.buf[i] = (unsigned char)b;
+  }
+  e.info.entropy_count = (int)n * 8;
+  e.info.buf_size = (int)n;
+  int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (ioctl(fd, RNDADDENTROPY, &e.info) != 0 || ioctl(fd, RNDRESEEDCRNG) != 0) say("reseed: %s", strerror(errno));
+  close(fd);
+}
+
+static int cmdline_has(const char *word) {
+  size_t len = 0;
+  char *line = read_file("/proc/cmdline", &len);
+  if (!line) return 0;
+  int found = 0;
+  for (char *tok = strtok(line, " \n"); tok && !found; tok = strtok(NULL, " \n")) found = !strcmp(tok, word);
+  free(line);
+  return found;
+}
+
+/* Blocks until n bytes have come in on the (non-blocking) control channel. */
+static int read_control_exact(char *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    struct pollfd p = {control_fd, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return -1;
+    ssize_t r = read(control_fd, buf + got, n - got);
+    if (r < 0 && errno != EAGAIN && errno != EINTR) return -1;
+    if (r > 0) got += r;
+  }
+  return 0;
+}
+
+/* Snapshot template mode: say so, then wait for "config <len>\n" and the records. */
+static char *wait_for_config(size_t *len) {
+  if (control_fd < 0) return NULL;
+  tcflush(control_fd, TCIFLUSH);
+  control("unik:waiting");
+  char header[32];
+  size_t used = 0;
+  for (;;) {
+    if (read_control_exact(header + used, 1) != 0) return NULL;
+    if (header[used] == '\n') break;
+    if (++used == sizeof header - 1) return NULL;
+  }
+  header[used] = 0;
+  if (strncmp(header, "config ", 7) != 0) return NULL;
+  size_t n = strtoul(header + 7, NULL, 10);
+  if (n == 0 || n > (64u << 20)) return NULL;
+  char *buf = malloc(n + 1);
+  if (!buf || read_control_exact(buf, n) != 0) return NULL;
+  buf[n] = 0;
+  *len = n;
+  return buf;
 }
 
 static int if_up(int s, const char *name) {
@@ -351,10 +450,19 @@ int main(void) {
   mount_or_warn("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_or_warn("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   open_control();
+  /* one app owns the VM: let it reserve address space freely (the Go runtime's arena map is
+   * refused by the default heuristic in small VMs); real shortage still meets the OOM killer */
+  int oc = open("/proc/sys/vm/overcommit_memory", O_WRONLY | O_CLOEXEC);
+  if (oc >= 0) { (void)!write(oc, "1", 1); close(oc); }
 
   static struct config c;
   size_t len = 0;
   char *raw = read_file("/unik/config", &len);
+  if (!raw && cmdline_has("unik.wait")) {
+    raw = wait_for_config(&len);
+    clock_gettime(CLOCK_MONOTONIC, &config_read_at);
+    if (!raw) fail(127, "read the config from the control channel");
+  }
   if (!raw) {
     /* the config is the last archive the kernel unpacks: without it the initramfs did not fit */
     say("no /unik/config: the image root did not unpack completely (too little memory for this image?)");
@@ -363,7 +471,8 @@ int main(void) {
   parse_config(&c, raw, len);
   if (c.nargs == 0) { errno = EINVAL; fail(127, "no program in /unik/config"); }
 
-  set_clock(c.time);
+  set_clock(c.time, c.now);
+  reseed(c.seed);
   if (c.hostname) sethostname(c.hostname, strlen(c.hostname));
   configure_network(&c);
   mount_volumes(&c);

@@ -6,6 +6,7 @@ import type { Compiler } from '../compilers/types.js';
 import { ensureKernel } from '../base/linux/kernel.js';
 import { ensureGuestInit } from '../base/linux/init.js';
 import { writeInitramfs } from '../base/linux/rootfs.js';
+import { compressInitramfs } from '../base/linux/compress.js';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
 import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.js';
@@ -135,7 +136,8 @@ export class ImageService {
     await mkdir(stage, { recursive: true });
     try {
       progress({ step: 'root', message: 'writing the image root (initramfs)' });
-      const rootSize = await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra]);
+      await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra]);
+      const rootSize = await compressInitramfs(join(stage, 'root.cpio'), this.paths.cache);
       // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
       await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
       const manifest: ImageManifest = {
@@ -190,6 +192,8 @@ export class ImageService {
       throw e;
     }
     if (replaced) await rm(join(this.paths.images, replaced.id), { recursive: true, force: true });
+    // in the background: e.g. the QEMU provider boots the image once for its boot snapshot
+    this.providers.get(record.provider)?.prepare?.(record);
   }
 
   /** Checks a name can take a new image (before slow work such as a pull). */

@@ -31,6 +31,8 @@ export interface Provider {
   /** Passes a signal to the app through the guest init; SIGKILL ends the VM at once. */
   signal(inst: InstanceRecord, signal: number): Promise<void>;
   inspect(inst: InstanceRecord): Promise<Observed>;
+  /** Optional warm-up for a new image, in the background (never throws): e.g. its boot snapshot. */
+  prepare?(image: ImageRecord): void;
   logFile(inst: InstanceRecord): string;
   /** Removes the instance's files (the VM must be gone). */
   remove(inst: InstanceRecord): Promise<void>;

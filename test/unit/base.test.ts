@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CpioWriter } from '../../src/base/linux/cpio.js';
-import { encodeBootConfig, parseGuestEvents, writeBootConfigCpio } from '../../src/base/linux/contract.js';
+import { bootConfigFrame, encodeBootConfig, parseGuestEvents, writeBootConfigCpio } from '../../src/base/linux/contract.js';
 import { writeInitramfs } from '../../src/base/linux/rootfs.js';
 import { checkConfig } from '../../src/base/linux/kernel.js';
 
@@ -64,11 +64,24 @@ test('boot config records: argv, env (any size, any characters but NUL), network
   assert.match(execFileSync('cpio', ['-it', '--quiet', '-F', join(dir, 'c.cpio')], { encoding: 'utf8' }), /^unik\nunik\/config\n$/);
 });
 
+test('boot config over the control channel: a length line, then the records, with clock and seed', () => {
+  const c = { argv: ['/app'], env: { A: 'b' }, cwd: '/', hostname: 'h', time: 1, now: 1795770000.7, seed: Buffer.from([0, 1, 254, 255]) };
+  const frame = bootConfigFrame(c);
+  const nl = frame.indexOf(10);
+  const body = frame.subarray(nl + 1);
+  assert.equal(frame.subarray(0, nl).toString(), `config ${body.length}`);
+  assert.deepEqual(body, encodeBootConfig(c));
+  const recs = body.toString().split('\0');
+  assert.ok(recs.includes('now=1795770000'));
+  assert.ok(recs.includes('seed=0001feff'));
+});
+
 test('guest events: ready, then the last exit status wins', () => {
-  assert.deepEqual(parseGuestEvents(''), { ready: false, exitCode: null });
-  assert.deepEqual(parseGuestEvents('unik:ready 21\n'), { ready: true, exitCode: null });
-  assert.deepEqual(parseGuestEvents('unik:ready 21\nunik:exit 143\n'), { ready: true, exitCode: 143 });
-  assert.deepEqual(parseGuestEvents('unik:exit 127\n'), { ready: false, exitCode: 127 });
+  assert.deepEqual(parseGuestEvents(''), { ready: false, exitCode: null, waiting: false });
+  assert.deepEqual(parseGuestEvents('unik:ready 21\n'), { ready: true, exitCode: null, waiting: false });
+  assert.deepEqual(parseGuestEvents('unik:ready 21\nunik:exit 143\n'), { ready: true, exitCode: 143, waiting: false });
+  assert.deepEqual(parseGuestEvents('unik:exit 127\n'), { ready: false, exitCode: 127, waiting: false });
+  assert.deepEqual(parseGuestEvents('unik:waiting\nunik:ready 3\n'), { ready: true, exitCode: null, waiting: true });
 });
 
 test('kernel config check names fragment options that did not survive olddefconfig', () => {

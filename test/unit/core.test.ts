@@ -69,6 +69,21 @@ test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', (
   assert.ok(tcg.includes('virtio-blk-device,drive=disk0,serial=abcdef0123456789abcd'));
   const kvm = qemuArgs({ ...base, accel: 'kvm' });
   assert.deepEqual(kvm.slice(kvm.indexOf('-cpu'), kvm.indexOf('-cpu') + 2), ['-cpu', 'host']);
+  assert.ok(!tcg.includes('-incoming') && !tcg.includes('-qmp') && !tcg.includes('-object'));
+});
+
+test('QEMU argv for boot snapshots: a template writes its RAM file, a restore maps it privately and waits', () => {
+  const base = { accel: 'tcg' as const, memoryMb: 48, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [], ports: [], qmpSocket: '/q.qmp' };
+  const template = qemuArgs({ ...base, memoryFile: { path: '/snap/ram', shared: true }, waitForConfig: true });
+  assert.ok(template.includes('memory-backend-file,id=ram,size=48M,mem-path=/snap/ram,share=on'));
+  assert.ok(template.includes('memory-backend=ram'));
+  assert.ok(template.includes('unix:/q.qmp,server=on,wait=off'));
+  assert.match(template[template.indexOf('-append') + 1]!, /(^| )unik\.wait( |$)/);
+  assert.ok(!template.includes('-incoming'));
+  const restore = qemuArgs({ ...base, memoryFile: { path: '/snap/ram', shared: false }, incoming: true, waitForConfig: true });
+  assert.ok(restore.includes('memory-backend-file,id=ram,size=48M,mem-path=/snap/ram,share=off'));
+  assert.deepEqual(restore.slice(restore.indexOf('-incoming'), restore.indexOf('-incoming') + 2), ['-incoming', 'defer']);
+  assert.doesNotMatch(kernelCmdline({ accel: 'tcg' }), /unik\.wait/);
 });
 
 test('the store migrates once, and a failed transaction leaves nothing behind', () => {

@@ -1,3 +1,4 @@
+import { appendFile, copyFile, readFile, rm, stat } from 'node:fs/promises';
 import { CpioWriter } from './cpio.js';
 
 // The guest contract, host side: what the init in guest/init/init.c reads from /unik/config.
@@ -13,6 +14,10 @@ export interface BootConfig {
   net?: { ifname: string; ip: string; gateway: string; dns: string };
   /** disks to mount before the app starts, found by their virtio serial */
   mounts?: { serial: string; fstype: string; mountPoint: string }[];
+  /** host wall clock, seconds since the epoch, when the config is sent (restores from a snapshot) */
+  now?: number;
+  /** host randomness for the guest's CRNG: VMs restored from one snapshot must not share it */
+  seed?: Buffer;
 }
 
 /** The user-mode network QEMU gives every instance (slirp defaults). */
@@ -25,8 +30,27 @@ export function encodeBootConfig(c: BootConfig): Buffer {
   recs.push(`cwd=${c.cwd}`, `hostname=${c.hostname}`, `time=${Math.floor(c.time)}`);
   if (c.net) recs.push(`net.if=${c.net.ifname}`, `net.ip=${c.net.ip}`, `net.gw=${c.net.gateway}`, `net.dns=${c.net.dns}`);
   for (const m of c.mounts ?? []) recs.push(`mount=${m.serial}:${m.fstype}:${m.mountPoint}`);
+  if (c.now !== undefined) recs.push(`now=${Math.floor(c.now)}`);
+  if (c.seed) recs.push(`seed=${c.seed.toString('hex')}`);
   for (const r of recs) if (r.includes('\0')) throw new Error('boot config values cannot contain NUL bytes');
   return Buffer.from(recs.map((r) => r + '\0').join(''), 'utf8');
+}
+
+/**
+ * Writes a cold boot's initrd: the image root, then the config as a second cpio archive, which
+ * the kernel unpacks over the first. The kernel takes an uncompressed cpio after a compressed
+ * one only at a 4-byte-aligned offset, skipping NULs to get there, so NULs go in between.
+ */
+export async function writeStartInitrd(path: string, root: string, c: BootConfig): Promise<void> {
+  const configCpio = `${path}.config`;
+  try {
+    await writeBootConfigCpio(configCpio, c);
+    await copyFile(root, path);
+    const { size } = await stat(path);
+    await appendFile(path, Buffer.concat([Buffer.alloc((4 - (size % 4)) % 4), await readFile(configCpio)]));
+  } finally {
+    await rm(configCpio, { force: true });
+  }
 }
 
 /** Writes the config as a small cpio archive, to be appended to the image's initramfs. */
@@ -37,8 +61,16 @@ export async function writeBootConfigCpio(path: string, c: BootConfig): Promise<
   await w.finish();
 }
 
+/** The config as a restored VM's init reads it from the control channel: a length, then the records. */
+export function bootConfigFrame(c: BootConfig): Buffer {
+  const body = encodeBootConfig(c);
+  return Buffer.concat([Buffer.from(`config ${body.length}\n`), body]);
+}
+
 /** The lines the init writes on the control channel (ttyS1), as the host reads them back. */
 export interface GuestEvents {
+  /** a snapshot template's init waits for its config */
+  waiting: boolean;
   ready: boolean;
   exitCode: number | null;
 }
@@ -46,10 +78,12 @@ export interface GuestEvents {
 export function parseGuestEvents(log: string): GuestEvents {
   let ready = false;
   let exitCode: number | null = null;
+  let waiting = false;
   for (const line of log.split('\n')) {
+    if (line.startsWith('unik:waiting')) waiting = true;
     if (line.startsWith('unik:ready')) ready = true;
     const m = /^unik:exit (\d+)/.exec(line);
     if (m) exitCode = Number(m[1]);
   }
-  return { ready, exitCode };
+  return { ready, exitCode, waiting };
 }

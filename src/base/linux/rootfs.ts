@@ -3,10 +3,9 @@ import type { RootEntry } from '../../compilers/types.js';
 import { CpioWriter } from './cpio.js';
 
 /**
- * Writes the image root as an uncompressed initramfs: the unik init as /init, the
- * directories it mounts on, /dev/console (so the kernel can give init its console), and
- * the app's files. Uncompressed because a decompressor in the boot path costs more than
- * the bytes (see docs/performance.md).
+ * Writes the image root as an initramfs: the unik init as /init, the directories it mounts
+ * on, /dev/console (so the kernel can give init its console), and the app's files. The
+ * build compresses it afterwards (compress.ts).
  */
 export async function writeInitramfs(path: string, initBinary: string, app: RootEntry[]): Promise<number> {
   const w = await CpioWriter.create(path);

@@ -15,6 +15,16 @@ export interface MachineArgs {
   controlLog: string;
   /** virtio-blk disks: the guest finds each by its serial */
   disks: { file: string; serial: string }[];
+  /** a tap device instead of user-mode networking (unik-runc in a pod's netns); ports are then ignored */
+  tap?: { ifname: string; mac?: string };
+  /** guest RAM in a file: shared (a snapshot template writes it) or private (a copy-on-write restore) */
+  memoryFile?: { path: string; shared: boolean };
+  /** the QMP monitor socket */
+  qmpSocket?: string;
+  /** start paused, waiting for a migration stream over QMP (a restore from a snapshot) */
+  incoming?: boolean;
+  /** a snapshot template: the init waits for its config on the control channel */
+  waitForConfig?: boolean;
 }
 
 
@@ -29,13 +39,16 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-accel', a.accel,
     '-cpu', a.accel === 'kvm' ? 'host' : 'max',
     '-m', String(a.memoryMb),
+    ...(a.memoryFile
+      ? ['-object', `memory-backend-file,id=ram,size=${a.memoryMb}M,mem-path=${a.memoryFile.path},share=${a.memoryFile.shared ? 'on' : 'off'}`, '-machine', 'memory-backend=ram']
+      : []),
     '-smp', '1',
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-kernel', a.kernel,
     '-initrd', a.initrd,
     '-append', kernelCmdline(a),
-    '-netdev', `user,id=net0${fwd}`,
-    '-device', 'virtio-net-device,netdev=net0',
+    '-netdev', a.tap ? `tap,id=net0,ifname=${a.tap.ifname},script=no,downscript=no` : `user,id=net0${fwd}`,
+    '-device', `virtio-net-device,netdev=net0${a.tap?.mac ? `,mac=${a.tap.mac}` : ''}`,
     '-device', 'virtio-rng-device',
     // ttyS0: the console (the app's stdout/stderr), appended to a file across restarts
     '-chardev', `file,id=console,path=${a.consoleLog},append=on`,
@@ -43,6 +56,8 @@ export function qemuArgs(a: MachineArgs): string[] {
     // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
     '-chardev', `socket,id=control,path=${a.controlSocket},server=on,wait=off,logfile=${a.controlLog}`,
     '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
+    ...(a.qmpSocket ? ['-qmp', `unix:${a.qmpSocket},server=on,wait=off`] : []),
+    ...(a.incoming ? ['-incoming', 'defer'] : []),
     ...a.disks.flatMap((d, n) => [
       '-drive', `file=${d.file},format=raw,if=none,id=disk${n},cache=writeback,discard=unmap`,
       '-device', `virtio-blk-device,drive=disk${n},serial=${d.serial}`,

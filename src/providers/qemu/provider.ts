@@ -1,33 +1,43 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { conflict, failedPrecondition, internal, invalid, unavailable } from '../../core/errors.js';
+import { UnikError, conflict, failedPrecondition, internal, invalid, unavailable } from '../../core/errors.js';
 import type { UnikPaths } from '../../core/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../core/types.js';
-import { USER_NET, parseGuestEvents, writeBootConfigCpio } from '../../base/linux/contract.js';
+import { USER_NET, bootConfigFrame, parseGuestEvents, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
+import { Qmp, waitStatusLeaves } from './qmp.js';
+import { SnapshotTemplates, shellQuote } from './snapshot.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm, waitGone } from './process.js';
 
 const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
-/** QEMU fails on a bad port forward or device within this long of starting */
-const LAUNCH_CHECK_MS = 400;
+/** QEMU's monitor answers within this long of starting, or the launch failed */
+const LAUNCH_DEADLINE_MS = 15_000;
+/** UNIK_SNAPSHOTS=0 turns boot snapshots off: every start is a cold boot */
+const SNAPSHOTS = process.env.UNIK_SNAPSHOTS !== '0';
+/** larger configs (a big environment) go in the initramfs of a cold boot: the serial line is slow */
+const MAX_SNAPSHOT_CONFIG = 64 * 1024;
 
 /** Local VMs under QEMU (microvm), one detached QEMU process per instance. */
 export class QemuProvider implements Provider {
   readonly name = 'qemu';
   readonly infrastructure = 'QEMU';
   private accel?: Promise<AccelChoice>;
+  private readonly templates: SnapshotTemplates;
 
   constructor(
     private readonly paths: UnikPaths,
     private readonly log: (msg: string) => void = () => {},
-  ) {}
+  ) {
+    this.templates = new SnapshotTemplates(QEMU, paths, log);
+  }
 
   async info(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
@@ -49,12 +59,33 @@ export class QemuProvider implements Provider {
     return join(this.paths.sockets, `${inst.id.slice(0, 16)}.ctl`);
   }
 
+  private qmpSocket(inst: InstanceRecord): string {
+    return join(this.paths.sockets, `${inst.id.slice(0, 16)}.qmp`);
+  }
+
   logFile(inst: InstanceRecord): string {
     return join(this.dir(inst), 'console.log');
   }
 
   private controlLog(inst: InstanceRecord): string {
     return join(this.dir(inst), 'control.log');
+  }
+
+  /** Boots a new image's snapshot template at its default memory, so its first run is a restore too. */
+  prepare(image: ImageRecord): void {
+    if (!SNAPSHOTS) return;
+    const kernel = join(this.paths.images, image.id, image.manifest.kernel.file);
+    void this.chooseAccel(kernel)
+      .then(({ accel }) => this.templates.ensure(image, image.manifest.defaultMemoryMb, accel, hostTscKhz()))
+      .catch(() => {});
+  }
+
+  private chooseAccel(kernel: string): Promise<AccelChoice> {
+    this.accel ??= chooseAccel(QEMU, kernel).then((c) => {
+      if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
+      return c;
+    });
+    return this.accel;
   }
 
   async start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }> {
@@ -65,11 +96,7 @@ export class QemuProvider implements Provider {
     for (const f of [kernel, root])
       if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
     if (!(await hasProgram(QEMU))) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
-    this.accel ??= chooseAccel(QEMU, kernel).then((c) => {
-      if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
-      return c;
-    });
-    const { accel } = await this.accel;
+    const { accel } = await this.chooseAccel(kernel);
 
     await mkdir(dir, { recursive: true });
     await mkdir(this.paths.sockets, { recursive: true });
@@ -77,12 +104,8 @@ export class QemuProvider implements Provider {
     if (socket.length > 100) throw invalid('HOME_TOO_LONG', `UNIK_HOME is too long for a control socket path (${socket})`, 'use a shorter UNIK_HOME');
     await rm(socket, { force: true });
 
-    // The per-start initrd: the image root, then the boot config (argv, env, network) as a
-    // second cpio archive, which the kernel unpacks over the first.
-    const initrd = join(dir, 'initrd');
-    const configCpio = join(dir, 'config.cpio');
     const m = image.manifest;
-    await writeBootConfigCpio(configCpio, {
+    const config: BootConfig = {
       argv: [...m.argv, ...(inst.spec.args ?? [])],
       env: { ...m.env, ...inst.spec.env },
       cwd: m.cwd,
@@ -90,52 +113,111 @@ export class QemuProvider implements Provider {
       time: Date.now() / 1000,
       net: USER_NET,
       mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
-    });
-    await copyFile(root, initrd);
-    await appendFile(initrd, await readFile(configCpio));
+      seed: randomBytes(32),
+    };
     await writeFile(this.controlLog(inst), '');
-
-    const argv = qemuArgs({
+    await rm(this.qmpSocket(inst), { force: true });
+    const common = {
       accel,
       tscKhz: hostTscKhz(),
       memoryMb: inst.spec.memoryMb,
       kernel,
-      initrd,
       name: `unik-${inst.name}`,
       ports: inst.spec.ports,
       consoleLog: this.logFile(inst),
       controlSocket: socket,
       controlLog: this.controlLog(inst),
+      qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
-    });
+    };
+
+    // A restore from the image's boot snapshot when the instance fits one: no volumes (the
+    // template has no disks) and a config small enough for the serial control channel.
+    const frame = bootConfigFrame({ ...config, now: Date.now() / 1000 });
+    if (SNAPSHOTS && volumes.length === 0 && frame.length <= MAX_SNAPSHOT_CONFIG) {
+      const snap = await this.templates.ensure(image, inst.spec.memoryMb, accel, common.tscKhz);
+      if (snap) {
+        try {
+          const pid = await this.launch(inst, [...qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true })], onExit, async (qmp) => {
+            await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+            await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
+            const status = await waitStatusLeaves(qmp, 'inmigrate', 30_000);
+            if (status !== 'paused' && status !== 'running') throw new Error(`the restored VM is "${status}"`);
+            // the config goes in before the VM runs: the template's init is blocked reading it
+            const fresh = bootConfigFrame({ ...config, now: Date.now() / 1000 });
+            if (!(await sendControl(socket, fresh))) throw new Error('the control channel of the restored VM did not answer');
+            if (status === 'paused') await qmp.execute('cont');
+          });
+          return { pid, accel };
+        } catch (e) {
+          if (e instanceof UnikError) throw e;
+          this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${(e as Error).message}`);
+          await this.templates.invalidate(snap);
+          await writeFile(this.controlLog(inst), '');
+          await rm(this.qmpSocket(inst), { force: true });
+        }
+      }
+    }
+
+    // A cold boot. The per-start initrd: the image root, then the boot config (argv, env,
+    // network) as a second cpio archive, which the kernel unpacks over the first.
+    const initrd = join(dir, 'initrd');
+    await writeStartInitrd(initrd, root, config);
+    const pid = await this.launch(inst, qemuArgs({ ...common, initrd }), onExit);
+    return { pid, accel };
+  }
+
+  /**
+   * Starts QEMU detached (the VM outlives a daemon restart; the daemon adopts it again) and
+   * resolves once QEMU's monitor answers, i.e. once every device and port forward is set up,
+   * after `then` has run on the monitor. Early failures become clear errors.
+   */
+  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, then?: (qmp: Qmp) => Promise<void>): Promise<number> {
+    const dir = this.dir(inst);
     await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
     const errFile = join(dir, 'qemu.err');
     const errFd = openSync(errFile, 'w');
-    // Detached: the VM outlives a daemon restart, and the daemon adopts it again on start.
     const child = spawn(QEMU, argv, { cwd: dir, detached: true, stdio: ['ignore', 'ignore', errFd] });
     closeSync(errFd);
-    const exited = new Promise<number | null>((resolve) => {
-      child.once('exit', (code) => {
-        resolve(code);
-        onExit();
-      });
-      child.once('error', () => resolve(-1));
+    let code: number | null | undefined;
+    child.once('exit', (c) => {
+      code = c;
+      onExit();
     });
+    child.once('error', () => (code = -1));
     child.unref();
-    const early = await Promise.race([exited, sleep(LAUNCH_CHECK_MS).then(() => 'running' as const)]);
-    if (early !== 'running' || !child.pid) {
+    try {
+      const qmp = await Qmp.connect(this.qmpSocket(inst), LAUNCH_DEADLINE_MS, () => code === undefined);
+      try {
+        await then?.(qmp);
+      } finally {
+        qmp.close();
+      }
+      if (!child.pid) throw new Error('QEMU has no pid');
+      return child.pid;
+    } catch (e) {
+      if (code === undefined) {
+        if (!then) {
+          // QEMU is up but its monitor misbehaves: do not leave a VM nobody tracks
+          child.kill('SIGKILL');
+          throw internal('VM_START_FAILED', `QEMU started but its monitor failed: ${(e as Error).message}`, `full command in ${join(dir, 'qemu.argv')}`);
+        }
+        child.kill('SIGKILL');
+        throw e; // a failed restore: the caller boots cold
+      }
+      await sleep(20); // let QEMU's last words reach the file
       const why = (await readFile(errFile, 'utf8').catch(() => '')).trim();
       if (/lock/i.test(why)) throw conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
       if (/host forwarding|Could not set up/i.test(why))
         throw conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
-      if (early === 0) {
+      if (then) throw new Error(`QEMU exited during the restore (status ${String(code)}): ${why || 'no message'}`);
+      if (code === 0) {
         // QEMU ran, and the guest reset at once: it died while booting (too little memory, say)
         const consoleTail = (await readFile(this.logFile(inst), 'utf8').catch(() => '')).trim().split('\n').slice(-6).join('\n');
         throw failedPrecondition('GUEST_DIED_AT_BOOT', `the guest stopped while booting${consoleTail ? `:\n${consoleTail}` : ''}`, `too little memory (${inst.spec.memoryMb} MB)? try a larger --memory`);
       }
-      throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(early)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
+      throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(code)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
     }
-    return { pid: child.pid, accel };
   }
 
   async inspect(inst: InstanceRecord): Promise<Observed> {
@@ -190,10 +272,11 @@ export class QemuProvider implements Provider {
   async remove(inst: InstanceRecord): Promise<void> {
     await rm(this.dir(inst), { recursive: true, force: true });
     await rm(this.socket(inst), { force: true });
+    await rm(this.qmpSocket(inst), { force: true });
   }
 }
 
-function sendControl(path: string, line: string): Promise<boolean> {
+function sendControl(path: string, line: string | Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     const timer = setTimeout(() => {

@@ -1,0 +1,158 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Accel } from '../../base/linux/cmdline.js';
+import type { UnikPaths } from '../../core/paths.js';
+import type { ImageRecord } from '../../core/types.js';
+import { qemuArgs } from './args.js';
+import { Qmp, waitStatusLeaves } from './qmp.js';
+
+// Boot snapshots: each image is booted once per (memory size, accelerator) as a template, up to
+// the point where its init waits for a config; the VM is then saved as its RAM file (written in
+// place through a shared memory backend) and its device state (a migration stream of ~50 KB,
+// RAM left out with x-ignore-shared). A run restores a copy: QEMU maps the RAM file privately
+// (copy on write, so instances of one image share the unchanged pages), loads the device state
+// and sends the instance's config. The kernel never boots again; the app starts fresh in every
+// instance, with its own argv, env, clock and a reseeded CRNG.
+
+export interface Snapshot {
+  dir: string;
+  ram: string;
+  state: string;
+}
+
+/** How long a template boot may take (TCG, a large runtime, a busy host). */
+const TEMPLATE_BOOT_MS = 120_000;
+
+export class SnapshotTemplates {
+  private readonly inflight = new Map<string, Promise<Snapshot | null>>();
+  /** templates that failed in this daemon's life: not retried at every run */
+  private readonly failed = new Set<string>();
+
+  constructor(
+    private readonly qemu: string,
+    private readonly paths: UnikPaths,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  private dir(image: ImageRecord, memoryMb: number, accel: Accel): string {
+    return join(this.paths.images, image.id, 'snapshots', `${memoryMb}m-${accel}`);
+  }
+
+  /** The snapshot if it is on disk. */
+  existing(image: ImageRecord, memoryMb: number, accel: Accel): Snapshot | null {
+    const dir = this.dir(image, memoryMb, accel);
+    const s = { dir, ram: join(dir, 'ram'), state: join(dir, 'state') };
+    return existsSync(s.state) && existsSync(s.ram) ? s : null;
+  }
+
+  /** The snapshot, made now if needed (concurrent callers share one template boot); null if it cannot be made. */
+  ensure(image: ImageRecord, memoryMb: number, accel: Accel, tscKhz: number | undefined): Promise<Snapshot | null> {
+    const hit = this.existing(image, memoryMb, accel);
+    if (hit) return Promise.resolve(hit);
+    const key = this.dir(image, memoryMb, accel);
+    if (this.failed.has(key)) return Promise.resolve(null);
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.make(image, memoryMb, accel, tscKhz)
+        .catch((e: Error) => {
+          this.failed.add(key);
+          this.log(`boot snapshot of ${image.name} (${memoryMb} MB) not made, instances boot cold: ${e.message}`);
+          return null;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  /** Drops a snapshot that failed to restore (e.g. QEMU was upgraded); the next run makes a new one. */
+  async invalidate(s: Snapshot): Promise<void> {
+    await rm(s.dir, { recursive: true, force: true });
+  }
+
+  private async make(image: ImageRecord, memoryMb: number, accel: Accel, tscKhz: number | undefined): Promise<Snapshot> {
+    const final = this.dir(image, memoryMb, accel);
+    const work = `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await mkdir(work, { recursive: true });
+    await mkdir(this.paths.sockets, { recursive: true });
+    const tag = randomBytes(6).toString('hex');
+    const qmpSocket = join(this.paths.sockets, `tpl-${tag}.qmp`);
+    const controlSocket = join(this.paths.sockets, `tpl-${tag}.ctl`);
+    const controlLog = join(work, 'control.log');
+    const imageDir = join(this.paths.images, image.id);
+    const argv = qemuArgs({
+      accel,
+      tscKhz,
+      memoryMb,
+      kernel: join(imageDir, image.manifest.kernel.file),
+      initrd: join(imageDir, image.manifest.root.file),
+      name: `unik-template-${image.name}`,
+      ports: [],
+      consoleLog: join(work, 'console.log'),
+      controlSocket,
+      controlLog,
+      disks: [],
+      memoryFile: { path: join(work, 'ram'), shared: true },
+      qmpSocket,
+      waitForConfig: true,
+    });
+    const child = spawn(this.qemu, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const started = Date.now();
+    try {
+      // the template's init says "unik:waiting" once the kernel is up and the root unpacked
+      for (;;) {
+        if ((await readFile(controlLog, 'utf8').catch(() => '')).includes('unik:waiting')) break;
+        if (exited) {
+          const consoleTail = (await readFile(join(work, 'console.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-4).join(' | ');
+          throw new Error(`the template VM stopped while booting: ${stderr.trim() || consoleTail || 'no output'}`);
+        }
+        if (Date.now() - started > TEMPLATE_BOOT_MS) throw new Error(`the template VM did not boot within ${TEMPLATE_BOOT_MS / 1000} s`);
+        await sleep(5);
+      }
+      const qmp = await Qmp.connect(qmpSocket, 5000, () => !exited);
+      try {
+        await qmp.execute('stop');
+        await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+        await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(join(work, 'state'))}` });
+        for (;;) {
+          const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+          if (m.status === 'completed') break;
+          if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`saving the template failed: ${m['error-desc'] ?? m.status}`);
+          await sleep(5);
+        }
+        await qmp.execute('quit').catch(() => {});
+      } finally {
+        qmp.close();
+      }
+      while (!exited) await sleep(5);
+      await writeFile(join(work, 'meta.json'), JSON.stringify({ image: image.id, memoryMb, accel, created: new Date().toISOString(), bootMs: Date.now() - started }) + '\n');
+      if (existsSync(final)) {
+        await rm(work, { recursive: true, force: true }); // made meanwhile by another daemon
+      } else {
+        await rename(work, final);
+      }
+      this.log(`boot snapshot of ${image.name} (${memoryMb} MB, ${accel}) made in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      return { dir: final, ram: join(final, 'ram'), state: join(final, 'state') };
+    } catch (e) {
+      if (!exited) child.kill('SIGKILL');
+      await rm(work, { recursive: true, force: true });
+      throw e;
+    } finally {
+      await rm(qmpSocket, { force: true });
+      await rm(controlSocket, { force: true });
+    }
+  }
+}
+
+/** Quotes a path for QEMU's exec: migration URI, which runs through /bin/sh. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
