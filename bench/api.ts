@@ -2,14 +2,11 @@
 // Docker API in the same run: GET /instances and GET /v1.43/containers/json with 10 instances
 // in the store, at 10 and 50 connections. The instances are created, not booted: the figure is
 // the API's, not the emulator's.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Podman } from '../test/integration/podman.js';
-import { ROOT, startDaemon } from './lib.js';
+import { SMOKE, startDaemon, writeModuleResult } from './lib.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS) || 5;
+const SECONDS = SMOKE ? 1 : Number(process.env.BENCH_SECONDS) || 5;
 
 interface Load {
   target: string;
@@ -43,10 +40,7 @@ try {
     rows.push(await load('unik GET /v1.43/containers/json?all=1', `${daemon.api}/v1.43/containers/json?all=1`, connections));
     rows.push(await load('podman GET /v1.41/containers/json?all=1', `http://127.0.0.1:${podmanPort}/v1.41/containers/json?all=1`, connections));
   }
-  const result = { date: new Date().toISOString(), host: hostname(), seconds: SECONDS, instances: 10, rows };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-api.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const out = writeModuleResult('api', { seconds: SECONDS, instances: 10, rows });
   console.log(`\nAPI under load (autocannon, ${SECONDS} s each, 10 instances/containers in the store)\n`);
   console.log('| call | connections | req/s | p50 | p99 | errors |');
   console.log('|---|---|---|---|---|---|');

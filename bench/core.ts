@@ -1,122 +1,210 @@
-// `npm run bench`: the core figures, each beside a reference measured in the same run.
-//   build: cold and warm `unik push` of examples/go-http  vs  `go build` alone (cold cache / warm)
-//   boot:  POST /instances/run → first HTTP 200          vs  the same binary started on the host
-//   size:  kernel and image bytes                          vs  the static binary alone
-// Medians with min and max; BENCH_RUNS sets the number of boots (default 5).
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
-import { hostname, tmpdir, cpus } from 'node:os';
+// `npm run bench` (first module): the core figures, each beside its references, in the same run.
+//   boot:   POST /instances/run → first HTTP 200 of examples/go-http (restored from its boot
+//           snapshot, and cold: a second daemon with UNIK_SNAPSHOTS=0), against the same static
+//           binary (a) in a conventional VM (Debian cloud kernel + debootstrap root with systemd,
+//           same QEMU and accelerator, bench/conventional-vm.ts), (b) in a podman container
+//           (bench/container.ts), (c) started as a plain host process. Boots are interleaved
+//           (unik, container, VM, process; BENCH_RUNS rounds, default 5) so load noise hits all.
+//   memory: host RSS of each once it answers (+2 s), and the smallest -m / MemoryMb at which
+//           unik and the conventional VM still answer (bisection).
+//   size:   unik image (kernel + initramfs) against the VM's disk, kernel and initrd, the
+//           container image and the binary alone.
+//   build:  cold and warm `unik push` against `go build` alone.
+// BENCH_SMOKE=1 / --smoke: one round, the conventional VM only if cached, one memory probe.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/integration/harness.js';
-import { ROOT, startDaemon, stats } from './lib.js';
+import { CONTAINER_RUNTIME, PodmanRef } from './container.js';
+import { bootConventionalVm, CVM_MACHINE, prepareConventionalVm, type ConventionalVm } from './conventional-vm.js';
+import { buildGoBinary, hostInfo, rssKb, RUNS, SMOKE, smallestMemory, startDaemon, stats, time, waitOk, writeModuleResult, type Stats } from './lib.js';
 
-const RUNS = Number(process.env.BENCH_RUNS) || 5;
-
-async function firstOk(url: string, deadlineMs = 120_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    try {
-      // short attempts: a connection opened before the guest network is up waits for
-      // slirp to retransmit its SYN (about a second), which is not boot time
-      const r = await fetch(url, { signal: AbortSignal.timeout(250) });
-      if (r.status === 200) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(5);
-  }
-  throw new Error(`${url} never answered`);
-}
-
-const secs = (ms: number) => Math.round(ms) / 1000;
-
-function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const t0 = performance.now();
-  return fn().then((v) => [performance.now() - t0, v]);
-}
+const SETTLE_MS = 2000; // RSS is read this long after the first 200
+const s = (ms: number) => ms / 1000;
+const statsS = (ms: number[]) => (ms.length ? stats(ms.map(s)) : undefined);
+const statsMb = (kb: number[]) => (kb.length ? stats(kb.map((k) => k / 1024)) : undefined);
 
 const daemon = await startDaemon('core');
 const { api, home } = daemon;
+// the same image booted cold every time: snapshots off
+const coldDaemon = await startDaemon('core-cold', { UNIK_SNAPSHOTS: '0' });
+const podman = new PodmanRef();
 try {
-  const push = (force: boolean) => daemon.build('go-http', 'go-http', `?lang=go&force=${force}`);
+  const info = hostInfo();
 
   // build: unik (fresh UNIK_HOME, so Go's build cache is empty) vs go build with an empty cache
-  const [coldMs] = await time(() => push(false));
+  const push = (force: boolean) => daemon.build('go-http', 'go-http', `?lang=go&force=${force}`);
+  const [coldMs, firstImage] = await time(() => push(false));
   const warm: number[] = [];
-  let image: { Id: string; SizeBytes: number } = { Id: '', SizeBytes: 0 };
-  for (let i = 0; i < 3; i++) {
+  let image = firstImage;
+  for (let i = 0; i < (SMOKE ? 1 : 3); i++) {
     const [ms, img] = await time(() => push(true));
     warm.push(ms);
     image = img;
   }
+  const binary = join(home, 'native');
   const gocache = mkdtempSync(join(tmpdir(), 'gocache-'));
-  const goBuild = () => execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', join(home, 'native'), '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0', GOCACHE: gocache } });
-  const [goColdMs] = await time(async () => goBuild());
+  const [goColdMs] = await time(async () => buildGoBinary(binary, gocache));
   const goWarm: number[] = [];
-  for (let i = 0; i < 3; i++) goWarm.push((await time(async () => goBuild()))[0]);
+  for (let i = 0; i < (SMOKE ? 1 : 3); i++) goWarm.push((await time(async () => buildGoBinary(binary, gocache)))[0]);
   rmSync(gocache, { recursive: true, force: true });
+  const manifest = JSON.parse(readFileSync(join(home, 'images', image.Id, 'manifest.json'), 'utf8')) as { kernel: { sizeBytes: number }; root: { sizeBytes: number } };
+  const binaryBytes = readFileSync(binary).length;
 
-  // size
-  const manifest = JSON.parse(execFileSync('cat', [join(home, 'images', image.Id, 'manifest.json')], { encoding: 'utf8' }));
-  const binaryBytes = statSync(join(home, 'native')).size;
+  // the references: the container image now; the conventional VM from its cache or built once
+  const containerImageBytes = podman.setup(binary);
+  let cvm: ConventionalVm | undefined;
+  let cvmSkipped = '';
+  try {
+    cvm = await prepareConventionalVm(binary, !SMOKE);
+    if (!cvm) cvmSkipped = 'not cached (smoke mode does not build it; run `npm run bench` once)';
+  } catch (e) {
+    cvmSkipped = `could not build: ${(e as Error).message}`;
+  }
+  if (cvmSkipped) console.error(`conventional VM skipped: ${cvmSkipped}`);
 
-  // boot: run → first 200, vs the host process → first 200
-  const boots: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  await coldDaemon.build('go-http', 'go-http', '?lang=go');
+
+  // unik: run → first 200; RSS of the VM process
+  async function unikBoot(memoryMb?: number, deadlineMs = 120_000, measure = false, on = api): Promise<{ ms?: number; rss: number }> {
+    const api = on;
     const hp = await freePort();
-    const [ms, inst] = await time(async () => {
-      const r = await fetch(`${api}/instances/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ImageName: 'go-http', InstanceName: `b${i}`, Ports: [`${hp}:8080`] }) });
-      if (r.status !== 201) throw new Error(`run failed: ${r.status} ${await r.text()}`);
-      const j = (await r.json()) as { Id: string };
-      await firstOk(`http://127.0.0.1:${hp}/ping_test`);
-      return j;
-    });
-    boots.push(ms);
+    const t0 = performance.now();
+    const r = await fetch(`${api}/instances/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ImageName: 'go-http', Ports: [`${hp}:8080`], ...(memoryMb ? { MemoryMb: memoryMb } : {}) }) });
+    if (r.status !== 201) {
+      if (memoryMb) return { rss: 0 }; // e.g. the guest died while booting with this little memory
+      throw new Error(`run failed: ${r.status} ${await r.text()}`);
+    }
+    const inst = (await r.json()) as { Id: string; Pid: number };
+    const gone = async () => ['stopped', 'error'].includes(((await (await fetch(`${api}/instances/${inst.Id}`)).json()) as { State: string }).State);
+    const ok = await waitOk(`http://127.0.0.1:${hp}/ping_test`, deadlineMs, gone);
+    const ms = ok ? performance.now() - t0 : undefined;
+    let rss = 0;
+    if (ok && measure) {
+      await sleep(SETTLE_MS);
+      rss = rssKb(inst.Pid);
+    }
     await fetch(`${api}/instances/${inst.Id}?force=true`, { method: 'DELETE' });
+    return { ms, rss };
   }
-  const natives: number[] = [];
+
+  const unik: number[] = [], unikRss: number[] = [];
+  const cold: number[] = [], coldRss: number[] = [];
+  const ctr: number[] = [], ctrRss: number[] = [], conmonRss: number[] = [], appRss: number[] = [];
+  const vm: number[] = [], vmRss: number[] = [];
+  const nat: number[] = [], natRss: number[] = [];
   for (let i = 0; i < RUNS; i++) {
+    const u = await unikBoot(undefined, 120_000, true);
+    if (u.ms === undefined) throw new Error('unik go-http did not answer');
+    unik.push(u.ms);
+    unikRss.push(u.rss);
+    const uc = await unikBoot(undefined, 120_000, true, coldDaemon.api);
+    if (uc.ms === undefined) throw new Error('unik go-http (cold boot) did not answer');
+    cold.push(uc.ms);
+    coldRss.push(uc.rss);
+
+    const c = await podman.boot(60_000, true);
+    if (c.ms === undefined) throw new Error('the podman container did not answer');
+    ctr.push(c.ms);
+    await sleep(SETTLE_MS);
+    const cr = podman.rssKb(c);
+    conmonRss.push(cr.conmonKb);
+    appRss.push(cr.appKb);
+    ctrRss.push(cr.conmonKb + cr.appKb);
+    c.stop();
+
+    if (cvm) {
+      const b = await bootConventionalVm(cvm, 512, 240_000, true);
+      if (b.ms === undefined) throw new Error('the conventional VM did not answer');
+      vm.push(b.ms);
+      await sleep(SETTLE_MS);
+      vmRss.push(rssKb(b.pid));
+      await b.stop();
+    }
+
     const hp = await freePort();
-    const [ms, child] = await time(async () => {
-      const c = spawn(join(home, 'native'), [], { env: { ...process.env, PORT: String(hp) }, stdio: 'ignore' });
-      await firstOk(`http://127.0.0.1:${hp}/ping_test`);
-      return c;
-    });
-    natives.push(ms);
-    child.kill('SIGKILL');
+    const t0 = performance.now();
+    const p = spawn(binary, [], { env: { ...process.env, PORT: String(hp) }, stdio: 'ignore' });
+    if (!(await waitOk(`http://127.0.0.1:${hp}/ping_test`, 30_000))) throw new Error('the host process did not answer');
+    nat.push(performance.now() - t0);
+    await sleep(SETTLE_MS);
+    natRss.push(rssKb(p.pid!));
+    p.kill('SIGKILL');
+    console.error(`round ${i + 1}/${RUNS}: unik ${s(unik.at(-1)!).toFixed(2)} s (cold ${s(cold.at(-1)!).toFixed(2)} s), container ${s(ctr.at(-1)!).toFixed(2)} s${cvm ? `, conventional VM ${s(vm.at(-1)!).toFixed(2)} s` : ''}, process ${s(nat.at(-1)!).toFixed(3)} s`);
   }
-  const accel = (await fetch(`${api}/providers`).then((r) => r.json()) as { Reason: string }[])[0]?.Reason ?? '';
+
+  // the provider decides KVM or TCG at the first run: ask now
+  const accel = ((await fetch(`${api}/providers`).then((r) => r.json())) as { Reason: string }[])[0]?.Reason ?? '';
+
+  // memory: the smallest that still answers (bisection, coarse)
+  const unikMin = await smallestMemory(async (mb) => (await unikBoot(mb, 60_000)).ms !== undefined, 8, image.RunSpec.DefaultInstanceMemory, 8, SMOKE ? 1 : 4);
+  console.error(`unik smallest memory: ${unikMin.mb} MB (${JSON.stringify(unikMin.probes)})`);
+  let vmMin: Awaited<ReturnType<typeof smallestMemory>> | undefined;
+  if (cvm && !SMOKE) {
+    // a failing boot (OOM, or the initramfs does not fit) ends in a panic (-no-reboot) or hangs: deadline 4x the median boot
+    const deadline = Math.max(60_000, 4 * stats(vm).median);
+    vmMin = await smallestMemory(async (mb) => (await bootConventionalVm(cvm!, mb, deadline)).ms !== undefined, 32, 512, 16, 5);
+    console.error(`conventional VM smallest memory: ${vmMin.mb} MB (${JSON.stringify(vmMin.probes)})`);
+  }
 
   const result = {
-    date: new Date().toISOString(),
-    host: hostname(),
-    cpu: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
-    accel,
-    kernelBytes: manifest.kernel.sizeBytes,
-    rootBytes: manifest.root.sizeBytes,
-    imageBytes: image.SizeBytes,
-    binaryBytes,
-    buildColdS: secs(coldMs),
-    buildWarmS: stats(warm.map(secs)),
-    goBuildColdS: secs(goColdMs),
-    goBuildWarmS: stats(goWarm.map(secs)),
-    bootToHttp200S: stats(boots.map(secs)),
-    nativeProcessToHttp200S: stats(natives.map(secs)),
+    machine: { ...info, accel, podman: podman.version() },
+    runs: RUNS,
+    rssSettleMs: SETTLE_MS,
+    unik: {
+      imageBytes: image.SizeBytes,
+      kernelBytes: manifest.kernel.sizeBytes,
+      rootBytes: manifest.root.sizeBytes,
+      defaultMemoryMb: image.RunSpec.DefaultInstanceMemory,
+      bootS: statsS(unik),
+      rssMb: statsMb(unikRss),
+      coldBootS: statsS(cold),
+      coldRssMb: statsMb(coldRss),
+      minMemoryMb: unikMin.mb,
+      minMemoryProbes: unikMin.probes,
+      buildColdS: s(coldMs),
+      buildWarmS: statsS(warm),
+    },
+    goBuild: { coldS: s(goColdMs), warmS: statsS(goWarm) },
+    process: { binaryBytes, bootS: statsS(nat), rssMb: statsMb(natRss) },
+    container: { runtime: CONTAINER_RUNTIME, imageBytes: containerImageBytes, bootS: statsS(ctr), rssMb: statsMb(ctrRss), conmonRssMb: statsMb(conmonRss), appRssMb: statsMb(appRss) },
+    conventionalVm: cvm
+      ? {
+          machine: CVM_MACHINE,
+          memoryMb: 512,
+          kernel: cvm.kernelVersion,
+          diskAllocatedBytes: cvm.diskAllocatedBytes,
+          diskApparentBytes: cvm.diskApparentBytes,
+          rootTreeBytes: cvm.rootTreeBytes,
+          kernelBytes: cvm.kernelBytes,
+          initrdBytes: cvm.initrdBytes,
+          cache: cvm.dir,
+          buildS: cvm.buildSeconds,
+          bootS: statsS(vm),
+          rssMb: statsMb(vmRss),
+          minMemoryMb: vmMin?.mb,
+          minMemoryProbes: vmMin?.probes,
+        }
+      : { skipped: cvmSkipped },
   };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const out = writeModuleResult('core', result);
+
   const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
-  const s = (x: { median: number; min: number; max: number }) => `${x.median.toFixed(3)} s (min ${x.min.toFixed(3)}, max ${x.max.toFixed(3)})`;
-  console.log(`\nunik core benchmark — ${result.cpu}; accelerator: ${accel}\n`);
-  console.log('| figure | unik | reference | ratio |');
-  console.log('|---|---|---|---|');
-  console.log(`| image size (kernel + initramfs) | ${mb(result.imageBytes)} (kernel ${mb(result.kernelBytes)}, root ${mb(result.rootBytes)}) | static Go binary ${mb(binaryBytes)} | ${(result.imageBytes / binaryBytes).toFixed(2)}x |`);
-  console.log(`| build, cold (empty Go cache) | ${result.buildColdS.toFixed(2)} s | go build ${result.goBuildColdS.toFixed(2)} s | ${(result.buildColdS / result.goBuildColdS).toFixed(2)}x |`);
-  console.log(`| build, warm (median of 3) | ${s(result.buildWarmS)} | go build ${s(result.goBuildWarmS)} | ${(result.buildWarmS.median / result.goBuildWarmS.median).toFixed(2)}x |`);
-  console.log(`| run → first HTTP 200 (median of ${RUNS}) | ${s(result.bootToHttp200S)} | host process ${s(result.nativeProcessToHttp200S)} | ${(result.bootToHttp200S.median / result.nativeProcessToHttp200S.median).toFixed(1)}x |`);
-  console.log(`\nwritten to ${out}`);
+  const f = (x: Stats | undefined, d = 2) => (x ? `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})` : '—');
+  console.log(`\nunik core benchmark — ${info.cores} x ${info.cpuModel}, QEMU ${info.qemu}; ${accel}\n`);
+  console.log(`| go-http | unik | conventional VM | container | host process |`);
+  console.log('|---|---|---|---|---|');
+  console.log(`| start → first HTTP 200, s (median of ${RUNS}, min–max) | ${f(result.unik.bootS)} (cold boot ${f(result.unik.coldBootS)}) | ${f(result.conventionalVm.bootS)} | ${f(result.container.bootS)} | ${f(result.process.bootS, 3)} |`);
+  console.log(`| host RSS once answering, MB | ${f(result.unik.rssMb, 0)} | ${f(result.conventionalVm.rssMb, 0)} | ${f(result.container.rssMb, 1)} (conmon + app) | ${f(result.process.rssMb, 1)} |`);
+  console.log(`| smallest memory that answers | ${result.unik.minMemoryMb} MB | ${result.conventionalVm.minMemoryMb ?? '—'}${result.conventionalVm.minMemoryMb ? ' MB' : ''} | — | — |`);
+  console.log(`| size | ${mb(result.unik.imageBytes)} image | ${cvm ? `${mb(cvm.diskAllocatedBytes)} disk allocated (root tree ${mb(cvm.rootTreeBytes)}), kernel + initrd ${mb(cvm.kernelBytes + cvm.initrdBytes)}` : '—'} | ${mb(containerImageBytes)} image | ${mb(binaryBytes)} binary |`);
+  console.log(`| build cold / warm, s | ${result.unik.buildColdS.toFixed(2)} / ${f(result.unik.buildWarmS)} | — | — | go build ${result.goBuild.coldS.toFixed(2)} / ${f(result.goBuild.warmS)} |`);
+  console.log(`\nconventional VM: ${cvm ? `${CVM_MACHINE}, -m 512, kernel ${cvm.kernelVersion}` : cvmSkipped}; container: ${CONTAINER_RUNTIME}`);
+  console.log(`written to ${out}`);
 } finally {
+  podman.destroy();
   await daemon.stop();
+  await coldDaemon.stop();
 }

@@ -1,23 +1,13 @@
 // `npm run bench:density`: launch 1, 5 and 10 instances at once; time until every one answers
 // /ping_test, and the host memory (RSS) of their VM processes — beside the same number of host
 // processes of the same Go binary, in the same run.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/integration/harness.js';
-import { ROOT, startDaemon } from './lib.js';
+import { buildGoBinary, rssKb, SMOKE, startDaemon, writeModuleResult } from './lib.js';
 
-const COUNTS = (process.env.BENCH_COUNTS ?? '1,5,10').split(',').map(Number);
-
-function rssKb(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
+const COUNTS = (process.env.BENCH_COUNTS ?? (SMOKE ? '1,2' : '1,5,10')).split(',').map(Number);
 
 async function answered(port: number, deadline: number): Promise<boolean> {
   while (Date.now() < deadline) {
@@ -36,7 +26,7 @@ const daemon = await startDaemon('density');
 try {
   await daemon.build('app', 'go-http');
   const binary = join(daemon.home, 'native');
-  execFileSync('go', ['build', '-o', binary, '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0' } });
+  buildGoBinary(binary);
 
   const rows = [];
   for (const n of COUNTS) {
@@ -57,10 +47,7 @@ try {
     for (const p of procs) p.kill('SIGKILL');
     rows.push({ instances: n, allAnswered: ok, vmSeconds: vmMs / 1000, vmRssMb, processSeconds: procMs / 1000, processRssMb: procRssMb });
   }
-  const result = { date: new Date().toISOString(), host: hostname(), rows };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-density.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const out = writeModuleResult('density', { rows });
   console.log('\nDensity: N go-http instances launched at once (TCG here)\n');
   console.log('| N | all answer after | host RSS of the VMs | reference: N host processes | their RSS |');
   console.log('|---|---|---|---|---|');

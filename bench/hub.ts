@@ -2,13 +2,12 @@
 // docker-registry on 127.0.0.1, beside `skopeo copy` of the same artifact in the same run.
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Registry } from '../test/integration/registry.js';
-import { ROOT, startDaemon, stats } from './lib.js';
+import { SMOKE, startDaemon, stats, writeModuleResult } from './lib.js';
 
-const RUNS = Number(process.env.BENCH_RUNS) || 3;
+const RUNS = SMOKE ? 1 : Number(process.env.BENCH_RUNS) || 3;
 const median = (xs: number[]) => stats(xs).median;
 
 const registry = new Registry();
@@ -57,10 +56,9 @@ try {
     rmSync(dir, { recursive: true, force: true });
   }
   const mbps = (ms: number) => wire / 1e6 / (ms / 1000);
-  const result = { date: new Date().toISOString(), host: hostname(), runs: RUNS, imageBytes, wireBytes: wire, firstPushS: firstPushMs / 1000, pushS: median(push) / 1000, pullS: median(pull) / 1000, skopeoPushS: median(skPush) / 1000, skopeoPullS: median(skPull) / 1000 };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-hub.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const inS = (xs: number[]) => stats(xs.map((x) => x / 1000));
+  const result = { runs: RUNS, imageBytes, wireBytes: wire, firstPushS: firstPushMs / 1000, pushS: median(push) / 1000, pullS: median(pull) / 1000, skopeoPushS: median(skPush) / 1000, skopeoPullS: median(skPull) / 1000, stats: { pushS: inS(push), pullS: inS(pull), skopeoPushS: inS(skPush), skopeoPullS: inS(skPull) } };
+  const out = writeModuleResult('hub', result);
   console.log(`\nunik hub benchmark: a ${(imageBytes / 1e6).toFixed(1)} MB image (${(wire / 1e6).toFixed(1)} MB on the wire), median of ${RUNS}, to a local docker-registry\n`);
   console.log('| transfer | unik | skopeo copy (same artifact) | ratio |');
   console.log('|---|---|---|---|');

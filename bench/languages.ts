@@ -1,14 +1,13 @@
 // `npm run bench:languages`: per example app — image size, cold and warm build, `run` → first
 // HTTP 200 (median of BENCH_RUNS, default 5), and the smallest memory at which it still answers
 // (bisection between 16 MB and the image's default).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/integration/harness.js';
-import { ROOT, startDaemon, stats } from './lib.js';
+import { ROOT, RUNS, SMOKE, startDaemon, stats, writeModuleResult } from './lib.js';
 
-const RUNS = Number(process.env.BENCH_RUNS) || 5;
+// smoke: every example, one boot, no memory bisection
 const EXAMPLES = (process.env.BENCH_EXAMPLES ?? 'go-http,c-http,node-http,python-http,java-http').split(',').filter((e) => existsSync(join(ROOT, 'examples', e)));
 
 const daemon = await startDaemon('languages');
@@ -56,7 +55,7 @@ const rows: Record<string, unknown>[] = [];
 try {
   for (const name of EXAMPLES) {
     const cold = await build(name, false);
-    const warm = stats([(await build(name, true)).ms, (await build(name, true)).ms, (await build(name, true)).ms]);
+    const warm = stats(SMOKE ? [(await build(name, true)).ms] : [(await build(name, true)).ms, (await build(name, true)).ms, (await build(name, true)).ms]);
     const boots: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const ms = await boot(name);
@@ -66,7 +65,7 @@ try {
     // smallest memory that still answers: bisect in 8 MB steps between 16 and the default
     let ok = cold.memory;
     let bad = 8;
-    while (ok - bad > 8) {
+    while (!SMOKE && ok - bad > 8) {
       const mid = Math.round((ok + bad) / 16) * 8;
       if (mid <= bad || mid >= ok) break;
       if ((await boot(name, mid, 90_000)) !== undefined) ok = mid;
@@ -75,10 +74,7 @@ try {
     rows.push({ example: name, imageBytes: cold.size, buildColdS: cold.ms / 1000, buildWarmS: warm.median / 1000, bootS: stats(boots.map((b) => b / 1000)), defaultMemoryMb: cold.memory, minMemoryMb: ok });
     console.error(`${name}: done`);
   }
-  const result = { date: new Date().toISOString(), host: hostname(), runs: RUNS, rows };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-languages.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const out = writeModuleResult('languages', { runs: RUNS, rows });
   console.log(`\nunik per-language benchmark (TCG on this host; boot = run → first HTTP 200, median of ${RUNS})\n`);
   console.log('| example | image | build cold | build warm | boot median (min–max) | default memory | smallest memory that answers |');
   console.log('|---|---|---|---|---|---|---|');

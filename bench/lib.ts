@@ -1,12 +1,22 @@
-// Shared by the bench scripts: a real daemon in a temporary UNIK_HOME, and summary statistics.
+// Shared by the bench scripts: a real daemon in a temporary UNIK_HOME, timing and summary
+// statistics, the static Go binary the references run, host RSS, the smoke switch, and the
+// per-module result files that bench/report.ts gathers.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, homedir, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, tarOf } from '../test/integration/harness.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+/** `BENCH_SMOKE=1` or `--smoke`: one run each, tiny counts, slow references only when cached. */
+export const SMOKE = process.env.BENCH_SMOKE === '1' || process.argv.includes('--smoke');
+/** where results go: bench/results, or bench/results/smoke for a smoke run (never mixed up) */
+export const RESULTS = join(ROOT, 'bench/results', SMOKE ? 'smoke' : '');
+/** repeated runs for a median (BENCH_RUNS, default 5; 1 in smoke mode) */
+export const RUNS = SMOKE ? 1 : Number(process.env.BENCH_RUNS) || 5;
+/** where the references cache what they build (never rebuilt): $UNIK_BENCH_CACHE or ~/.unik/bench */
+export const BENCH_CACHE = process.env.UNIK_BENCH_CACHE || join(homedir(), '.unik', 'bench');
 
 export interface BuiltImage {
   Id: string;
@@ -23,9 +33,9 @@ export interface BenchDaemon {
 }
 
 /** `unik daemon` on a free port, its state in a fresh UNIK_HOME (kernels from the shared cache). */
-export async function startDaemon(name: string): Promise<BenchDaemon> {
+export async function startDaemon(name: string, extraEnv: Record<string, string> = {}): Promise<BenchDaemon> {
   const home = mkdtempSync(join(tmpdir(), `unik-bench-${name}-`));
-  const env = { ...process.env, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
+  const env = { ...process.env, ...extraEnv, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
   const port = await freePort();
   const log = openSync(join(home, 'daemon.log'), 'a');
   const daemon = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', log, log] });
@@ -65,4 +75,107 @@ export function stats(xs: number[]): Stats {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s.at(-1)!, runs: s.length };
+}
+
+/** Milliseconds an async call takes, and its value. */
+export async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [performance.now() - t0, v];
+}
+
+/**
+ * Polls `url` until it answers 200 (true) or the deadline passes or `gaveUp()` says the server
+ * died (false). Short attempts: a connection opened before the guest network is up waits for
+ * slirp to retransmit its SYN (about a second), which is not boot time.
+ */
+export async function waitOk(url: string, deadlineMs = 120_000, gaveUp: () => boolean | Promise<boolean> = () => false): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  let checked = Date.now();
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(250) });
+      if (r.status === 200) {
+        await r.arrayBuffer();
+        return true;
+      }
+    } catch {
+      /* not yet */
+    }
+    // asking whether the server died costs (e.g. an API call): at most every 200 ms
+    if (Date.now() - checked >= 200) {
+      checked = Date.now();
+      if (await gaveUp()) return false;
+    }
+    await sleep(5);
+  }
+  return false;
+}
+
+/** As waitOk, but throws when the server never answers. */
+export async function firstOk(url: string, deadlineMs = 120_000): Promise<void> {
+  if (!(await waitOk(url, deadlineMs))) throw new Error(`${url} never answered`);
+}
+
+/** The resident set of a process in kB (0 when it is gone). */
+export function rssKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * examples/go-http as the static binary unik puts in its image (`CGO_ENABLED=0 go build
+ * -trimpath -ldflags=-s -w`, as src/compilers/go.ts), written to `out`: what every reference runs.
+ */
+export function buildGoBinary(out: string, gocache?: string): void {
+  execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], { cwd: join(ROOT, 'examples/go-http'), env: { ...process.env, CGO_ENABLED: '0', ...(gocache ? { GOCACHE: gocache } : {}) }, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/**
+ * Smallest memory (MB, a multiple of `step`) at which `answers(mb)` holds, by bisection between
+ * `low` (assumed to fail) and `high` (known to work), with at most `maxProbes` probes.
+ */
+export async function smallestMemory(answers: (mb: number) => Promise<boolean>, low: number, high: number, step = 8, maxProbes = 6): Promise<{ mb: number; probes: { mb: number; ok: boolean }[] }> {
+  let ok = high;
+  let bad = low;
+  const probes: { mb: number; ok: boolean }[] = [];
+  while (ok - bad > step && probes.length < maxProbes) {
+    const mid = Math.round((ok + bad) / 2 / step) * step;
+    if (mid <= bad || mid >= ok) break;
+    const good = await answers(mid);
+    probes.push({ mb: mid, ok: good });
+    if (good) ok = mid;
+    else bad = mid;
+  }
+  return { mb: ok, probes };
+}
+
+export interface HostInfo {
+  host: string;
+  cpuModel: string;
+  cores: number;
+  qemu: string;
+  kernel: string;
+}
+
+export function hostInfo(): HostInfo {
+  let qemu = '?';
+  try {
+    qemu = /version ([\d.]+[^\s]*)/.exec(execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }))?.[1] ?? '?';
+  } catch {
+    /* no QEMU */
+  }
+  return { host: hostname(), cpuModel: cpus()[0]?.model.trim() ?? '?', cores: cpus().length, qemu, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim() };
+}
+
+/** bench/results/<date>-<host>-<module>.json: one module's raw figures, gathered by report.ts */
+export function writeModuleResult(module: string, result: Record<string, unknown>): string {
+  mkdirSync(RESULTS, { recursive: true });
+  const date = new Date().toISOString();
+  const out = join(RESULTS, `${date.slice(0, 10)}-${hostname()}-${module}.json`);
+  writeFileSync(out, JSON.stringify({ module, date, host: hostname(), smoke: SMOKE, ...result }, null, 2) + '\n');
+  return out;
 }

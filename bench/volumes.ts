@@ -3,12 +3,11 @@
 // directory (POSTed as a tar, as the CLI does).
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ROOT, startDaemon, stats as median } from './lib.js';
+import { SMOKE, startDaemon, stats as median, writeModuleResult } from './lib.js';
 
-const RUNS = Number(process.env.BENCH_RUNS) || 5;
+const RUNS = SMOKE ? 1 : Number(process.env.BENCH_RUNS) || 5;
 const fmt = (x: { median: number; min: number; max: number }) => `${(x.median / 1000).toFixed(3)} s (${(x.min / 1000).toFixed(3)}–${(x.max / 1000).toFixed(3)})`;
 
 const daemon = await startDaemon('volumes');
@@ -54,10 +53,8 @@ try {
     await fetch(`${api}/volumes/e${i}`, { method: 'DELETE' });
     await fetch(`${api}/volumes/d${i}`, { method: 'DELETE' });
   }
-  const result = { date: new Date().toISOString(), host: hostname(), runs: RUNS, emptyGiB: median(empty), from100MB: median(fromDir), mkfsEmptyGiB: median(refEmpty), mkfsFrom100MB: median(refDir) };
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `${result.date.slice(0, 10)}-${result.host}-volumes.json`);
-  writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  const result = { runs: RUNS, emptyGiB: median(empty), from100MB: median(fromDir), mkfsEmptyGiB: median(refEmpty), mkfsFrom100MB: median(refDir) };
+  const out = writeModuleResult('volumes', result);
   console.log(`\nunik volume benchmark (median of ${RUNS}, min–max)\n`);
   console.log('| volume | unik API (POST /volumes) | reference: the bare tools | ratio |');
   console.log('|---|---|---|---|');
