@@ -10,7 +10,7 @@
  *       cwd=/path          working directory
  *       hostname=name
  *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
- *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D
+ *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D  net.mac=xx:..:xx
  *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
  *       now=SECONDS        host wall clock when the config was sent (a restored VM's uptime
  *                          says nothing about the host's clock)
@@ -142,7 +142,7 @@ struct config {
   char *env[MAX_ENV + 1];
   int nenv;
   const char *cwd, *hostname, *time, *now, *seed;
-  const char *net_if, *net_ip, *net_gw, *net_dns;
+  const char *net_if, *net_ip, *net_gw, *net_dns, *net_mac;
   char *mounts[MAX_MOUNTS];
   int nmounts;
 };
@@ -200,6 +200,7 @@ static void parse_config(struct config *c, char *buf, size_t len) {
     else if (!strcmp(rec, "net.ip")) c->net_ip = v;
     else if (!strcmp(rec, "net.gw")) c->net_gw = v;
     else if (!strcmp(rec, "net.dns")) c->net_dns = v;
+    else if (!strcmp(rec, "net.mac")) c->net_mac = v;
     else if (!strcmp(rec, "mount") && c->nmounts < MAX_MOUNTS) c->mounts[c->nmounts++] = v;
     else say("ignoring unknown config key %s", rec);
   }
@@ -324,6 +325,18 @@ static void configure_network(struct config *c) {
     char *slash = strchr(ip, '/');
     if (slash) { *slash = 0; prefix = atoi(slash + 1); }
     in_addr_t mask = prefix <= 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+    if (c->net_mac) {
+      /* before the link is up: a VM restored from a snapshot has its template's MAC */
+      struct ifreq ifr;
+      unsigned int b[6];
+      memset(&ifr, 0, sizeof ifr);
+      strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+      if (sscanf(c->net_mac, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) == 6) {
+        ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+        for (int i = 0; i < 6; i++) ifr.ifr_hwaddr.sa_data[i] = (char)b[i];
+        if (ioctl(s, SIOCSIFHWADDR, &ifr) != 0) say("set MAC of %s: %s", ifname, strerror(errno));
+      }
+    }
     if (set_addr(s, ifname, SIOCSIFADDR, inet_addr(ip)) != 0 ||
         set_addr(s, ifname, SIOCSIFNETMASK, mask) != 0 || if_up(s, ifname) != 0)
       say("configure %s: %s", ifname, strerror(errno));

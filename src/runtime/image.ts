@@ -11,6 +11,7 @@ export class ImageError extends Error {}
 
 export interface BundleImage {
   manifest: ImageManifest;
+  manifestFile: string;
   kernel: string;
   root: string;
 }
@@ -47,7 +48,7 @@ export function loadBundleImage(rootfs: string): BundleImage {
   if (!existsSync(root)) throw new ImageError(`the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
   checkKernel(kernel, manifest.kernel?.sizeBytes);
   checkInitramfs(root, manifest.root?.sizeBytes);
-  return { manifest, kernel, root };
+  return { manifest, manifestFile: mfile, kernel, root };
 }
 
 /** A bzImage: the "HdrS" boot header, and at least as many bytes as its header declares. */

@@ -11,17 +11,20 @@
 //   `setpriv --pdeathsig KILL`, so it is never orphaned.
 
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseGuestEvents } from '../base/linux/contract.js';
+import { bootConfigFrame, parseGuestEvents, type BootConfig } from '../base/linux/contract.js';
+import { loadSnapshot, type Snapshot } from '../providers/qemu/snapshot.js';
 import { RuntimeLog } from './log.js';
 import { Qmp } from '../providers/qemu/qmp.js';
 import { FILES } from './state.js';
 
 export interface Launch {
   id: string;
+  /** restore the image's boot snapshot; the config goes to the guest at `start` */
+  restore?: { snapshot: Snapshot; config: Omit<BootConfig, 'seed'> & { seed: string } };
   /** the full command: setpriv [nsenter] qemu … */
   argv: string[];
   log?: string;
@@ -114,6 +117,16 @@ export async function runMonitor(dir: string): Promise<void> {
     process.exit(1);
   }
 
+  if (launch.restore) {
+    try {
+      await loadSnapshot(qmp, launch.restore.snapshot);
+    } catch (e) {
+      // a broken snapshot (say, QEMU was upgraded): dropped, so the next create makes a new one
+      rmSync(launch.restore.snapshot.dir, { recursive: true, force: true });
+      return finish(1, `restoring the boot snapshot of ${launch.id} failed: ${(e as Error).message}`);
+    }
+  }
+
   // The control channel: guest events in, stop/signal commands out.
   control = await connectControl();
   let events = '';
@@ -147,6 +160,12 @@ export async function runMonitor(dir: string): Promise<void> {
     started = true;
     fifo.destroy();
     try {
+      if (launch.restore) {
+        // the restored init is blocked reading its config: argv, env, network, a fresh seed
+        const c = launch.restore.config;
+        if (!control) throw new Error('no control channel to send the config on');
+        control.write(bootConfigFrame({ ...c, seed: Buffer.from(c.seed, 'hex'), now: Date.now() / 1000 }));
+      }
       await qmp!.execute('cont');
       writeFileSync(FILES.started, new Date().toISOString() + '\n');
     } catch (e) {

@@ -95,7 +95,9 @@ export class Containerd {
     if (this.opts.cni) this.writeCni();
     writeFileSync(this.configFile, this.config());
     const log = openSync(this.logFile, 'a');
-    this.proc = spawn('containerd', ['--config', this.configFile], { stdio: ['ignore', log, log], detached: false });
+    // unik-runc (called by the shims containerd starts) keeps its boot snapshots in the temp dir
+    const env = { ...process.env, UNIK_RUNC_CACHE: join(this.dir, 'unik-runc-snapshots') };
+    this.proc = spawn('containerd', ['--config', this.configFile], { stdio: ['ignore', log, log], detached: false, env });
     closeSync(log);
     const until = Date.now() + 30_000;
     while (Date.now() < until) {

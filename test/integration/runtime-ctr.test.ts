@@ -17,6 +17,7 @@ const daemon = new Daemon();
 const registry = new Registry();
 const ctrd = new Containerd();
 const work = mkdtempSync(join(tmpdir(), 'unik-rt-'));
+process.env.UNIK_RUNC_CACHE = join(work, 'snapshots'); // unik-runc's boot snapshots, removed with work
 let goRef = '';
 let exitRef = '';
 

@@ -16,6 +16,7 @@ import { Daemon, ROOT, httpUntil } from './harness.js';
 const UNIK_RUNC = join(ROOT, 'bin', 'unik-runc');
 const daemon = new Daemon();
 const work = mkdtempSync(join(tmpdir(), 'unik-rtnet-'));
+process.env.UNIK_RUNC_CACHE = join(work, 'snapshots'); // unik-runc's boot snapshots, removed with work
 const root = join(work, 'root');
 const tag = randomBytes(3).toString('hex');
 const ns = `unikrt-${tag}`;

@@ -11,7 +11,8 @@ export interface BootConfig {
   hostname: string;
   /** host wall clock, seconds since the epoch, at QEMU start */
   time: number;
-  net?: { ifname: string; ip: string; gateway: string; dns: string };
+  /** mac: set by init (a VM restored from a snapshot keeps its template's MAC otherwise) */
+  net?: { ifname: string; ip: string; gateway: string; dns: string; mac?: string };
   /** disks to mount before the app starts, found by their virtio serial */
   mounts?: { serial: string; fstype: string; mountPoint: string }[];
   /** host wall clock, seconds since the epoch, when the config is sent (restores from a snapshot) */
@@ -29,6 +30,7 @@ export function encodeBootConfig(c: BootConfig): Buffer {
   for (const [k, v] of Object.entries(c.env)) recs.push(`env=${k}=${v}`);
   recs.push(`cwd=${c.cwd}`, `hostname=${c.hostname}`, `time=${Math.floor(c.time)}`);
   if (c.net) recs.push(`net.if=${c.net.ifname}`, `net.ip=${c.net.ip}`, `net.gw=${c.net.gateway}`, `net.dns=${c.net.dns}`);
+  if (c.net?.mac) recs.push(`net.mac=${c.net.mac}`);
   for (const m of c.mounts ?? []) recs.push(`mount=${m.serial}:${m.fstype}:${m.mountPoint}`);
   if (c.now !== undefined) recs.push(`now=${Math.floor(c.now)}`);
   if (c.seed) recs.push(`seed=${c.seed.toString('hex')}`);

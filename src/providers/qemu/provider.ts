@@ -12,8 +12,8 @@ import { USER_NET, bootConfigFrame, parseGuestEvents, writeStartInitrd, type Boo
 import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
-import { Qmp, waitStatusLeaves } from './qmp.js';
-import { SnapshotTemplates, shellQuote } from './snapshot.js';
+import { Qmp } from './qmp.js';
+import { SnapshotTemplates, loadSnapshot, type TemplateSource } from './snapshot.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm, waitGone } from './process.js';
 
@@ -36,7 +36,7 @@ export class QemuProvider implements Provider {
     private readonly paths: UnikPaths,
     private readonly log: (msg: string) => void = () => {},
   ) {
-    this.templates = new SnapshotTemplates(QEMU, paths, log);
+    this.templates = new SnapshotTemplates(QEMU, paths.sockets, log);
   }
 
   async info(): Promise<ProviderInfo> {
@@ -76,8 +76,13 @@ export class QemuProvider implements Provider {
     if (!SNAPSHOTS) return;
     const kernel = join(this.paths.images, image.id, image.manifest.kernel.file);
     void this.chooseAccel(kernel)
-      .then(({ accel }) => this.templates.ensure(image, image.manifest.defaultMemoryMb, accel, hostTscKhz()))
+      .then(({ accel }) => this.templates.ensure(this.templateSource(image), image.manifest.defaultMemoryMb, accel, hostTscKhz()))
       .catch(() => {});
+  }
+
+  private templateSource(image: ImageRecord): TemplateSource {
+    const dir = join(this.paths.images, image.id);
+    return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), name: image.name };
   }
 
   private chooseAccel(kernel: string): Promise<AccelChoice> {
@@ -135,14 +140,11 @@ export class QemuProvider implements Provider {
     // template has no disks) and a config small enough for the serial control channel.
     const frame = bootConfigFrame({ ...config, now: Date.now() / 1000 });
     if (SNAPSHOTS && volumes.length === 0 && frame.length <= MAX_SNAPSHOT_CONFIG) {
-      const snap = await this.templates.ensure(image, inst.spec.memoryMb, accel, common.tscKhz);
+      const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz);
       if (snap) {
         try {
           const pid = await this.launch(inst, [...qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true })], onExit, async (qmp) => {
-            await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-            await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
-            const status = await waitStatusLeaves(qmp, 'inmigrate', 30_000);
-            if (status !== 'paused' && status !== 'running') throw new Error(`the restored VM is "${status}"`);
+            const status = await loadSnapshot(qmp, snap);
             // the config goes in before the VM runs: the template's init is blocked reading it
             const fresh = bootConfigFrame({ ...config, now: Date.now() / 1000 });
             if (!(await sendControl(socket, fresh))) throw new Error('the control channel of the restored VM did not answer');

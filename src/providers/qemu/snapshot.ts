@@ -5,8 +5,6 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
-import type { UnikPaths } from '../../core/paths.js';
-import type { ImageRecord } from '../../core/types.js';
 import { qemuArgs } from './args.js';
 import { Qmp, waitStatusLeaves } from './qmp.js';
 
@@ -17,6 +15,18 @@ import { Qmp, waitStatusLeaves } from './qmp.js';
 // (copy on write, so instances of one image share the unchanged pages), loads the device state
 // and sends the instance's config. The kernel never boots again; the app starts fresh in every
 // instance, with its own argv, env, clock and a reseeded CRNG.
+
+/** What a template boots: an image's kernel and root, and where its snapshots are kept. */
+export interface TemplateSource {
+  /** the folder of this image's snapshots, one subfolder per memory size and accelerator */
+  dir: string;
+  kernel: string;
+  root: string;
+  name: string;
+}
+
+/** The VM's network back-end: QEMU's user-mode network (unik run) or a tap device (pods). */
+export type Network = 'user' | 'tap';
 
 export interface Snapshot {
   dir: string;
@@ -34,30 +44,33 @@ export class SnapshotTemplates {
 
   constructor(
     private readonly qemu: string,
-    private readonly paths: UnikPaths,
+    /** where the templates' short-lived monitor and control sockets go */
+    private readonly socketsDir: string,
     private readonly log: (msg: string) => void,
   ) {}
 
-  private dir(image: ImageRecord, memoryMb: number, accel: Accel): string {
-    return join(this.paths.images, image.id, 'snapshots', `${memoryMb}m-${accel}`);
+  // the network back-end is part of the saved state (slirp has its own section), so a tap
+  // restore needs a tap template
+  private dir(image: TemplateSource, memoryMb: number, accel: Accel, network: Network): string {
+    return join(image.dir, `${memoryMb}m-${accel}${network === 'tap' ? '-tap' : ''}`);
   }
 
   /** The snapshot if it is on disk. */
-  existing(image: ImageRecord, memoryMb: number, accel: Accel): Snapshot | null {
-    const dir = this.dir(image, memoryMb, accel);
+  existing(image: TemplateSource, memoryMb: number, accel: Accel, network: Network = 'user'): Snapshot | null {
+    const dir = this.dir(image, memoryMb, accel, network);
     const s = { dir, ram: join(dir, 'ram'), state: join(dir, 'state') };
     return existsSync(s.state) && existsSync(s.ram) ? s : null;
   }
 
   /** The snapshot, made now if needed (concurrent callers share one template boot); null if it cannot be made. */
-  ensure(image: ImageRecord, memoryMb: number, accel: Accel, tscKhz: number | undefined): Promise<Snapshot | null> {
-    const hit = this.existing(image, memoryMb, accel);
+  ensure(image: TemplateSource, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network = 'user'): Promise<Snapshot | null> {
+    const hit = this.existing(image, memoryMb, accel, network);
     if (hit) return Promise.resolve(hit);
-    const key = this.dir(image, memoryMb, accel);
+    const key = this.dir(image, memoryMb, accel, network);
     if (this.failed.has(key)) return Promise.resolve(null);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.make(image, memoryMb, accel, tscKhz)
+      p = this.make(image, memoryMb, accel, tscKhz, network)
         .catch((e: Error) => {
           this.failed.add(key);
           this.log(`boot snapshot of ${image.name} (${memoryMb} MB) not made, instances boot cold: ${e.message}`);
@@ -74,22 +87,21 @@ export class SnapshotTemplates {
     await rm(s.dir, { recursive: true, force: true });
   }
 
-  private async make(image: ImageRecord, memoryMb: number, accel: Accel, tscKhz: number | undefined): Promise<Snapshot> {
-    const final = this.dir(image, memoryMb, accel);
+  private async make(image: TemplateSource, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network): Promise<Snapshot> {
+    const final = this.dir(image, memoryMb, accel, network);
     const work = `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     await mkdir(work, { recursive: true });
-    await mkdir(this.paths.sockets, { recursive: true });
+    await mkdir(this.socketsDir, { recursive: true });
     const tag = randomBytes(6).toString('hex');
-    const qmpSocket = join(this.paths.sockets, `tpl-${tag}.qmp`);
-    const controlSocket = join(this.paths.sockets, `tpl-${tag}.ctl`);
+    const qmpSocket = join(this.socketsDir, `tpl-${tag}.qmp`);
+    const controlSocket = join(this.socketsDir, `tpl-${tag}.ctl`);
     const controlLog = join(work, 'control.log');
-    const imageDir = join(this.paths.images, image.id);
     const argv = qemuArgs({
       accel,
       tscKhz,
       memoryMb,
-      kernel: join(imageDir, image.manifest.kernel.file),
-      initrd: join(imageDir, image.manifest.root.file),
+      kernel: image.kernel,
+      initrd: image.root,
       name: `unik-template-${image.name}`,
       ports: [],
       consoleLog: join(work, 'console.log'),
@@ -97,6 +109,8 @@ export class SnapshotTemplates {
       controlLog,
       disks: [],
       memoryFile: { path: join(work, 'ram'), shared: true },
+      // a transient tap (QEMU creates it, and it goes with QEMU): the template never sends a packet
+      ...(network === 'tap' ? { tap: { ifname: `unikt${tag.slice(0, 8)}` } } : {}),
       qmpSocket,
       waitForConfig: true,
     });
@@ -133,7 +147,7 @@ export class SnapshotTemplates {
         qmp.close();
       }
       while (!exited) await sleep(5);
-      await writeFile(join(work, 'meta.json'), JSON.stringify({ image: image.id, memoryMb, accel, created: new Date().toISOString(), bootMs: Date.now() - started }) + '\n');
+      await writeFile(join(work, 'meta.json'), JSON.stringify({ image: image.name, kernel: image.kernel, memoryMb, accel, created: new Date().toISOString(), bootMs: Date.now() - started }) + '\n');
       if (existsSync(final)) {
         await rm(work, { recursive: true, force: true }); // made meanwhile by another daemon
       } else {
@@ -150,6 +164,18 @@ export class SnapshotTemplates {
       await rm(controlSocket, { force: true });
     }
   }
+}
+
+/**
+ * Loads a snapshot's device state into a QEMU started with `incoming` and the snapshot's RAM
+ * file; resolves with the VM's status once loaded ("paused": templates are saved stopped).
+ */
+export async function loadSnapshot(qmp: Qmp, snap: Snapshot): Promise<string> {
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+  await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
+  const status = await waitStatusLeaves(qmp, 'inmigrate', 30_000);
+  if (status !== 'paused' && status !== 'running') throw new Error(`the restored VM is "${status}"`);
+  return status;
 }
 
 /** Quotes a path for QEMU's exec: migration URI, which runs through /bin/sh. */

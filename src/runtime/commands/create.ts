@@ -2,15 +2,17 @@
 // config, network), starts the monitor with QEMU paused, and writes the monitor's pid.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { USER_NET, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
+import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
 import { qemuArgs } from '../../providers/qemu/args.js';
+import { SnapshotTemplates, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
+import type { Accel } from '../../base/linux/cmdline.js';
 import { RuntimeError, type Ctx } from '../context.js';
 import { delegate } from '../delegate.js';
-import { isUnikRootfs, loadBundleImage } from '../image.js';
+import { isUnikRootfs, loadBundleImage, type BundleImage } from '../image.js';
 import type { Launch } from '../monitor.js';
 import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
@@ -64,36 +66,43 @@ export async function create(ctx: Ctx): Promise<number> {
       tap = { ifname: TAP, ...(pod.mac ? { mac: pod.mac } : {}) };
     }
 
-    // The per-container initrd: the image root, then the boot config as a second cpio archive
-    // that the kernel unpacks over it (as the QEMU provider does for every start).
-    await writeStartInitrd(st.file(FILES.initrd), image.root, { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: guestNet, seed: randomBytes(32) });
-
     const { accel } = await accelFor(ctx.root, image.kernel);
-    const qemu = [
-      ...qemuArgs({
-        accel,
-        tscKhz: hostTscKhz(),
-        memoryMb: plan.memoryMb,
-        kernel: image.kernel,
-        initrd: FILES.initrd,
-        name: `unik-${id}`,
-        ports: [],
-        consoleLog: CONSOLE_PLACEHOLDER,
-        controlSocket: FILES.control,
-        controlLog: FILES.controlLog,
-        disks: [],
-        qmpSocket: FILES.qmp,
-        ...(tap ? { tap } : {}),
-      }).map(consoleOnStdout),
+    const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32) };
+    const common = {
+      accel,
+      tscKhz: hostTscKhz(),
+      memoryMb: plan.memoryMb,
+      kernel: image.kernel,
+      name: `unik-${id}`,
+      ports: [],
+      consoleLog: CONSOLE_PLACEHOLDER,
+      controlSocket: FILES.control,
+      controlLog: FILES.controlLog,
+      disks: [],
+      qmpSocket: FILES.qmp,
+      ...(tap ? { tap } : {}),
+    };
+    // The image's boot snapshot (made by the first container of this image and memory size):
+    // QEMU waits for its device state, then the monitor sends the config and resumes at `start`.
+    // (a config too big for the serial line, e.g. a huge environment, goes in a cold boot's initrd)
+    const snap = SNAPSHOTS && bootConfigFrame(config).length <= 64 * 1024 ? await snapshotFor(ctx, image, plan.memoryMb, accel, common.tscKhz, tap ? 'tap' : 'user') : null;
+    let qemu: string[];
+    if (snap) {
+      qemu = qemuArgs({ ...common, initrd: image.root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true }).map(consoleOnStdout);
+    } else {
+      // a cold boot: the image root, then the boot config as a second cpio archive that the
+      // kernel unpacks over it (as the QEMU provider does)
+      await writeStartInitrd(st.file(FILES.initrd), image.root, config);
       // paused until `start` (QMP cont), as runc's init waits on exec.fifo
-      '-S',
-    ];
+      qemu = [...qemuArgs({ ...common, initrd: FILES.initrd }).map(consoleOnStdout), '-S'];
+    }
     const launch: Launch = {
       id,
       // setpriv: QEMU gets SIGKILL when the monitor dies, however it dies
       argv: ['setpriv', '--pdeathsig', 'KILL', ...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu],
       ...(ctx.args.global.log ? { log: resolve(ctx.args.global.log) } : {}),
       logFormat: ctx.args.global.logFormat,
+      ...(snap ? { restore: { snapshot: snap, config: { ...config, seed: config.seed!.toString('hex') } } } : {}),
     };
     writeFileSync(st.file(FILES.launch), JSON.stringify(launch, null, 2) + '\n');
     execFileSync('mkfifo', ['-m', '0600', st.file(FILES.fifo)]);
@@ -159,6 +168,22 @@ function startMonitor(self: string, dir: string): Promise<number> {
 }
 
 /** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
+/** UNIK_SNAPSHOTS=0: every container boots cold */
+const SNAPSHOTS = process.env.UNIK_SNAPSHOTS !== '0';
+
+/**
+ * The boot snapshot of this image at this memory size, made now if there is none. They live in
+ * UNIK_RUNC_CACHE (default /var/lib/unik-runc/snapshots), keyed by the image manifest's hash (an
+ * image id is unique per build), so every container of the image shares one. Null (cold boot)
+ * if it cannot be made: the reason is in the runtime log.
+ */
+async function snapshotFor(ctx: Ctx, image: BundleImage, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network): Promise<Snapshot | null> {
+  const cache = process.env.UNIK_RUNC_CACHE || '/var/lib/unik-runc/snapshots';
+  const key = createHash('sha256').update(readFileSync(image.manifestFile)).digest('hex').slice(0, 24);
+  const templates = new SnapshotTemplates(QEMU, join(ctx.root, '.unik'), (m) => ctx.log.warn(m));
+  return templates.ensure({ dir: join(cache, key), kernel: image.kernel, root: image.root, name: image.manifest.name ?? key }, memoryMb, accel, tscKhz, network);
+}
+
 async function accelFor(root: string, kernel: string): Promise<AccelChoice> {
   const file = join(root, '.unik', 'accel.json');
   if (!process.env.UNIK_ACCEL) {
