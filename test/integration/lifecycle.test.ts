@@ -53,7 +53,13 @@ test('run with env and a port forward: pong and the env value over HTTP, start l
   assert.match(ps.stdout, /web[\s\S]*running/);
   const logs = await d.cli(['logs', 'web']);
   assert.match(logs.stdout, /go-http listening on :8080 \(args: alpha beta\)/, 'build-time args are baked in');
+  // it was restored from the image's boot snapshot, not booted: the env above came over the control line
+  assert.ok(bootedFrom(inst.json.Id).includes('-incoming'), 'restored from the boot snapshot');
+  assert.ok(existsSync(join(d.home, 'images', inst.json.ImageId, 'snapshots', '64m-tcg', 'state')) || existsSync(join(d.home, 'images', inst.json.ImageId, 'snapshots', '64m-kvm', 'state')));
 });
+
+/** QEMU's argv of an instance's last start. */
+const bootedFrom = (id: string): string[] => JSON.parse(readFileSync(join(d.home, 'instances', id, 'qemu.argv'), 'utf8')) as string[];
 
 test('a large environment (1.1 MB in all) reaches the app: env does not ride on the kernel command line', async () => {
   const big = (c: string) => c.repeat(100 * 1024);
@@ -64,6 +70,8 @@ test('a large environment (1.1 MB in all) reaches the app: env does not ride on 
   assert.equal(r.status, 201, r.text);
   assert.equal(r.json.MemoryMb, 96);
   assert.equal(await httpUntil(`http://127.0.0.1:${p2}/env_test`), env.KEY);
+  // too big for the serial line: a cold boot with the config in the initramfs
+  assert.ok(!bootedFrom(r.json.Id).includes('-incoming'), 'a 1.1 MB config boots cold');
   assert.equal((await d.api('DELETE', '/instances/bigenv?force=true')).status, 204);
   // one entry over Linux's 128 KiB execve limit is refused before anything boots
   const tooBig = await d.api('POST', '/instances/run', { ImageName: 'go-http', InstanceName: 'toobig', Env: { KEY: 'x'.repeat(130 * 1024) } });
