@@ -114,7 +114,9 @@ export class SnapshotTemplates {
       qmpSocket,
       waitForConfig: true,
     });
-    const child = spawn(this.qemu, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // setpriv: the template dies with its parent (a daemon stopped mid-template, a killed
+    // unik-runc create); otherwise it would wait for a config for ever
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', this.qemu, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let exited = false;
