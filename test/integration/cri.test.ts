@@ -285,7 +285,10 @@ test('CRI: an unknown runtime handler is refused with a clear error and leaves n
   assert.equal((await cri.listPodSandbox()).length, before);
 });
 
-test('CRI timing: StartContainer → first HTTP 200, median of 5, runc vs unik', { skip: process.env.CRI_TIMING !== '1' && 'set CRI_TIMING=1' }, async (t) => {
+// A measurement, not a check: ten more pods (~40 s) only to print the figure the issue asks
+// for. The suite checks behaviour and asserts no timings (performance lives in bench/), so it
+// runs on request: CRI_TIMING=1 node --test dist/test/integration/cri.test.js
+test('CRI timing: StartContainer → first HTTP 200, median of 5, runc vs unik', { skip: process.env.CRI_TIMING !== '1' && 'a measurement for the closing note, not a check: set CRI_TIMING=1' }, async (t) => {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const result: Record<string, number[]> = { runc: [], unik: [] };
   for (let i = 0; i < 5; i++) {

@@ -1,13 +1,19 @@
 // The stock docker CLI pointed at the unik daemon (`docker -H tcp://127.0.0.1:PORT`), as in
 // the seed: every call runs under `timeout -s KILL`, so a missed wait or attach fails, not hangs.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, waitFor } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil, waitFor } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+    const push = await d.cli(['push', 'unikdemo', join(ROOT, 'examples/go-http')]);
+    assert.equal(push.code, 0, push.stderr);
+  },
+});
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
 
@@ -18,17 +24,6 @@ function docker(args: string[], timeoutS = 60): Promise<{ code: number; stdout: 
     });
   });
 }
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-  const push = await d.cli(['push', 'unikdemo', join(ROOT, 'examples/go-http')]);
-  assert.equal(push.code, 0, push.stderr);
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-});
 
 test('docker version and docker images list the daemon and the unikernel images', async () => {
   const v = await docker(['version', '--format', '{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}']);

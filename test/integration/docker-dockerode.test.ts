@@ -1,27 +1,22 @@
 // The same scenario through dockerode, which sends unversioned paths and true/false booleans.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
-import { Daemon, ROOT, freePort, httpUntil } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+    docker = new Docker({ host: '127.0.0.1', port: d.port, protocol: 'http' });
+    const push = await d.cli(['push', 'unikdemo', join(ROOT, 'examples/go-http')]);
+    assert.equal(push.code, 0, push.stderr);
+  },
+});
 let docker: Docker;
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-  docker = new Docker({ host: '127.0.0.1', port: d.port, protocol: 'http' });
-  const push = await d.cli(['push', 'unikdemo', join(ROOT, 'examples/go-http')]);
-  assert.equal(push.code, 0, push.stderr);
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-});
 
 test('dockerode: version, ping and images', async () => {
   assert.equal(String(await docker.ping()), 'OK');

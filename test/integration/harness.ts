@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
@@ -110,6 +111,24 @@ export class Daemon {
 }
 
 /** GETs a URL until it answers 200 (or the deadline passes); returns the body. */
+/**
+ * One daemon for a whole test file: started before its first test (then `setup` runs),
+ * destroyed after its last (after `teardown`), with its log printed if a test failed.
+ */
+export function suiteDaemon(hooks: { setup?: (d: Daemon) => Promise<void> | void; teardown?: () => void } = {}): Daemon {
+  const d = new Daemon();
+  before(async () => {
+    await d.start();
+    await hooks.setup?.(d);
+  });
+  after(async () => {
+    if (process.exitCode) console.error(d.log());
+    await d.destroy();
+    hooks.teardown?.();
+  });
+  return d;
+}
+
 export async function httpUntil(url: string, deadlineMs = 60_000): Promise<string> {
   const until = Date.now() + deadlineMs;
   let last = '';

@@ -1,25 +1,20 @@
 // Java for real: plain .java sources are detected, compiled with javac, run on a jlink'ed JRE
 // inside the unikernel; bad jars and bad sources get clear errors.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, tarOf } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil, tarOf } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+  },
+});
 const scratch = mkdtempSync(join(tmpdir(), 'unik-java-'));
 let port = 0;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-});
 
 test('push detects Java sources and builds them (javac + jlink runtime)', { timeout: 600_000 }, async () => {
   const r = await d.cli(['push', 'java-http', join(ROOT, 'examples/java-http')]);

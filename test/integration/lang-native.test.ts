@@ -1,22 +1,17 @@
 // C (static, musl), C++ (dynamic, with its libraries) and any Linux program (a Debian package's
 // binary), built into unikernels and run for real; and the manifest and native bad paths.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, waitFor, tarOf } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil, waitFor, tarOf } from './harness.js';
 
-const d = new Daemon();
-const scratch = mkdtempSync(join(tmpdir(), 'unik-native-'));
-
-before(() => d.start());
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-  rmSync(scratch, { recursive: true, force: true });
+const d = suiteDaemon({
+  teardown: () => rmSync(scratch, { recursive: true, force: true }),
 });
+const scratch = mkdtempSync(join(tmpdir(), 'unik-native-'));
 
 test('C: a Makefile project becomes one static binary; pong, env and logs', async () => {
   const push = await d.cli(['push', 'c-http', join(ROOT, 'examples/c-http')]);

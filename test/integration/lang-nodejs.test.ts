@@ -1,28 +1,23 @@
 // The nodejs language, for real: the CLI pushes examples/node-http (language detected from
 // package.json), runs it under QEMU with env and a port forward, and talks to it over HTTP.
 // Bad uploads (no entry point, a native addon needing a missing library) are refused up front.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, refused, tarOf } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil, refused, tarOf } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+  },
+  teardown: () => rmSync(scratch, { recursive: true, force: true }),
+});
 const scratch = mkdtempSync(join(tmpdir(), 'unik-nodejs-'));
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-  rmSync(scratch, { recursive: true, force: true });
-});
 
 test('push detects nodejs from package.json and builds node + the app into an image', async () => {
   const r = await d.cli(['push', 'node-http', join(ROOT, 'examples/node-http')]);

@@ -1,27 +1,22 @@
 // Python for real: the CLI builds examples/python-http (detected by requirements.txt / *.py) into
 // a unikernel holding Debian's python3.11 and its standard library, runs it under QEMU, and the
 // test talks to it over HTTP. An app with no entry point is refused through the API.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+  },
+});
 const scratch = mkdtempSync(join(tmpdir(), 'unik-py-'));
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-});
 
 test('push detects Python and builds examples/python-http', async () => {
   const r = await d.cli(['push', 'python-http', join(ROOT, 'examples/python-http')]);

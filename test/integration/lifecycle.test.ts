@@ -1,23 +1,18 @@
 // The core scenario, for real: the CLI builds examples/go-http into a unikernel, runs it under
 // QEMU with env and a port forward, and the test talks to it over HTTP through its whole life.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil, refused, waitFor } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil, refused, waitFor } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+  },
+});
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-});
 
 test('push builds the Go example into an image (kernel + initramfs + manifest)', async () => {
   const r = await d.cli(['push', 'go-http', join(ROOT, 'examples/go-http'), '--args', 'alpha beta']);
@@ -56,6 +51,29 @@ test('run with env and a port forward: pong and the env value over HTTP, start l
   // it was restored from the image's boot snapshot, not booted: the env above came over the control line
   assert.ok(bootedFrom(inst.json.Id).includes('-incoming'), 'restored from the boot snapshot');
   assert.ok(existsSync(join(d.home, 'images', inst.json.ImageId, 'snapshots', '64m-tcg', 'state')) || existsSync(join(d.home, 'images', inst.json.ImageId, 'snapshots', '64m-kvm', 'state')));
+});
+
+test('bad input: a damaged boot snapshot is dropped, the instance boots cold and answers, the next run has a new snapshot', async () => {
+  const img = (await d.api('GET', '/images/go-http')).json;
+  const snaps = join(d.home, 'images', img.Id, 'snapshots');
+  const dir = readdirSync(snaps).find((n) => /^64m-(tcg|kvm)$/.test(n));
+  assert.ok(dir, `a 64 MB snapshot in ${readdirSync(snaps).join(', ')}`);
+  writeFileSync(join(snaps, dir, 'state'), 'not a migration stream');
+  const p = await freePort();
+  const r = await d.api('POST', '/instances/run', { ImageName: 'go-http', InstanceName: 'damaged', Ports: [`${p}:8080`] });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(await httpUntil(`http://127.0.0.1:${p}/ping_test`), 'pong');
+  assert.ok(!bootedFrom(r.json.Id).includes('-incoming'), 'booted cold');
+  assert.match(d.log(), /restoring go-http from its boot snapshot failed, booting cold/);
+  assert.equal((await d.api('DELETE', '/instances/damaged?force=true')).status, 204);
+  // the next run makes a new template and restores it
+  const p2 = await freePort();
+  const again = await d.api('POST', '/instances/run', { ImageName: 'go-http', InstanceName: 'fresh', Ports: [`${p2}:8080`] });
+  assert.equal(again.status, 201, again.text);
+  assert.equal(await httpUntil(`http://127.0.0.1:${p2}/ping_test`), 'pong');
+  assert.ok(bootedFrom(again.json.Id).includes('-incoming'), 'restored from a new snapshot');
+  assert.notEqual(readFileSync(join(snaps, dir, 'state'), 'utf8'), 'not a migration stream');
+  assert.equal((await d.api('DELETE', '/instances/fresh?force=true')).status, 204);
 });
 
 /** QEMU's argv of an instance's last start. */

@@ -1,33 +1,28 @@
 // Volumes, for real: disk images made without root, attached to unikernels as virtio disks and
 // mounted by the guest init; data written by the app survives its instance and the daemon.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, ROOT, freePort, httpUntil } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil } from './harness.js';
 
-const d = new Daemon();
+const d = suiteDaemon({
+  setup: async () => {
+    port = await freePort();
+    mkdirSync(join(dataDir, 'sub'), { recursive: true });
+    writeFileSync(join(dataDir, 'data.txt'), 'test_data');
+    writeFileSync(join(dataDir, 'sub', 'nested.txt'), 'nested');
+    const push = await d.cli(['push', 'go-vol', join(ROOT, 'examples/go-http'), '--mountpoint', '/data']);
+    assert.equal(push.code, 0, push.stderr + push.stdout);
+  },
+  teardown: () => rmSync(scratch, { recursive: true, force: true }),
+});
 const scratch = mkdtempSync(join(tmpdir(), 'unik-vol-'));
 const dataDir = join(scratch, 'data');
 let port = 0;
 const app = (path: string) => `http://127.0.0.1:${port}${path}`;
-
-before(async () => {
-  await d.start();
-  port = await freePort();
-  mkdirSync(join(dataDir, 'sub'), { recursive: true });
-  writeFileSync(join(dataDir, 'data.txt'), 'test_data');
-  writeFileSync(join(dataDir, 'sub', 'nested.txt'), 'nested');
-  const push = await d.cli(['push', 'go-vol', join(ROOT, 'examples/go-http'), '--mountpoint', '/data']);
-  assert.equal(push.code, 0, push.stderr + push.stdout);
-});
-after(async () => {
-  if (process.exitCode) console.error(d.log());
-  await d.destroy();
-  rmSync(scratch, { recursive: true, force: true });
-});
 
 const vol = async (name: string) => (await d.api('GET', `/volumes/${name}`)).json;
 

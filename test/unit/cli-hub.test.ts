@@ -23,7 +23,7 @@ import { UnikApiError, UnikClient, decodeRegistryAuth, encodeRegistryAuth, local
 import type { HubProgress } from '../../src/client/index.js';
 import type { ImageJson } from '../../src/api/types.js';
 import { cli } from './cli-harness.js';
-import { startServer, type Reply, type Seen } from './recording-server.js';
+import { startServer, type Reply } from './recording-server.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

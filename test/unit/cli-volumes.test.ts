@@ -15,7 +15,7 @@ import { volumeRow } from '../../src/cli/output.js';
 import { UnikApiError, UnikClient } from '../../src/client/index.js';
 import type { VolumeJson } from '../../src/api/types.js';
 import { cli } from './cli-harness.js';
-import { startServer, type Reply, type Seen } from './recording-server.js';
+import { startServer, type Seen } from './recording-server.js';
 
 describe('--vol', () => {
   it('maps mount point → volume, splitting on the first ":"', () => {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,17 +13,13 @@ import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { Qmp } from './qmp.js';
-import { SnapshotTemplates, loadSnapshot, type TemplateSource } from './snapshot.js';
+import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, loadSnapshot, type TemplateSource } from './snapshot.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm, waitGone } from './process.js';
 
 const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
 /** QEMU's monitor answers within this long of starting, or the launch failed */
 const LAUNCH_DEADLINE_MS = 15_000;
-/** UNIK_SNAPSHOTS=0 turns boot snapshots off: every start is a cold boot */
-const SNAPSHOTS = process.env.UNIK_SNAPSHOTS !== '0';
-/** larger configs (a big environment) go in the initramfs of a cold boot: the serial line is slow */
-const MAX_SNAPSHOT_CONFIG = 64 * 1024;
 
 /** Local VMs under QEMU (microvm), one detached QEMU process per instance. */
 export class QemuProvider implements Provider {
@@ -73,7 +69,7 @@ export class QemuProvider implements Provider {
 
   /** Boots a new image's snapshot template at its default memory, so its first run is a restore too. */
   prepare(image: ImageRecord): void {
-    if (!SNAPSHOTS) return;
+    if (!SNAPSHOTS_ON) return;
     const kernel = join(this.paths.images, image.id, image.manifest.kernel.file);
     void this.chooseAccel(kernel)
       .then(({ accel }) => this.templates.ensure(this.templateSource(image), image.manifest.defaultMemoryMb, accel, hostTscKhz()))
@@ -138,12 +134,11 @@ export class QemuProvider implements Provider {
 
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
     // template has no disks) and a config small enough for the serial control channel.
-    const frame = bootConfigFrame({ ...config, now: Date.now() / 1000 });
-    if (SNAPSHOTS && volumes.length === 0 && frame.length <= MAX_SNAPSHOT_CONFIG) {
+    if (volumes.length === 0 && fitsSnapshot(bootConfigFrame(config))) {
       const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz);
       if (snap) {
         try {
-          const pid = await this.launch(inst, [...qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true })], onExit, async (qmp) => {
+          const pid = await this.launch(inst, qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true }), onExit, async (qmp) => {
             const status = await loadSnapshot(qmp, snap);
             // the config goes in before the VM runs: the template's init is blocked reading it
             const fresh = bootConfigFrame({ ...config, now: Date.now() / 1000 });

@@ -34,6 +34,15 @@ export interface Snapshot {
   state: string;
 }
 
+/** UNIK_SNAPSHOTS=0 turns boot snapshots off: every start is a cold boot */
+export const SNAPSHOTS_ON = process.env.UNIK_SNAPSHOTS !== '0';
+
+/** Whether a start can restore a snapshot: its config frame must be small enough for the serial
+ *  control line (a big environment goes in a cold boot's initrd instead). */
+export function fitsSnapshot(configFrame: Buffer): boolean {
+  return SNAPSHOTS_ON && configFrame.length <= 64 * 1024;
+}
+
 /** How long a template boot may take (TCG, a large runtime, a busy host). */
 const TEMPLATE_BOOT_MS = 120_000;
 
@@ -181,6 +190,6 @@ export async function loadSnapshot(qmp: Qmp, snap: Snapshot): Promise<string> {
 }
 
 /** Quotes a path for QEMU's exec: migration URI, which runs through /bin/sh. */
-export function shellQuote(s: string): string {
+function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }

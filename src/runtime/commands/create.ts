@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
 import { qemuArgs } from '../../providers/qemu/args.js';
-import { SnapshotTemplates, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
+import { SnapshotTemplates, fitsSnapshot, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { RuntimeError, type Ctx } from '../context.js';
 import { delegate } from '../delegate.js';
@@ -85,7 +85,7 @@ export async function create(ctx: Ctx): Promise<number> {
     // The image's boot snapshot (made by the first container of this image and memory size):
     // QEMU waits for its device state, then the monitor sends the config and resumes at `start`.
     // (a config too big for the serial line, e.g. a huge environment, goes in a cold boot's initrd)
-    const snap = SNAPSHOTS && bootConfigFrame(config).length <= 64 * 1024 ? await snapshotFor(ctx, image, plan.memoryMb, accel, common.tscKhz, tap ? 'tap' : 'user') : null;
+    const snap = fitsSnapshot(bootConfigFrame(config)) ? await snapshotFor(ctx, image, plan.memoryMb, accel, common.tscKhz, tap ? 'tap' : 'user') : null;
     let qemu: string[];
     if (snap) {
       qemu = qemuArgs({ ...common, initrd: image.root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true }).map(consoleOnStdout);
@@ -168,9 +168,6 @@ function startMonitor(self: string, dir: string): Promise<number> {
 }
 
 /** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
-/** UNIK_SNAPSHOTS=0: every container boots cold */
-const SNAPSHOTS = process.env.UNIK_SNAPSHOTS !== '0';
-
 /**
  * The boot snapshot of this image at this memory size, made now if there is none. They live in
  * UNIK_RUNC_CACHE (default /var/lib/unik-runc/snapshots), keyed by the image manifest's hash (an
