@@ -10,11 +10,13 @@ APT_PACKAGES=(
   golang-go                           # the Go compiler
   python3.11 openjdk-17-jdk-headless  # the Python and Java compilers (Node.js is the daemon's own)
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 zstd  # kernel builds; zstd compresses image roots
+  bubblewrap util-linux               # builds of uploaded code run confined (bwrap, setpriv, prlimit)
   e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
   podman                              # tests: a reference Docker API server for the conformance test
   webfs                               # tests: a program from a Debian package for the elf compiler
   docker-registry skopeo apache2-utils # tests: a real OCI registry (with htpasswd auth) for the hub, and skopeo as a peer
   containerd runc containernetworking-plugins iproute2 # Kubernetes: containerd calls unik-runc; CNI bridge for pods
+  chromium                            # tests: cross-origin requests from a real browser page
   curl openssl procps
 )
 missing=()
@@ -30,6 +32,11 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# unprivileged accounts: builds of uploaded code and QEMU never run as root
+for u in unik-build unik-qemu; do
+  id -u "$u" >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u"; } || true
+done
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UnikClient } from '../client/client.js';
 import { hostOf, resolveTarget, targetUrl, type Target } from './target.js';
+import { clientTls, type TlsFlags } from './tls.js';
 
 export interface Ctx {
   client: UnikClient;
@@ -14,10 +15,12 @@ export interface Ctx {
 export function contextFor(cmd: Command): Ctx {
   let root = cmd;
   while (root.parent) root = root.parent;
-  const rootOpts = root.opts<{ host?: string; clientConfig?: string }>();
+  const rootOpts = root.opts<{ host?: string; clientConfig?: string } & TlsFlags>();
   const flag = cmd.opts<{ host?: string }>().host ?? rootOpts.host;
   const target = resolveTarget({ flag, configPath: rootOpts.clientConfig });
   // Same variable the daemon reads its token from.
-  const client = new UnikClient(targetUrl(target.address), { token: process.env.UNIK_API_TOKEN });
+  const tls = clientTls(rootOpts);
+  const url = targetUrl(target.address);
+  const client = new UnikClient(tls ? url.replace(/^http:\/\//i, 'https://') : url, { token: process.env.UNIK_API_TOKEN, tls });
   return { client, target, daemonHost: hostOf(target.address) };
 }

@@ -24,6 +24,11 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-v, --version', 'print the version')
     .option('--host <HOST:PORT>', 'daemon to talk to (default: $UNIK_HOST, then "unik target", then 127.0.0.1:3000)')
     .option('--client-config <PATH>', 'client config file (default: $UNIK_HOME/client-config.yaml)')
+    .option('--tls', 'talk HTTPS to the daemon (also $UNIK_TLS=1)')
+    .option('--tlsverify', 'HTTPS with a client certificate, for a daemon started with --tls-verify (also $UNIK_TLS_VERIFY=1)')
+    .option('--tlscacert <PEM>', "the CA that signed the daemon's certificate (default: $UNIK_CERT_PATH/ca.pem)")
+    .option('--tlscert <PEM>', 'client certificate (default: $UNIK_CERT_PATH/cert.pem)')
+    .option('--tlskey <PEM>', 'client key (default: $UNIK_CERT_PATH/key.pem)')
     // Root options only before the command name, so `target --host` and `daemon --host` keep theirs.
     .enablePositionalOptions()
     .showHelpAfterError('(run "unik help" for the list of commands)');

@@ -3,7 +3,7 @@ import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { NDJSON } from '../api/types.js';
 import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
-import { patientDispatcher } from './dispatcher.js';
+import { dispatcherFor, type ClientTls } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
 import { HubApi } from './hub.js';
 import { ndjsonLines } from './ndjson.js';
@@ -66,6 +66,8 @@ export function normalizeBaseUrl(url: string): string {
 export interface ClientOptions {
   /** Sent as `Authorization: Bearer <token>`; a daemon listening beyond loopback requires it. */
   token?: string | undefined;
+  /** the daemon's CA, and a client certificate for a daemon started with --tls-verify */
+  tls?: ClientTls | undefined;
 }
 
 export class UnikClient {
@@ -75,10 +77,13 @@ export class UnikClient {
   readonly volumes: VolumesApi;
   readonly hub: HubApi;
   private readonly token: string | undefined;
+  private readonly dispatchers: { quick?: object; patient?: object } = {};
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
     this.baseUrl = normalizeBaseUrl(baseUrl);
     this.token = opts.token || undefined;
+    // one connection pool per client and kind of call; TLS material goes into each
+    this.dispatchers = { quick: dispatcherFor(false, opts.tls), patient: dispatcherFor(true, opts.tls) };
     this.images = new ImagesApi(this);
     this.instances = new InstancesApi(this);
     this.volumes = new VolumesApi(this);
@@ -114,7 +119,8 @@ export class UnikClient {
     }
     // `dispatcher` is Node's (undici's) extension of RequestInit.
     const init: RequestInit & { dispatcher?: object } = { method, headers, body, signal: opts.signal ?? null };
-    if (opts.patient) init.dispatcher = patientDispatcher();
+    const dispatcher = opts.patient ? this.dispatchers.patient : this.dispatchers.quick;
+    if (dispatcher) init.dispatcher = dispatcher;
     let res: Response;
     try {
       res = await fetch(url, init);

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import { timingSafeEqual } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { errorHandler } from './http/errors.js';
+import { makeGuard, type Refusal } from './http/guard.js';
 import { imageRoutes } from './unik/images.js';
 import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
@@ -17,12 +17,19 @@ export interface AppOptions {
   version?: string;
   /** when set, every request must carry "Authorization: Bearer <token>" */
   token?: string;
+  /** host names the daemon answers to beside IP literals and localhost (DNS rebinding guard) */
+  allowedHosts?: string[];
+  /** serve HTTPS; with ca, clients must present a certificate it signed (Docker's --tlsverify) */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
   logger?: boolean;
 }
 
 /** Builds the daemon's HTTP app without listening (tests use inject or listen on port 0). */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    // a client certificate is asked for, and checked per request by the guard, so that a
+    // missing one gets a JSON 401 rather than a failed handshake
+    ...(opts.tls ? { https: { key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) } } : {}),
     logger: opts.logger ? { level: process.env.UNIK_LOG_LEVEL || 'info' } : false,
     bodyLimit: 8 * 1024 * 1024,
     // a follow stream or a long build must not be cut by a server timeout
@@ -39,14 +46,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ message: `unknown route ${req.method} ${req.url.split('?')[0]}`, code: 'UNIK_ERR_NO_ROUTE' });
   });
-  if (opts.token) {
-    const want = Buffer.from(`Bearer ${opts.token}`);
-    app.addHook('onRequest', async (req, reply) => {
-      const got = Buffer.from(req.headers.authorization ?? '');
-      if (got.length !== want.length || !timingSafeEqual(got, want))
-        return reply.code(401).send({ message: 'missing or wrong API token', code: 'UNIK_ERR_UNAUTHORIZED', hint: 'set UNIK_API_TOKEN to the token the daemon was started with' });
-    });
-  }
+  const guard = makeGuard({ token: opts.token, allowedHosts: opts.allowedHosts, requireClientCert: !!opts.tls?.ca });
+  // onRequest runs for every route, unknown ones included, before the body is read
+  app.addHook('onRequest', async (req, reply) => {
+    const no = guard(req.raw);
+    if (no) return reply.code(no.status).send(no.body);
+  });
   await app.register(multipart, { limits: { fileSize: 8 * 1024 * 1024 * 1024, files: 1, fields: 32 } });
   systemRoutes(app, opts.core);
   imageRoutes(app, opts.core);
@@ -56,9 +61,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const version = opts.version ?? '0.0.0';
   await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });
-  // docker attach is an HTTP upgrade; nothing else upgrades
+  // docker attach is an HTTP upgrade; nothing else upgrades. Upgrades bypass Fastify's hooks,
+  // so the same guard runs here first.
   app.server.on('upgrade', (req, socket) => {
+    const no = guard(req);
+    if (no) return void socket.end(rawResponse(no));
     if (!handleAttach(opts.core, req, socket)) socket.destroy();
   });
-  return app;
+  return app as unknown as FastifyInstance;
+}
+
+function rawResponse(r: Refusal): string {
+  const body = JSON.stringify(r.body);
+  const reason = r.status === 401 ? 'Unauthorized' : 'Forbidden';
+  return `HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

@@ -2,21 +2,53 @@ import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
 import { createCore } from '../core/core.js';
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+export interface DaemonOptions {
+  port: number;
+  host: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** CA whose certificates clients must present (Docker's --tlsverify) */
+  tlsCa?: string;
+  allowedHosts?: string[];
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function fail(message: string, hint: string): never {
+  process.stderr.write(`unik: ${message}\nhint: ${hint}\n`);
+  process.exit(1);
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    fail(`cannot read the ${what} ${path}: ${(e as Error).message}`, 'give a readable PEM file');
+  }
+}
 
 /** `unik daemon`: serves the API until SIGINT/SIGTERM. VMs keep running across restarts. */
-export async function runDaemon(opts: { port: number; host: string }): Promise<void> {
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const token = process.env.UNIK_API_TOKEN || undefined;
-  if (!LOOPBACK.has(opts.host) && !token) {
-    process.stderr.write(
-      `unik: refusing to listen on ${opts.host} without a token: anyone who reaches the port could run VMs.\n` +
-        'hint: set UNIK_API_TOKEN (clients send the same variable), or listen on 127.0.0.1\n',
-    );
-    process.exit(1);
+  if (!!opts.tlsCert !== !!opts.tlsKey) fail('--tls-cert and --tls-key go together', 'give both: the server certificate and its private key');
+  if (opts.tlsCa && !opts.tlsCert) fail('--tls-verify needs the daemon to serve TLS', 'give --tls-cert and --tls-key as well');
+  // beyond loopback, anyone who reaches the port could run VMs, and a token sent in clear text
+  // is anyone's who can see the traffic: both TLS and an authentication are required
+  if (!isLoopback(opts.host)) {
+    if (!opts.tlsCert)
+      fail(`refusing to listen on ${opts.host} without TLS: the API token and the images would cross the network in clear text`, 'give --tls-cert and --tls-key (and --tls-verify --tls-ca CA.pem for client certificates), or listen on 127.0.0.1');
+    if (!token && !opts.tlsCa)
+      fail(`refusing to listen on ${opts.host} without authentication: anyone who reaches the port could run VMs`, 'set UNIK_API_TOKEN (clients send the same variable), and/or require client certificates with --tls-verify --tls-ca CA.pem');
   }
+  const tls = opts.tlsCert
+    ? { cert: readPem(opts.tlsCert, 'TLS certificate'), key: readPem(opts.tlsKey!, 'TLS key'), ...(opts.tlsCa ? { ca: readPem(opts.tlsCa, 'client CA') } : {}) }
+    : undefined;
+  const allowedHosts = [...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
   const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) });
   const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  const app = await buildApp({ core, token, logger: true, version });
+  const app = await buildApp({ core, token, allowedHosts, ...(tls ? { tls } : {}), logger: true, version });
   const shutdown = async () => {
     await app.close();
     core.close();
@@ -33,5 +65,7 @@ export async function runDaemon(opts: { port: number; host: string }): Promise<v
     core.close();
     process.exit(1);
   }
-  process.stderr.write(`unik: daemon listening on http://${opts.host}:${opts.port} (state in ${core.paths.home})\n`);
+  const scheme = tls ? 'https' : 'http';
+  const auth = [token ? 'API token' : '', tls?.ca ? 'client certificates' : ''].filter(Boolean).join(' + ') || 'none (loopback only)';
+  process.stderr.write(`unik: daemon listening on ${scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port} (state in ${core.paths.home}; authentication: ${auth})\n`);
 }

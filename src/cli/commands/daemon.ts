@@ -7,10 +7,26 @@ export function registerDaemonCommand(program: Command): void {
     .command('daemon')
     .description('run the unik daemon (REST API) in the foreground')
     .option('--port <PORT>', 'port to listen on', '3000')
-    .option('--host <HOST>', 'address to bind', '127.0.0.1')
-    .action(async (flags: { port: string; host: string }) => {
+    .option('--host <HOST>', 'address to bind; beyond loopback it needs TLS and UNIK_API_TOKEN or --tls-verify', '127.0.0.1')
+    .option('--tls-cert <PEM>', 'serve HTTPS with this certificate')
+    .option('--tls-key <PEM>', "the certificate's private key")
+    .option('--tls-verify', 'require client certificates signed by --tls-ca (as Docker\'s --tlsverify)')
+    .option('--tls-ca <PEM>', 'the CA that signs client certificates')
+    .option('--allowed-host <NAME>', 'a host name clients may call the daemon by, beside IP addresses and localhost (repeatable; also UNIK_ALLOWED_HOSTS)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (flags: { port: string; host: string; tlsCert?: string; tlsKey?: string; tlsVerify?: boolean; tlsCa?: string; allowedHost: string[] }) => {
       const port = parsePositiveInt(flags.port, '--port');
+      if (flags.tlsVerify && !flags.tlsCa) {
+        process.stderr.write('unik: --tls-verify needs --tls-ca CA.pem, the CA that signs client certificates\n');
+        process.exit(2);
+      }
       const { runDaemon } = await import('../../daemon/main.js');
-      await runDaemon({ port, host: flags.host });
+      await runDaemon({
+        port,
+        host: flags.host,
+        ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+        ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+        ...(flags.tlsVerify && flags.tlsCa ? { tlsCa: flags.tlsCa } : {}),
+        allowedHosts: flags.allowedHost,
+      });
     });
 }
