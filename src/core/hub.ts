@@ -1,22 +1,26 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packedImage } from '../hub/artifact.js';
-import { LAYOUT, MT, type OciManifest } from '../hub/mediatypes.js';
+import { checkUnpacked, unpackBudget, unpackLayer } from '../hub/layer.js';
+import { ANNOTATIONS, LAYOUT, MT } from '../hub/mediatypes.js';
+import { badImage, checkImageConfig, checkOciManifest, isIndexType, LIMITS, pickAmd64 } from '../hub/oci-check.js';
+import { trustedRealmsFromEnv } from '../hub/realm.js';
 import { formatReference, parseReference, type Reference } from '../hub/reference.js';
 import { RegistryClient, type Credentials } from '../hub/registry.js';
 import { failedPrecondition, invalid } from './errors.js';
+import { checkPulledManifest } from './manifest-check.js';
 import type { ImageService } from './images.js';
 import { newId } from './ids.js';
 import type { UnikPaths } from './paths.js';
-import { unpack } from './tarball.js';
-import type { ImageManifest, ImageRecord, ProgressEvent } from './types.js';
+import type { ImageRecord, ProgressEvent } from './types.js';
 
 export interface HubOptions {
   creds?: Credentials;
   /** plain HTTP to a registry that is not on this machine */
   insecure?: boolean;
+  /** HTTPS token servers on other hosts that may receive the credentials; default: UNIK_TRUSTED_TOKEN_REALMS */
+  trustedTokenRealms?: string[];
 }
 
 export interface TransferProgress extends ProgressEvent {
@@ -37,7 +41,7 @@ export class HubService {
   private client(ref: Reference, o: HubOptions): RegistryClient {
     if (ref.registry === 'docker.io')
       throw invalid('NO_DOCKER_HUB', `${formatReference(ref)} names Docker Hub, which holds container images, not unikernels`, 'push unik images to an OCI registry of yours (unik hub push IMAGE REGISTRY/REPO:TAG) and pull them by that full reference');
-    return new RegistryClient(ref.registry, o.creds, !!o.insecure);
+    return new RegistryClient(ref.registry, o.creds, !!o.insecure, o.trustedTokenRealms ?? trustedRealmsFromEnv());
   }
 
   async login(registry: string, o: HubOptions): Promise<void> {
@@ -79,23 +83,30 @@ export class HubService {
     return { ref: formatReference(ref), digest, size: total };
   }
 
-  /** Pulls into a new image; nothing is stored unless every blob arrived whole and verified. */
+  /**
+   * Pulls into a new image; nothing is stored unless every blob arrived whole and verified and
+   * every part of the image passed its check. Everything the registry and the image say is
+   * hostile until checked (src/hub/oci-check.ts, src/hub/layer.ts, ./manifest-check.ts): the
+   * pull writes only inside its own folder under tmp/, and the stored image's file names, id
+   * and name are unik's own, never the image's.
+   */
   async pull(refText: string, name: string | undefined, force: boolean, o: HubOptions, progress: (p: TransferProgress) => void = () => {}): Promise<ImageRecord> {
     const ref = parseReference(refText);
+    const refName = formatReference(ref);
     const localName = name || ref.repository.split('/').pop()!;
     this.images.checkNameFree(localName, force);
     const client = this.client(ref, o);
-    progress({ step: 'pull', message: `resolving ${formatReference(ref)}` });
+    progress({ step: 'pull', message: `resolving ${refName}` });
     let got = await client.getManifest(ref.repository, ref.digest ?? ref.tag);
-    if (ref.digest && got.digest !== ref.digest) throw failedPrecondition('DIGEST_MISMATCH', `the manifest of ${formatReference(ref)} has digest ${got.digest}`);
-    if (got.mediaType === MT.index || got.mediaType === MT.dockerList) {
-      const index = JSON.parse(got.body.toString()) as { manifests: { digest: string; platform?: { architecture: string; os: string } }[] };
-      const mine = index.manifests.find((m) => m.platform?.architecture === 'amd64' && m.platform.os === 'linux');
-      if (!mine) throw failedPrecondition('WRONG_ARCH', `${formatReference(ref)} has no linux/amd64 image (it has ${index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`).join(', ')})`);
-      got = await client.getManifest(ref.repository, mine.digest);
+    if (ref.digest && got.digest !== ref.digest) throw failedPrecondition('DIGEST_MISMATCH', `the manifest of ${refName} has digest ${got.digest}`);
+    if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096)))) {
+      const { entry, platforms } = pickAmd64(got.body, `the index of ${refName}`);
+      if (!entry) throw failedPrecondition('WRONG_ARCH', `${refName} has no linux/amd64 image (it has ${platforms.slice(0, 10).join(', ')})`);
+      got = await client.getManifest(ref.repository, entry.digest);
+      // the registry must answer with the manifest the index named, byte for byte
+      if (got.digest !== entry.digest) throw failedPrecondition('DIGEST_MISMATCH', `the index of ${refName} names manifest ${entry.digest}, but the registry sent ${got.digest}`);
     }
-    const manifest = JSON.parse(got.body.toString()) as OciManifest;
-    if (!manifest.layers || !manifest.config) throw invalid('NOT_AN_IMAGE', `${formatReference(ref)} is not an OCI image manifest`);
+    const manifest = checkOciManifest(got.body, got.mediaType, `the manifest of ${refName}`);
 
     const id = newId();
     const work = join(this.paths.tmp, `pull-${id.slice(0, 16)}`);
@@ -104,46 +115,63 @@ export class HubService {
     try {
       const configFile = join(work, 'config.json');
       await client.downloadBlob(ref.repository, manifest.config.digest, configFile, manifest.config.size);
-      const config = JSON.parse(await readFile(configFile, 'utf8')) as { architecture?: string; os?: string };
+      const config = checkImageConfig(await readFile(configFile), `the image config of ${refName}`);
       if (config.architecture !== 'amd64' || config.os !== 'linux')
-        throw failedPrecondition('WRONG_ARCH', `${formatReference(ref)} is built for ${config.os}/${config.architecture}; this host runs linux/amd64`, 'build or push an amd64 image');
+        throw failedPrecondition('WRONG_ARCH', `${refName} is built for ${config.os}/${config.architecture}; this host runs linux/amd64`, 'build or push an amd64 image');
       const total = manifest.layers.reduce((n, l) => n + l.size, 0);
+      const budget = unpackBudget(total, LIMITS.imageBytes);
       let done = 0;
       for (const [n, layer] of manifest.layers.entries()) {
-        if (layer.mediaType !== MT.layer && layer.mediaType !== 'application/vnd.oci.image.layer.v1.tar')
-          throw invalid('NOT_A_UNIK_IMAGE', `${formatReference(ref)} has a layer of type ${layer.mediaType}: it is not a unik image`);
         const file = join(work, `layer${n}`);
+        const title = (layer.annotations?.[ANNOTATIONS.title] ?? layer.digest.slice(7, 19)).replace(/[^\w./-]/g, '_');
         let last = -1;
         await client.downloadBlob(ref.repository, layer.digest, file, layer.size, (b) => {
           const pct = Math.floor(((done + b) / total) * 100);
-          if (pct !== last) progress({ step: 'pull', message: layer.annotations?.['org.opencontainers.image.title'] ?? layer.digest.slice(7, 19), bytes: done + b, total, percent: (last = pct) });
+          if (pct !== last) progress({ step: 'pull', message: title, bytes: done + b, total, percent: (last = pct) });
         });
         done += layer.size;
-        await unpack(file, tree);
+        await unpackLayer(file, layer.mediaType, tree, budget, `layer ${n} (${layer.digest.slice(0, 19)}) of ${refName}`);
         await rm(file);
       }
-      for (const f of [LAYOUT.kernel, LAYOUT.root, LAYOUT.manifest])
-        if (!existsSync(join(tree, f))) throw invalid('NOT_A_UNIK_IMAGE', `${formatReference(ref)} has no /${f}: it is not a unik image`, 'pull images pushed with unik hub push');
-      const src = JSON.parse(await readFile(join(tree, LAYOUT.manifest), 'utf8')) as ImageManifest;
-      if (src.schemaVersion !== 1 || src.arch !== 'x86_64') throw failedPrecondition('WRONG_ARCH', `${formatReference(ref)} holds a ${src.arch} unikernel; this host runs x86_64`);
+      const sizes = await checkUnpacked(tree, [LAYOUT.kernel, LAYOUT.root, LAYOUT.manifest], refName);
+      await checkBzImage(join(tree, LAYOUT.kernel), refName);
+      const m = checkPulledManifest(await readFile(join(tree, LAYOUT.manifest), 'utf8'), {
+        id,
+        name: localName,
+        source: refName,
+        sourceDigest: got.digest,
+        kernelBytes: sizes[LAYOUT.kernel]!,
+        rootBytes: sizes[LAYOUT.root]!,
+      });
 
+      // unik's own names: nothing the image says names a host path
       const stage = join(this.paths.images, `.tmp-${id}`);
       await mkdir(stage, { recursive: true });
-      await rename(join(tree, LAYOUT.kernel), join(stage, src.kernel.file));
-      await rename(join(tree, LAYOUT.root), join(stage, src.root.file));
-      const m: ImageManifest = { ...src, id, name: localName, source: formatReference(ref), sourceDigest: got.digest };
-      await writeFile(join(stage, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
-      const sizeBytes = (await stat(join(stage, m.kernel.file))).size + (await stat(join(stage, m.root.file))).size;
-      const record: ImageRecord = { id, name: localName, provider: m.provider, sizeBytes, created: m.created, manifest: m };
       try {
+        await rename(join(tree, LAYOUT.kernel), join(stage, 'kernel'));
+        await rename(join(tree, LAYOUT.root), join(stage, 'root.cpio'));
+        await writeFile(join(stage, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
+        const record: ImageRecord = { id, name: localName, provider: m.provider, sizeBytes: m.kernel.sizeBytes + m.root.sizeBytes, created: m.created, manifest: m };
         await this.images.commit(stage, record, force);
+        progress({ step: 'pull', message: `pulled ${refName} as ${localName}`, percent: 100, bytes: total, total });
+        return record;
       } finally {
         await rm(stage, { recursive: true, force: true });
       }
-      progress({ step: 'pull', message: `pulled ${formatReference(ref)} as ${localName}`, percent: 100, bytes: total, total });
-      return record;
     } finally {
       await rm(work, { recursive: true, force: true });
     }
+  }
+}
+
+/** The kernel must be a Linux bzImage (its "HdrS" boot header), not any file the image calls a kernel. */
+async function checkBzImage(file: string, refName: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(0x206);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    if (bytesRead < head.length || head.toString('latin1', 0x202, 0x206) !== 'HdrS') throw badImage(refName, `its /${LAYOUT.kernel} is not a Linux bzImage`);
+  } finally {
+    await fh.close();
   }
 }

@@ -1,0 +1,104 @@
+import { failedPrecondition, type UnikError } from '../core/errors.js';
+import { MT, type Descriptor, type OciManifest } from './mediatypes.js';
+
+// Everything a registry answers is hostile until checked here: shapes, media types, digests,
+// sizes. Only what passed is used to build a URL, a file name or a size limit.
+
+const MiB = 1 << 20;
+const GiB = 1 << 30;
+
+export const LIMITS = {
+  /** a manifest or index body (OCI distribution's own limit) */
+  manifestBytes: 4 * MiB,
+  /** the image config blob */
+  configBytes: 1 * MiB,
+  /** kernel + root: what a unik image may hold, unpacked or not */
+  imageBytes: 2 * GiB,
+  layers: 16,
+  indexEntries: 256,
+} as const;
+
+export const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+const MANIFEST_TYPES: string[] = [MT.manifest, MT.dockerManifest];
+const INDEX_TYPES: string[] = [MT.index, MT.dockerList];
+const CONFIG_TYPES: string[] = [MT.config, 'application/vnd.docker.container.image.v1+json'];
+export const LAYER_TYPES: string[] = [MT.layer, 'application/vnd.oci.image.layer.v1.tar', 'application/vnd.docker.image.rootfs.diff.tar.gzip'];
+
+/** The refusal for anything a registry or an image got wrong; `where` names the part. */
+export function badImage(where: string, problem: string): UnikError {
+  return failedPrecondition('BAD_IMAGE', `${where}: ${problem}`, 'unik refused the image and stored nothing; pull only images pushed with unik hub push from a registry you trust');
+}
+
+export function checkDigest(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !DIGEST.test(value)) throw badImage(where, `the digest ${JSON.stringify(value)?.slice(0, 100)} is not sha256:<64 hex digits>`);
+  return value;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function parseJson(body: Buffer, where: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw badImage(where, 'is not valid JSON');
+  }
+  if (!isObject(v)) throw badImage(where, 'is not a JSON object');
+  return v;
+}
+
+function checkDescriptor(v: unknown, where: string, types: string[], maxSize: number): Descriptor {
+  if (!isObject(v)) throw badImage(where, 'is not a descriptor object');
+  if (typeof v.mediaType !== 'string' || !types.includes(v.mediaType)) throw badImage(where, `has media type ${JSON.stringify(v.mediaType)}, expected one of ${types.join(', ')}`);
+  const digest = checkDigest(v.digest, where);
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size <= 0 || v.size > maxSize) throw badImage(where, `declares size ${JSON.stringify(v.size)}; it must be a whole number of bytes from 1 to ${maxSize}`);
+  const d: Descriptor = { mediaType: v.mediaType, digest, size: v.size };
+  // annotations are only shown (a layer's title in progress lines): strings, kept short
+  if (isObject(v.annotations)) d.annotations = Object.fromEntries(Object.entries(v.annotations).filter(([, s]) => typeof s === 'string').map(([k, s]) => [k.slice(0, 128), (s as string).slice(0, 256)]));
+  return d;
+}
+
+/** An image manifest; `headerType` is the Content-Type the registry sent. Foreign `urls` are never used. */
+export function checkOciManifest(body: Buffer, headerType: string, where: string): OciManifest {
+  const m = parseJson(body, where);
+  if (m.schemaVersion !== 2) throw badImage(where, `has schemaVersion ${JSON.stringify(m.schemaVersion)}, expected 2`);
+  const mediaType = m.mediaType ?? headerType;
+  if (typeof mediaType !== 'string' || !MANIFEST_TYPES.includes(mediaType)) throw badImage(where, `is a ${JSON.stringify(mediaType)}, not an OCI image manifest`);
+  if (!Array.isArray(m.layers) || m.layers.length === 0 || m.layers.length > LIMITS.layers) throw badImage(where, `must list 1 to ${LIMITS.layers} layers`);
+  const config = checkDescriptor(m.config, `${where}, config`, CONFIG_TYPES, LIMITS.configBytes);
+  const layers = m.layers.map((l, n) => checkDescriptor(l, `${where}, layer ${n}`, LAYER_TYPES, LIMITS.imageBytes));
+  const total = layers.reduce((s, l) => s + l.size, 0);
+  if (total > LIMITS.imageBytes) throw badImage(where, `its layers add up to ${total} bytes; a unik image holds at most ${LIMITS.imageBytes}`);
+  return { schemaVersion: 2, mediaType, config, layers };
+}
+
+export function isIndexType(mediaType: string): boolean {
+  return INDEX_TYPES.includes(mediaType);
+}
+
+/** An index: returns the linux/amd64 entry, or undefined (with what it does hold). */
+export function pickAmd64(body: Buffer, where: string): { entry?: Descriptor; platforms: string[] } {
+  const ix = parseJson(body, where);
+  if (ix.schemaVersion !== 2) throw badImage(where, `has schemaVersion ${JSON.stringify(ix.schemaVersion)}, expected 2`);
+  if (!Array.isArray(ix.manifests) || ix.manifests.length === 0 || ix.manifests.length > LIMITS.indexEntries) throw badImage(where, `must list 1 to ${LIMITS.indexEntries} manifests`);
+  const platforms: string[] = [];
+  for (const [n, raw] of ix.manifests.entries()) {
+    const p = isObject(raw) && isObject(raw.platform) ? raw.platform : {};
+    const os = typeof p.os === 'string' ? p.os.slice(0, 32) : '?';
+    const arch = typeof p.architecture === 'string' ? p.architecture.slice(0, 32) : '?';
+    platforms.push(`${os}/${arch}`);
+    // an index of indexes is not followed: one level is all an image needs
+    if (os === 'linux' && arch === 'amd64') return { entry: checkDescriptor(raw, `${where}, manifest ${n}`, MANIFEST_TYPES, LIMITS.manifestBytes), platforms };
+  }
+  return { platforms };
+}
+
+/** The image config: a JSON object that says linux/amd64. */
+export function checkImageConfig(body: Buffer, where: string): { os: string; architecture: string } {
+  const c = parseJson(body, where);
+  const os = typeof c.os === 'string' ? c.os.slice(0, 32) : JSON.stringify(c.os ?? null).slice(0, 32);
+  const architecture = typeof c.architecture === 'string' ? c.architecture.slice(0, 32) : JSON.stringify(c.architecture ?? null).slice(0, 32);
+  if (c.config !== undefined && c.config !== null && !isObject(c.config)) throw badImage(where, '"config" is not an object');
+  return { os, architecture };
+}
