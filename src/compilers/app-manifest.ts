@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { invalid } from '../core/errors.js';
+import { readFileInside } from '../core/safe-path.js';
 
 /**
  * unik.yaml, in the app's directory: what build flags would otherwise carry. Flags override it.
@@ -28,11 +28,14 @@ export interface AppManifest {
 const KEYS: (keyof AppManifest)[] = ['language', 'entry', 'args', 'env', 'files', 'libraries', 'mountpoints', 'memory', 'ports'];
 
 export async function readAppManifest(dir: string): Promise<AppManifest> {
-  const file = ['unik.yaml', 'unik.yml'].map((f) => join(dir, f)).find(existsSync);
+  const file = ['unik.yaml', 'unik.yml'].find((f) => existsSync(join(dir, f)));
   if (!file) return {};
+  // YAML errors quote the text: a unik.yaml linked out of the upload is never read
+  const text = await readFileInside(dir, file);
+  if (text === undefined) return {};
   let doc: unknown;
   try {
-    doc = parse(await readFile(file, 'utf8'));
+    doc = parse(text);
   } catch (e) {
     throw invalid('BAD_APP_MANIFEST', `unik.yaml is not valid YAML: ${(e as Error).message}`);
   }

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
+import { normalize } from 'node:path';
 import { invalid } from '../core/errors.js';
-import { execFileCollect } from '../util/exec.js';
+import { hostSystemFile, insideAny, SYSTEM_DIRS } from '../core/safe-path.js';
+import { execFileCollect, type ExecResult } from '../util/exec.js';
 import type { RootEntry } from './types.js';
 
 // Dynamically linked programs need their loader and shared libraries in the image, at the paths
@@ -9,6 +11,23 @@ import type { RootEntry } from './types.js';
 // that names it, before anything is built. Libraries loaded later with dlopen are invisible to
 // ldd: callers add them explicitly (unik.yaml `libraries:`), and glibc's NSS modules are added
 // whenever libc is, so name lookups work.
+//
+// What ldd prints is not trusted: an uploaded ELF names its own loader and RUNPATH, so every
+// library it names must really be (after realpath) a system file of the host, or a file of a
+// folder the caller allows (the upload, unik's Java runtime). ldd itself may run the program's
+// loader: for uploaded files callers pass a confined ldd (src/compilers/confined.ts).
+
+export type Ldd = (file: string) => Promise<ExecResult>;
+const hostLdd: Ldd = (file) => execFileCollect('ldd', [file]);
+/** a library named in unik.yaml: a file name the loader looks up, never a path with folders */
+const LIBRARY_NAME = /^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$/;
+
+export interface ClosureOptions {
+  /** runs ldd on `files` (default: on the host, for host programs) */
+  ldd?: Ldd;
+  /** folders, beside the host's system directories, libraries may come from */
+  alsoFrom?: string[];
+}
 
 const NSS = ['libnss_files.so.2', 'libnss_dns.so.2', 'libresolv.so.2'];
 
@@ -25,8 +44,8 @@ export async function isElf(path: string): Promise<boolean> {
 }
 
 /** The absolute paths of the loader and every shared library `file` needs (empty when static). */
-export async function sharedLibraries(file: string): Promise<string[]> {
-  const r = await execFileCollect('ldd', [file]);
+export async function sharedLibraries(file: string, ldd: Ldd = hostLdd): Promise<string[]> {
+  const r = await ldd(file);
   if (/not a dynamic executable|statically linked/.test(r.output)) return [];
   const missing = [...r.output.matchAll(/^\s*(\S+) => not found/gm)].map((m) => m[1]!);
   if (missing.length)
@@ -42,23 +61,40 @@ export async function sharedLibraries(file: string): Promise<string[]> {
 }
 
 /** Root entries for some ELF files and everything they load, each library at the path ldd gave. */
-export async function elfClosure(files: string[], extraLibraries: string[] = []): Promise<RootEntry[]> {
-  const libs = new Set<string>();
-  for (const f of files) for (const l of await sharedLibraries(f)) libs.add(l);
+export async function elfClosure(files: string[], extraLibraries: string[] = [], opts: ClosureOptions = {}): Promise<RootEntry[]> {
+  const libs = new Map<string, string>(); // path in the image → checked host file
+  const add = async (lib: string, why: string) => {
+    const real = (await hostSystemFile(lib)) ?? (await fileInside(opts.alsoFrom ?? [], lib));
+    if (!real)
+      throw invalid('LIBRARY_NOT_ALLOWED', `${why} names ${lib}, which is not a file under the daemon host's system directories (${SYSTEM_DIRS.join(' ')})`, 'only system libraries of the daemon host (or files of the upload) can go into an image');
+    libs.set(normalize(lib), real);
+  };
+  for (const f of files) for (const l of await sharedLibraries(f, opts.ldd)) await add(l, `the program ${f}`);
   for (const name of extraLibraries) {
-    const path = name.startsWith('/') ? name : await findLibrary(name);
+    const why = `unik.yaml libraries: ${name}`;
+    let path: string | undefined;
+    if (name.startsWith('/')) path = name;
+    else if (!LIBRARY_NAME.test(name)) throw invalid('BAD_APP_MANIFEST', `${why}: a library is a file name the loader finds (e.g. libfoo.so.1) or an absolute path on the daemon host`);
+    else path = await findLibrary(name);
     if (!path) throw invalid('LIBRARY_NOT_FOUND', `library ${name} (unik.yaml libraries:) cannot be found on the daemon host`);
-    libs.add(path);
-    for (const l of await sharedLibraries(path)) libs.add(l);
+    await add(path, why);
+    // a checked system file: ldd on it may run on the host
+    for (const l of await sharedLibraries(libs.get(normalize(path))!)) await add(l, `the library ${path}`);
   }
-  if ([...libs].some((l) => /\/libc\.so\.6$/.test(l)))
+  if ([...libs.keys()].some((l) => /\/libc\.so\.6$/.test(l)))
     for (const n of NSS) {
       const p = await findLibrary(n);
-      if (p) libs.add(p);
+      if (p) await add(p, 'glibc');
     }
-  const entries: RootEntry[] = [];
-  for (const l of libs) entries.push({ kind: 'file', path: l, source: await realpath(l), mode: 0o755 });
-  return entries;
+  return [...libs].map(([path, source]): RootEntry => ({ kind: 'file', path, source, mode: 0o755 }));
+}
+
+/** The canonical path of `p` when it is a regular file inside one of `dirs`. */
+async function fileInside(dirs: string[], p: string): Promise<string | undefined> {
+  if (!dirs.length) return undefined;
+  const real = await realpath(p).catch(() => undefined);
+  if (!real || !(await insideAny(dirs, real))) return undefined;
+  return (await stat(real)).isFile() ? real : undefined;
 }
 
 /** Where the dynamic loader would find a library by name. */

@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { buildFailed, invalid, unavailable } from '../core/errors.js';
+import { insideDir, leavesUpload, readFileInside, whereIs } from '../core/safe-path.js';
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
+import { runConfined } from './confined.js';
 import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
@@ -17,6 +19,8 @@ import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 const JAVA_HOME_IN_IMAGE = '/opt/java';
 /** bump when the cached runtime's recipe changes (flags, post-processing) */
 const JRE_RECIPE = 'jlink-v2';
+/** a JDK module name, as jlink takes it: jdeps runs on the upload, so its answer is checked */
+const MODULE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/;
 /** service-provider modules jdeps cannot see; small, and TLS needs them */
 const ALWAYS_MODULES = ['jdk.crypto.ec'];
 
@@ -65,10 +69,15 @@ export const javaCompiler: Compiler = {
     let fromSources = false;
     const topJars = (await readdir(ctx.sourceDir)).filter((n) => n.endsWith('.jar')).sort();
     if (entryIsJar) {
-      jar = resolve(ctx.sourceDir, entry);
-      if (!inside(ctx.sourceDir, jar) || !existsSync(jar)) throw invalid('NO_JAR', `unik.yaml entry ${entry} is not a jar in the upload`);
+      if ((await whereIs(ctx.sourceDir, entry)) === 'outside') throw leavesUpload(entry, 'unik.yaml entry:');
+      const real = await insideDir(ctx.sourceDir, entry);
+      if (!real || !(await stat(real)).isFile()) throw invalid('NO_JAR', `unik.yaml entry ${entry} is not a jar in the upload`);
+      jar = real;
     } else if (topJars.length) {
-      jar = join(ctx.sourceDir, await pickJar(ctx.sourceDir, topJars));
+      const picked = await pickJar(ctx, topJars);
+      const real = await insideDir(ctx.sourceDir, picked);
+      if (!real) throw leavesUpload(picked);
+      jar = real;
     } else {
       const sources = await javaSources(ctx.sourceDir);
       if (!sources.length) {
@@ -80,7 +89,7 @@ export const javaCompiler: Compiler = {
       fromSources = true;
     }
 
-    const mf = await readJarManifest(jar, ctx.workDir);
+    const mf = await readJarManifest(ctx, jar);
     const mainClass = entryClass ?? mf['Main-Class'];
     if (!mainClass)
       throw invalid('NO_MAIN_CLASS', `the jar ${basename(jar)} has no Main-Class in its manifest (META-INF/MANIFEST.MF)`, 'add Main-Class to its manifest, or set entry: in unik.yaml to the main class');
@@ -89,8 +98,12 @@ export const javaCompiler: Compiler = {
     const jarDir = dirname(jar);
     const appEntries: RootEntry[] = [{ kind: 'file', path: '/app/app.jar', source: jar, mode: 0o644 }];
     const libJars: string[] = [];
-    const addLib = async (file: string) => {
-      const rel = relative(jarDir, file).split(sep).join('/');
+    // a companion is used only if it really is a file of the upload (no link out of it)
+    const addLib = async (candidate: string, named: string) => {
+      if ((await whereIs(ctx.sourceDir, candidate)) === 'outside') throw leavesUpload(named, 'the jar\'s companion');
+      const file = await insideDir(ctx.sourceDir, candidate);
+      if (!file || !(await stat(file)).isFile()) return;
+      const rel = relative(jarDir, candidate).split(sep).join('/');
       if (rel.startsWith('..') || libJars.includes(file)) return;
       libJars.push(file);
       appEntries.push({ kind: 'file', path: `/app/${rel}`, source: file, mode: 0o644 });
@@ -103,11 +116,16 @@ export const javaCompiler: Compiler = {
         } catch {
           continue;
         }
-        if (existsSync(file) && (await stat(file)).isFile()) await addLib(file);
-        else if (!/^[a-z]+:/i.test(cp)) ctx.progress({ step: 'compile', message: `warning: Class-Path entry ${cp} is not in the upload` });
+        if (/^[a-z]+:/i.test(cp)) continue; // a URL: the JVM's business, nothing to copy
+        if ((await whereIs(ctx.sourceDir, file)) === 'inside') await addLib(file, `Class-Path entry ${cp}`);
+        else if ((await whereIs(ctx.sourceDir, file)) === 'outside') throw leavesUpload(cp, 'the jar manifest\'s Class-Path entry');
+        else ctx.progress({ step: 'compile', message: `warning: Class-Path entry ${cp} is not in the upload` });
       }
-      if (existsSync(join(jarDir, 'lib')))
-        for (const f of await walkFiles(join(jarDir, 'lib'))) if (f.endsWith('.jar')) await addLib(f);
+      const lib = join(jarDir, 'lib');
+      const libWhere = await whereIs(ctx.sourceDir, lib);
+      if (libWhere === 'outside') throw leavesUpload('lib/', 'the jar\'s');
+      if (libWhere === 'inside')
+        for (const f of await walkFiles(lib)) if (f.endsWith('.jar')) await addLib(f, relative(ctx.sourceDir, f));
     }
 
     const modules = await moduleDeps(ctx, jar, libJars);
@@ -119,7 +137,7 @@ export const javaCompiler: Compiler = {
     // libjvm's directory), keep what lies outside it, and let elfClosure place those and libc's NSS
     const jreReal = await realpath(jre);
     const hostLibs = await jreHostLibraries(jre);
-    const closure = await elfClosure([join(jre, 'bin', 'java')], [...hostLibs, ...(ctx.manifest.libraries ?? [])]);
+    const closure = await elfClosure([join(jre, 'bin', 'java')], [...hostLibs, ...(ctx.manifest.libraries ?? [])], { alsoFrom: [jre] });
     for (const e of closure) if (!e.path.startsWith(jre + '/') && !e.path.startsWith(jreReal + '/')) entries.push(e);
     entries.push({ kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 });
 
@@ -153,35 +171,36 @@ async function walkFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-function inside(root: string, p: string): boolean {
-  const r = relative(root, p);
-  return !!r && !r.startsWith('..') && !r.startsWith('/');
-}
-
 /** "com/x/Main.java", "com.x.Main" or "Main.class" → "com.x.Main". */
 function classNameOf(entry: string): string {
   return entry.replace(/\.(java|class)$/, '').replace(/^\.?\//, '').replace(/\//g, '.');
 }
 
-async function run(ctx: CompileContext, tool: string, args: string[], cwd?: string): Promise<ExecResult> {
-  return execFileCollect(tool, args, { cwd, onLine: (l) => ctx.progress({ step: 'compile', message: l }) }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') throw unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, 'apt-get install openjdk-17-jdk-headless (or run `npm run setup`)');
-    throw e;
-  });
+const noJdk = (tool: string) => (e: NodeJS.ErrnoException): never => {
+  if (e.code === 'ENOENT') throw unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, 'apt-get install openjdk-17-jdk-headless (or run `npm run setup`)');
+  throw e;
+};
+
+/** A JDK tool on the upload (javac runs annotation processors, jar and jdeps read its jars): confined. */
+async function runOnUpload(ctx: CompileContext, tool: string, args: string[], cwd?: string): Promise<ExecResult> {
+  return runConfined(ctx, tool, args, { cwd }).catch(noJdk(tool));
+}
+
+/** A JDK tool on the host's own JDK only (jlink with checked module names). */
+async function run(ctx: CompileContext, tool: string, args: string[]): Promise<ExecResult> {
+  return execFileCollect(tool, args, { onLine: (l) => ctx.progress({ step: 'compile', message: l }) }).catch(noJdk(tool));
 }
 
 /** With several top-level jars, the one with a Main-Class (there must be exactly one). */
-async function pickJar(dir: string, jars: string[]): Promise<string> {
+async function pickJar(ctx: CompileContext, jars: string[]): Promise<string> {
   if (jars.length === 1) return jars[0]!;
-  const tmp = await mkdtemp(join(dir, '.unik-mf-'));
-  try {
-    const runnable: string[] = [];
-    for (const j of jars) if ((await readJarManifest(join(dir, j), tmp).catch(() => ({}) as Record<string, string>))['Main-Class']) runnable.push(j);
-    if (runnable.length === 1) return runnable[0]!;
-    throw invalid('AMBIGUOUS_JAR', `the upload has ${jars.length} jars at its root (${jars.join(', ')}) and ${runnable.length} of them have a Main-Class`, 'set entry: in unik.yaml to the jar to run, or move libraries into lib/');
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+  const runnable: string[] = [];
+  for (const j of jars) {
+    const real = await insideDir(ctx.sourceDir, j);
+    if (real && (await readJarManifest(ctx, real).catch(() => ({}) as Record<string, string>))['Main-Class']) runnable.push(j);
   }
+  if (runnable.length === 1) return runnable[0]!;
+  throw invalid('AMBIGUOUS_JAR', `the upload has ${jars.length} jars at its root (${jars.join(', ')}) and ${runnable.length} of them have a Main-Class`, 'set entry: in unik.yaml to the jar to run, or move libraries into lib/');
 }
 
 /** javac the sources into classes/, and jar them with the main class. */
@@ -205,23 +224,26 @@ async function compileSources(ctx: CompileContext, sources: string[], entryClass
   await mkdir(classes, { recursive: true });
   ctx.progress({ step: 'compile', message: `javac ${sources.length} source file${sources.length > 1 ? 's' : ''} (main class ${main})` });
   const rel = sources.map((s) => relative(ctx.sourceDir, s));
-  const r = await run(ctx, 'javac', ['-d', classes, '-encoding', 'UTF-8', '-nowarn', ...rel], ctx.sourceDir);
+  const r = await runOnUpload(ctx, 'javac', ['-d', classes, '-encoding', 'UTF-8', '-nowarn', ...rel], ctx.sourceDir);
   if (r.code !== 0) throw buildFailed('JAVA_COMPILE', `javac failed:\n${lastLines(r.output, 40)}`, 'fix the compile errors above and build again');
   const jar = join(ctx.workDir, 'app.jar');
-  const j = await run(ctx, 'jar', ['--create', '--file', jar, '--main-class', main, '-C', classes, '.']);
+  if (!/^[\w$.]+$/.test(main)) throw invalid('BAD_MAIN_CLASS', `${JSON.stringify(main)} is not a Java class name`);
+  const j = await runOnUpload(ctx, 'jar', ['--create', '--file', jar, '--main-class', main, '-C', classes, '.']);
   if (j.code !== 0) throw buildFailed('JAVA_JAR', `jar failed:\n${lastLines(j.output, 40)}`);
-  return jar;
+  const real = await insideDir(ctx.workDir, jar);
+  if (!real) throw buildFailed('JAVA_JAR', 'jar made no app.jar');
+  return real;
 }
 
 /** The main attributes of a jar's META-INF/MANIFEST.MF (continuation lines joined). */
-async function readJarManifest(jar: string, scratch: string): Promise<Record<string, string>> {
-  const dir = await mkdtemp(join(scratch, 'manifest-'));
+async function readJarManifest(ctx: CompileContext, jar: string): Promise<Record<string, string>> {
+  const dir = await mkdtemp(join(ctx.workDir, 'manifest-'));
   try {
-    const r = await execFileCollect('jar', ['xf', jar, 'META-INF/MANIFEST.MF'], { cwd: dir });
+    const r = await runOnUpload(ctx, 'jar', ['xf', jar, 'META-INF/MANIFEST.MF'], dir);
     if (r.code !== 0) throw invalid('BAD_JAR', `${basename(jar)} is not a readable jar:\n${lastLines(r.output, 10)}`);
-    const file = join(dir, 'META-INF', 'MANIFEST.MF');
-    if (!existsSync(file)) return {};
-    const text = (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n').replace(/\n /g, '');
+    const found = await readFileInside(dir, 'META-INF/MANIFEST.MF');
+    if (found === undefined) return {};
+    const text = found.replace(/\r\n?/g, '\n').replace(/\n /g, '');
     const attrs: Record<string, string> = {};
     for (const line of text.split('\n')) {
       if (!line.trim()) break; // the main section ends at the first blank line
@@ -239,13 +261,11 @@ async function moduleDeps(ctx: CompileContext, jar: string, libs: string[]): Pro
   ctx.progress({ step: 'compile', message: 'jdeps: finding the JDK modules the app uses' });
   const args = ['--print-module-deps', '--ignore-missing-deps', '--multi-release', '17'];
   if (libs.length) args.push('--class-path', libs.join(':'));
-  const r = await execFileCollect('jdeps', [...args, jar, ...libs]).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') throw unavailable('NO_JDK', 'jdeps (a JDK, 11 or later) is not installed on the daemon host', 'apt-get install openjdk-17-jdk-headless');
-    throw e;
-  });
+  const r = await runConfined(ctx, 'jdeps', [...args, jar, ...libs], { quiet: true }).catch(noJdk('jdeps'));
   const last = r.output.trim().split('\n').pop() ?? '';
   let mods: string[];
-  if (r.code === 0 && /^[\w.]+(,[\w.]+)*$/.test(last)) mods = last.split(',');
+  // jdeps read the upload: its answer goes to jlink only if every name is a module name
+  if (r.code === 0 && last.split(',').every((m) => MODULE_NAME.test(m))) mods = last.split(',');
   else {
     // jdeps chokes on some jars (odd bytecode, broken multi-release layouts): take all of Java SE
     ctx.progress({ step: 'compile', message: `warning: jdeps failed, linking all of java.se:\n${lastLines(r.output, 10)}` });

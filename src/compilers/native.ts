@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, normalize } from 'node:path';
 import { buildFailed, invalid, unavailable } from '../core/errors.js';
-import { execFileCollect, lastLines } from '../util/exec.js';
-import { NSSWITCH, elfClosure, isElf, sharedLibraries } from './elf-deps.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../core/safe-path.js';
+import { lastLines } from '../util/exec.js';
+import { confinedLdd, runConfined } from './confined.js';
+import { NSSWITCH, elfClosure, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 // C is built static with musl where it can be (one file, no loader, no libc in the image);
@@ -17,9 +18,10 @@ async function topFiles(dir: string): Promise<string[]> {
   return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
 }
 
-async function run(ctx: CompileContext, tool: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+/** Runs a build tool on the upload, confined: a Makefile is the upload's own code. */
+async function run(ctx: CompileContext, tool: string, args: string[]): Promise<void> {
   ctx.progress({ step: 'compile', message: [tool, ...args].join(' ') });
-  const r = await execFileCollect(tool, args, { cwd: ctx.sourceDir, env: { ...process.env, ...env }, onLine: (l) => ctx.progress({ step: 'compile', message: l }) }).catch((e: NodeJS.ErrnoException) => {
+  const r = await runConfined(ctx, tool, args).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw unavailable('NO_TOOLCHAIN', `${tool} is not installed on the daemon host`, 'apt-get install build-essential musl-tools (or run `npm run setup`)');
     throw e;
   });
@@ -37,11 +39,14 @@ async function builtExecutables(dir: string, since: number): Promise<string[]> {
   return out.sort((a, b) => b.t - a.t).map((x) => x.path);
 }
 
-/** The image entries for one program: itself, and if it is dynamic, its loader and libraries. */
-async function programRoot(binary: string, guestPath: string, libraries: string[] = []): Promise<RootEntry[]> {
+/**
+ * The image entries for one program: itself, and if it is dynamic, its loader and libraries.
+ * `binary` is canonical and checked; `ldd` is confined when it comes from the upload.
+ */
+async function programRoot(binary: string, guestPath: string, libraries: string[], ldd: Ldd | undefined, appDir?: string): Promise<RootEntry[]> {
   const entries: RootEntry[] = [{ kind: 'file', path: guestPath, source: binary, mode: 0o755 }];
-  if ((await sharedLibraries(binary)).length || libraries.length) {
-    entries.push(...(await elfClosure([binary], libraries)));
+  if ((await sharedLibraries(binary, ldd)).length || libraries.length) {
+    entries.push(...(await elfClosure([binary], libraries, { ldd, alsoFrom: appDir ? [appDir] : [] })));
     entries.push({ kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 });
   }
   return entries;
@@ -70,8 +75,11 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
         await run(ctx, 'make', ['-j2', cxx ? 'CXX=g++' : 'CC=musl-gcc -static', ...(cxx ? [] : ['LDFLAGS=-static'])]);
         const entry = ctx.manifest.entry;
         if (entry) {
-          binary = join(ctx.sourceDir, entry);
-          if (!(await isElf(binary))) throw invalid('NO_ENTRY_POINT', `unik.yaml entry ${entry} is not a program the Makefile built`);
+          // the Makefile ran as the upload wished: what it left may be a link to anywhere
+          const real = await insideDir(ctx.sourceDir, entry);
+          if (!real && (await whereIs(ctx.sourceDir, entry)) === 'outside') throw leavesUpload(entry, 'unik.yaml entry:');
+          if (!real || !(await isElf(real))) throw invalid('NO_ENTRY_POINT', `unik.yaml entry ${entry} is not a program the Makefile built`);
+          binary = real;
         } else {
           const made = await builtExecutables(ctx.sourceDir, started);
           if (made.length === 0) throw invalid('NO_ENTRY_POINT', 'make built no executable in the app directory', 'make the default target build the program, or set entry: in unik.yaml');
@@ -81,13 +89,18 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
       } else {
         const sources = files.filter((f) => (cxx ? CXX_SOURCES : C_SOURCES).test(f));
         if (!sources.length) throw invalid('NO_SOURCES', `no ${cxx ? 'C++' : 'C'} sources (${cxx ? '*.cpp, *.cc' : '*.c'}) and no Makefile in the upload`);
-        binary = join(ctx.workDir, ctx.manifest.entry ?? 'app');
+        const out = ctx.manifest.entry ?? 'app';
+        if (!/^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$/.test(out)) throw invalid('BAD_APP_MANIFEST', `unik.yaml entry ${JSON.stringify(out)}: without a Makefile, entry: is the program's file name (no folders)`);
+        binary = join(ctx.workDir, out);
         if (cxx) await run(ctx, 'g++', ['-O2', '-o', binary, ...sources]);
         else await run(ctx, 'musl-gcc', ['-static', '-O2', '-o', binary, ...sources]);
+        const real = await insideDir(ctx.workDir, binary);
+        if (!real) throw buildFailed('C_COMPILE', `the compiler left no program at ${out}`);
+        binary = real;
       }
       const name = basename(binary);
       return {
-        entries: await programRoot(binary, `/app/${name}`, ctx.manifest.libraries),
+        entries: await programRoot(binary, `/app/${name}`, ctx.manifest.libraries ?? [], confinedLdd(ctx), ctx.sourceDir),
         argv: [`/app/${name}`, ...ctx.args],
         cwd: '/app',
         env: {},
@@ -114,14 +127,26 @@ export const elfCompiler: Compiler = {
     const entry = ctx.manifest.entry;
     if (!entry) throw invalid('NO_ENTRY_POINT', 'an elf image needs the program: entry: in unik.yaml', 'e.g. entry: /usr/bin/webfsd, or a file in the upload');
     const hostPath = entry.startsWith('/');
-    if (hostPath && !['/usr/', '/bin/', '/sbin/', '/opt/'].some((d) => entry.startsWith(d)))
-      throw invalid('FILE_NOT_ALLOWED', `entry ${entry} is outside the host directories programs may come from (/usr /bin /sbin /opt)`);
-    const binary = hostPath ? entry : join(ctx.sourceDir, entry);
-    if (!existsSync(binary)) throw invalid('NO_ENTRY_POINT', `entry ${entry} does not exist${hostPath ? ' on the daemon host (install its package there)' : ' in the upload'}`);
+    let binary: string | undefined;
+    let guestPath: string;
+    if (hostPath) {
+      // judged as written (no `..` tricks) and as it really is (no symlink out of /usr)
+      guestPath = normalize(entry);
+      const allowed = SYSTEM_DIRS.some((d) => containedIn(d, guestPath));
+      binary = allowed ? await hostSystemFile(guestPath) : undefined;
+      if (!allowed || (!binary && (await whereIs('/', guestPath)) !== 'missing'))
+        throw invalid('FILE_NOT_ALLOWED', `entry ${entry} is outside the host directories programs may come from (${SYSTEM_DIRS.join(' ')}), or not a program file there, once symlinks and ".." are resolved`);
+      if (!binary) throw invalid('NO_ENTRY_POINT', `entry ${entry} does not exist on the daemon host (install its package there)`);
+    } else {
+      binary = await insideDir(ctx.sourceDir, entry);
+      if (!binary && (await whereIs(ctx.sourceDir, entry)) === 'outside') throw leavesUpload(entry, 'unik.yaml entry:');
+      if (!binary) throw invalid('NO_ENTRY_POINT', `entry ${entry} does not exist in the upload`);
+      guestPath = `/app/${basename(binary)}`;
+    }
     if (!(await isElf(binary))) throw invalid('NOT_AN_ELF', `entry ${entry} is not a Linux executable (ELF)`, 'scripts need their interpreter: use the language of the script instead');
-    const guestPath = hostPath ? entry : `/app/${basename(entry)}`;
     return {
-      entries: await programRoot(binary, guestPath, ctx.manifest.libraries),
+      // a host program's ldd runs on the host; one from the upload is confined
+      entries: await programRoot(binary, guestPath, ctx.manifest.libraries ?? [], hostPath ? undefined : confinedLdd(ctx), hostPath ? undefined : ctx.sourceDir),
       argv: [guestPath, ...ctx.args],
       cwd: '/',
       env: {},

@@ -1,7 +1,9 @@
-import { existsSync, statSync } from 'node:fs';
-import { lstat, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import { invalid } from '../core/errors.js';
+import { insideDir, leavesUpload, readFileInside, whereIs } from '../core/safe-path.js';
+import { confinedLdd } from './confined.js';
 import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
@@ -30,7 +32,7 @@ export const nodejsCompiler: Compiler = {
   async compile(ctx: CompileContext): Promise<AppRoot> {
     const dir = ctx.sourceDir;
     const pkg = await readPackageJson(dir);
-    const entry = findEntry(dir, ctx.manifest.entry, pkg);
+    const entry = await findEntry(dir, ctx.manifest.entry, pkg);
     ctx.progress({ step: 'compile', message: `node app, entry point ${entry}` });
 
     const appEntries: RootEntry[] = [];
@@ -39,7 +41,8 @@ export const nodejsCompiler: Compiler = {
 
     const node = await realpath(process.execPath);
     ctx.progress({ step: 'compile', message: `runtime: ${node} (${process.version})${addons.length ? `, ${addons.length} native addon(s)` : ''}` });
-    const libs = await elfClosure([node, ...addons], ctx.manifest.libraries ?? []);
+    // native addons are the upload's ELF files: ldd on them runs confined (node's own too, harmlessly)
+    const libs = await elfClosure([node, ...addons], ctx.manifest.libraries ?? [], { ldd: confinedLdd(ctx), alsoFrom: [dir] });
     const nodeMode = (await stat(node)).mode & 0o7777;
 
     return {
@@ -65,10 +68,11 @@ interface PackageJson {
 }
 
 async function readPackageJson(dir: string): Promise<PackageJson> {
-  const file = join(dir, 'package.json');
-  if (!existsSync(file)) throw invalid('NO_PACKAGE_JSON', 'no package.json at the root of the upload', 'run `npm init` in the app directory, or pick another --language');
+  // JSON errors quote the text: a package.json linked to a host file must never be read
+  const text = await readFileInside(dir, 'package.json');
+  if (text === undefined) throw invalid('NO_PACKAGE_JSON', 'no package.json at the root of the upload', 'run `npm init` in the app directory, or pick another --language');
   try {
-    const v: unknown = JSON.parse(await readFile(file, 'utf8'));
+    const v: unknown = JSON.parse(text);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the top level is not an object');
     return v as PackageJson;
   } catch (e) {
@@ -76,47 +80,44 @@ async function readPackageJson(dir: string): Promise<PackageJson> {
   }
 }
 
-/** A path inside the app (no escaping it), resolved the way Node resolves a "main". */
-function resolveInApp(dir: string, p: string): string | undefined {
+/**
+ * A path inside the app, resolved the way Node resolves a "main". Node follows symlinks, so
+ * the file it would load must really be inside the app: one that leads out is refused.
+ */
+async function resolveInApp(dir: string, p: string, field: string): Promise<string | undefined> {
   const rel = normalize(p.replace(/^\.\//, '')).replace(/\/+$/, '');
-  if (!rel || rel === '.' || rel.startsWith('..') || rel.startsWith('/')) return undefined;
+  if (!rel || rel === '.') return undefined;
+  if (rel.split('/')[0] === '..' || rel.startsWith('/')) throw leavesUpload(p, field);
   for (const c of [rel, `${rel}.js`, `${rel}.cjs`, `${rel}.mjs`, `${rel}/index.js`, `${rel}/index.cjs`, `${rel}/index.mjs`]) {
-    const full = join(dir, c);
-    if (isFileSync(full)) return c;
+    const where = await whereIs(dir, c);
+    if (where === 'outside') throw leavesUpload(c, field);
+    const real = where === 'inside' ? await insideDir(dir, c) : undefined;
+    if (real && (await stat(real)).isFile()) return c;
   }
   return undefined;
 }
 
-/** A file, or a symlink to one (Node follows it). */
-function isFileSync(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** The script `node` starts, relative to the app root. */
-function findEntry(dir: string, manifestEntry: string | undefined, pkg: PackageJson): string {
+async function findEntry(dir: string, manifestEntry: string | undefined, pkg: PackageJson): Promise<string> {
   const looked: string[] = [];
   if (manifestEntry) {
-    const e = resolveInApp(dir, manifestEntry);
+    const e = await resolveInApp(dir, manifestEntry, 'unik.yaml entry:');
     if (!e) throw invalid('NO_ENTRY_POINT', `unik.yaml entry: ${JSON.stringify(manifestEntry)} is not a file in the app`, 'set entry: to a script in the app directory, relative to its root');
     return e;
   }
   if (typeof pkg.main === 'string' && pkg.main) {
-    const e = resolveInApp(dir, pkg.main);
+    const e = await resolveInApp(dir, pkg.main, 'package.json "main"');
     if (e) return e;
     looked.push(`package.json "main" (${JSON.stringify(pkg.main)}: no such file)`);
   } else looked.push('package.json "main"');
   const start = pkg.scripts?.start;
   if (typeof start === 'string') {
     const file = startScriptFile(start);
-    const e = file ? resolveInApp(dir, file) : undefined;
+    const e = file ? await resolveInApp(dir, file, 'package.json scripts.start') : undefined;
     if (e) return e;
     looked.push(`package.json scripts.start of the form \`node <file>\` (it is ${JSON.stringify(start)})`);
   } else looked.push('package.json scripts.start of the form `node <file>`');
-  for (const f of FALLBACK_ENTRIES) if (resolveInApp(dir, f) === f) return f;
+  for (const f of FALLBACK_ENTRIES) if ((await resolveInApp(dir, f, 'the entry point')) === f) return f;
   looked.push(FALLBACK_ENTRIES.join(', '));
   throw invalid('NO_ENTRY_POINT', `no entry point for the Node app: looked for ${looked.join('; ')}`, 'set "main" in package.json or entry: in unik.yaml');
 }

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { dirname, join, normalize, resolve } from 'node:path';
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { dirname, join, normalize, relative } from 'node:path';
 import { invalid, isUnikError, unavailable } from '../core/errors.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, readFileInside, whereIs } from '../core/safe-path.js';
 import { elfClosure, NSSWITCH, sharedLibraries } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
@@ -63,7 +64,7 @@ export const pythonCompiler: Compiler = {
     for (const l of libs) if (!have.has(l.path)) entries.push(l);
     entries.push({ kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 });
 
-    const appFiles = await walkApp(ctx.sourceDir, '/app');
+    const appFiles = await walkApp(ctx.sourceDir, await realpath(ctx.sourceDir), ctx.sourceDir, '/app');
     entries.push(...appFiles);
     ctx.progress({ step: 'compile', message: `python: ${entries.length - appFiles.length} runtime files, ${appFiles.length} app files` });
 
@@ -82,19 +83,24 @@ async function findEntry(ctx: CompileContext): Promise<string> {
   const given = ctx.manifest.entry;
   if (given) {
     const rel = normalize(given).replace(/^(\.\/)+/, '').replace(/^\/app\//, '');
-    const abs = resolve(ctx.sourceDir, rel);
-    if (rel.startsWith('..') || rel.startsWith('/') || !(await stat(abs).then((s) => s.isFile(), () => false)))
+    if (rel.startsWith('/') || (await whereIs(ctx.sourceDir, rel)) === 'outside') throw leavesUpload(given, 'unik.yaml entry:');
+    const abs = await insideDir(ctx.sourceDir, rel);
+    if (!abs || !(await stat(abs).then((s) => s.isFile(), () => false)))
       throw invalid('NO_ENTRY_POINT', `the entry ${JSON.stringify(given)} (unik.yaml entry:) is not a file in the app`, 'set entry: to a .py file in the app directory');
     return rel;
   }
-  for (const name of ENTRIES) if (await stat(join(ctx.sourceDir, name)).then((s) => s.isFile(), () => false)) return name;
+  for (const name of ENTRIES) {
+    const real = await insideDir(ctx.sourceDir, name);
+    if (real && (await stat(real)).isFile()) return name;
+  }
   throw invalid('NO_ENTRY_POINT', `no Python entry point: looked for ${ENTRIES.join(', ')} at the app's root and entry: in unik.yaml`, 'add app.py or set entry: in unik.yaml');
 }
 
 async function warnRequirements(ctx: CompileContext): Promise<void> {
-  const file = join(ctx.sourceDir, 'requirements.txt');
-  if (!existsSync(file)) return;
-  const reqs = (await readFile(file, 'utf8')).split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+  // its lines are shown in the progress: a requirements.txt linked out of the upload is never read
+  const text = await readFileInside(ctx.sourceDir, 'requirements.txt');
+  if (text === undefined) return;
+  const reqs = text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
   if (reqs.length)
     ctx.progress({ step: 'compile', message: `warning: requirements.txt is not installed (no pip in the image): ${reqs.join(', ')}; vendor them into the app directory` });
 }
@@ -107,11 +113,12 @@ async function walkStdlib(dir: string, top: boolean, out: RootEntry[], dynload: 
     if (top && STDLIB_SKIP.has(d.name)) continue;
     if (d.isDirectory()) await walkStdlib(p, false, out, dynload);
     else if (d.isSymbolicLink()) {
-      // an in-tree link stays a link; one leaving the tree (sitecustomize.py → /etc) is copied
+      // an in-tree link stays a link; one leaving the tree is copied if it is a system file,
+      // else left out (Debian's sitecustomize.py → /etc only installs apport's hook)
       const target = await realpath(p).catch(() => undefined);
       if (!target || !(await stat(target)).isFile()) continue;
-      if (target.startsWith(STDLIB + '/')) out.push({ kind: 'symlink', path: p, target: relativeTarget(p, target) });
-      else out.push({ kind: 'file', path: p, source: target, mode: 0o644 });
+      if (containedIn(STDLIB, target)) out.push({ kind: 'symlink', path: p, target: relativeTarget(p, target) });
+      else if (await hostSystemFile(target)) out.push({ kind: 'file', path: p, source: target, mode: 0o644 });
     } else if (d.isFile()) {
       if (dirname(p) === join(STDLIB, 'lib-dynload') && d.name.endsWith('.so')) dynload.push(p);
       else out.push({ kind: 'file', path: p, source: p, mode: (await stat(p)).mode & 0o777 });
@@ -123,16 +130,29 @@ function relativeTarget(link: string, target: string): string {
   return dirname(link) === dirname(target) ? target.slice(dirname(link).length + 1) : target;
 }
 
-/** The app directory, one entry per file (symlinks to files are followed). */
-async function walkApp(dir: string, to: string): Promise<RootEntry[]> {
+/**
+ * The app directory, one entry per file. A symlink is followed only if where it really leads
+ * is inside the app (a file is copied, a folder becomes a link to its place under /app); one
+ * that leads out of it is refused, naming it.
+ */
+async function walkApp(root: string, realRoot: string, dir: string, to: string): Promise<RootEntry[]> {
   const out: RootEntry[] = [];
   for (const d of await readdir(dir, { withFileTypes: true })) {
     if (APP_SKIP.has(d.name) || d.name.endsWith('.pyc')) continue;
     const p = join(dir, d.name);
-    const st = await (d.isSymbolicLink() ? stat(p).catch(() => undefined) : lstat(p));
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...(await walkApp(p, `${to}/${d.name}`)));
-    else if (st.isFile()) out.push({ kind: 'file', path: `${to}/${d.name}`, source: d.isSymbolicLink() ? await realpath(p) : p, mode: st.mode & 0o777 });
+    if (d.isSymbolicLink()) {
+      const where = await whereIs(root, p);
+      if (where === 'outside') throw leavesUpload(relative(root, p), 'the symlink');
+      const real = where === 'inside' ? await insideDir(root, p) : undefined;
+      if (!real) continue; // dangling: nothing to copy
+      const st = await stat(real);
+      if (st.isDirectory()) out.push({ kind: 'symlink', path: `${to}/${d.name}`, target: real === realRoot ? '/app' : `/app/${relative(realRoot, real)}` });
+      else if (st.isFile()) out.push({ kind: 'file', path: `${to}/${d.name}`, source: real, mode: st.mode & 0o777 });
+      continue;
+    }
+    const st = await lstat(p);
+    if (st.isDirectory()) out.push(...(await walkApp(root, realRoot, p, `${to}/${d.name}`)));
+    else if (st.isFile()) out.push({ kind: 'file', path: `${to}/${d.name}`, source: p, mode: st.mode & 0o777 });
   }
   return out;
 }

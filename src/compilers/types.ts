@@ -25,6 +25,8 @@ export interface CompileContext {
   sourceDir: string;
   /** scratch space for this build; removed afterwards */
   workDir: string;
+  /** this build's own folder (holds sourceDir and workDir); removed afterwards */
+  buildDir: string;
   /** persistent caches shared between builds (e.g. Go's build cache) */
   cacheDir: string;
   /** build-time arguments, baked into the image */

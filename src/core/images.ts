@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { link, copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
 import { compilerFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
 import { ensureKernel } from '../base/linux/kernel.js';
@@ -13,6 +13,7 @@ import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.j
 import { checkMountPoint } from './volumes.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { unpack } from './tarball.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from './safe-path.js';
 import { readAppManifest, type AppManifest } from '../compilers/app-manifest.js';
 import type { RootEntry } from '../compilers/types.js';
 import type { UnikPaths } from './paths.js';
@@ -123,7 +124,7 @@ export class ImageService {
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
     await mkdir(this.paths.cache, { recursive: true });
-    const app = await compiler.compile({ sourceDir, workDir: out, cacheDir: this.paths.cache, args, manifest: appManifest, progress });
+    const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, manifest: appManifest, progress });
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
     const fragments = ['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : [])];
@@ -136,7 +137,8 @@ export class ImageService {
     await mkdir(stage, { recursive: true });
     try {
       progress({ step: 'root', message: 'writing the image root (initramfs)' });
-      await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra]);
+      // files may come from this build's folder, unik's caches (guest init, Java runtimes) and the host's system dirs
+      await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra], [work, this.paths.cache]);
       const rootSize = await compressInitramfs(join(stage, 'root.cpio'), this.paths.cache);
       // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
       await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
@@ -237,22 +239,33 @@ async function unwrapSingleDir(dir: string, compiler?: Compiler): Promise<string
   return only;
 }
 
-/** Host directories unik.yaml may take files from: programs and libraries, never /etc or /home. */
-const HOST_FILE_DIRS = ['/usr/', '/lib/', '/lib64/', '/bin/', '/sbin/', '/opt/'];
-
-/** unik.yaml `files:`, from the upload (relative) or from the host's system directories. */
+/**
+ * unik.yaml `files:`, from the upload (relative) or from the host's system directories
+ * (SYSTEM_DIRS, never /etc or /home). Both are judged where they really lead: `..` and
+ * symlinks resolved first.
+ */
 async function extraFiles(sourceDir: string, files: { from: string; to: string }[]): Promise<RootEntry[]> {
   const out: RootEntry[] = [];
   for (const f of files) {
-    const from = f.from.startsWith('/') ? f.from : join(sourceDir, f.from);
-    if (f.from.startsWith('/') && !HOST_FILE_DIRS.some((d) => f.from.startsWith(d)))
-      throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is outside the host directories images may take files from (${HOST_FILE_DIRS.join(' ')})`);
-    if (!f.from.startsWith('/') && f.from.split('/').includes('..')) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} leaves the app directory`);
-    if (!existsSync(from)) throw invalid('FILE_NOT_FOUND', `unik.yaml files: ${f.from} does not exist`);
     if (!f.to.startsWith('/') || f.to.split('/').includes('..')) throw invalid('BAD_APP_MANIFEST', `unik.yaml files: "to" must be an absolute path in the image, got ${f.to}`);
-    const st = await stat(from);
-    if (st.isDirectory()) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is a directory; list its files`);
-    out.push({ kind: 'file', path: f.to, source: await realpath(from), mode: st.mode & 0o777 });
+    let source: string | undefined;
+    if (f.from.startsWith('/')) {
+      const notAllowed = () =>
+        invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is outside the host directories images may take files from (${SYSTEM_DIRS.join(' ')}), or not a file there, once symlinks and ".." are resolved`);
+      const lexical = normalize(f.from);
+      if (!SYSTEM_DIRS.some((d) => containedIn(d, lexical))) throw notAllowed();
+      if ((await whereIs('/', lexical)) === 'missing') throw invalid('FILE_NOT_FOUND', `unik.yaml files: ${f.from} does not exist`);
+      source = await hostSystemFile(lexical);
+      if (!source) throw notAllowed();
+    } else {
+      if ((await whereIs(sourceDir, f.from)) === 'outside') throw leavesUpload(f.from, 'unik.yaml files:');
+      source = await insideDir(sourceDir, f.from);
+      if (source && (await stat(source)).isDirectory()) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is a directory; list its files`);
+    }
+    if (!source) throw invalid('FILE_NOT_FOUND', `unik.yaml files: ${f.from} does not exist`);
+    const st = await stat(source);
+    if (!st.isFile()) throw invalid('FILE_NOT_ALLOWED', `unik.yaml files: ${f.from} is not a regular file`);
+    out.push({ kind: 'file', path: f.to, source, mode: st.mode & 0o777 });
   }
   return out;
 }

@@ -40,11 +40,11 @@ test('the image root holds init, the mount points, /dev/console and the app with
   const dir = tmp();
   writeFileSync(join(dir, 'init'), 'init');
   writeFileSync(join(dir, 'app'), 'app');
-  await writeInitramfs(join(dir, 'root.cpio'), join(dir, 'init'), [{ kind: 'file', path: '/app/deep/server', source: join(dir, 'app'), mode: 0o755 }]);
+  await writeInitramfs(join(dir, 'root.cpio'), join(dir, 'init'), [{ kind: 'file', path: '/app/deep/server', source: join(dir, 'app'), mode: 0o755 }], [dir]);
   const names = execFileSync('cpio', ['-it', '--quiet', '-F', join(dir, 'root.cpio')], { encoding: 'utf8' }).trim().split('\n');
   for (const n of ['dev', 'proc', 'sys', 'tmp', 'etc', 'etc/passwd', 'etc/group', 'dev/console', 'init', 'app', 'app/deep', 'app/deep/server']) assert.ok(names.includes(n), `${n} in ${names}`);
   assert.ok(names.indexOf('app/deep') < names.indexOf('app/deep/server'), 'parents come first');
-  await assert.rejects(writeInitramfs(join(dir, 'bad.cpio'), join(dir, 'init'), [{ kind: 'file', path: '/app/../../etc/x', source: join(dir, 'app'), mode: 0o644 }]));
+  await assert.rejects(writeInitramfs(join(dir, 'bad.cpio'), join(dir, 'init'), [{ kind: 'file', path: '/app/../../etc/x', source: join(dir, 'app'), mode: 0o644 }], [dir]));
 });
 
 test('boot config records: argv, env (any size, any characters but NUL), network', async () => {

@@ -28,22 +28,22 @@ export class CpioWriter {
     return this.entry(path, S_IFREG | mode, 1, 0, 0, data);
   }
 
-  /** Copies a host file in, streaming it in chunks. */
-  async fileFrom(path: string, source: string, mode: number): Promise<void> {
-    const src = await open(source, 'r');
+  /** Copies a host file in (a path, or a file the caller opened and checked), streaming it in chunks. */
+  async fileFrom(path: string, source: string | FileHandle, mode: number): Promise<void> {
+    const src = typeof source === 'string' ? await open(source, 'r') : source;
     try {
       const { size } = await src.stat();
       await this.header(path, S_IFREG | mode, 1, size, 0, 0);
       const buf = Buffer.allocUnsafe(1 << 20);
       for (let done = 0; done < size; ) {
         const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - done), done);
-        if (bytesRead === 0) throw new Error(`${source} shrank while it was being copied`);
+        if (bytesRead === 0) throw new Error(`${typeof source === 'string' ? source : path} shrank while it was being copied`);
         await this.write(buf.subarray(0, bytesRead));
         done += bytesRead;
       }
       await this.pad();
     } finally {
-      await src.close();
+      if (typeof source === 'string') await src.close();
     }
   }
 

@@ -1,0 +1,102 @@
+// The build sandbox: an unprivileged user, no network, nothing of the host but the system dirs
+// and the folders given, a time limit and a memory limit. Needs root and bubblewrap.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildUser, handToBuildUser, sandboxed } from '../../src/util/sandbox.js';
+
+const base = mkdtempSync(join(tmpdir(), 'unik-sbx-'));
+const work = join(base, 'work');
+const outside = join(base, 'outside');
+mkdirSync(work);
+mkdirSync(outside);
+const canary = `canary-${Math.random().toString(36).slice(2)}`;
+const secretText = `secret-${Math.random().toString(36).slice(2)}`;
+writeFileSync(join(outside, 'secret'), secretText);
+await handToBuildUser([work]);
+const run = (cmd: string, opts: { timeoutSec?: number; memoryMb?: number } = {}) => sandboxed('bash', ['-c', cmd], { cwd: work, writable: [work], ...opts });
+
+test('the command runs as the build user, without capabilities, in its own pid namespace', async () => {
+  const r = await run('id -u; grep CapEff /proc/self/status; ps -e --no-headers | wc -l');
+  assert.equal(r.code, 0, r.output);
+  const [uid, caps, procs] = r.output.trim().split('\n');
+  assert.equal(Number(uid), buildUser().uid);
+  assert.notEqual(Number(uid), 0);
+  assert.match(caps!, /CapEff:\s+0+$/);
+  assert.ok(Number(procs) <= 4, `only the sandbox's own processes are visible: ${procs}`);
+});
+
+test('it sees nothing of the host but the system dirs and its folders, and writes only there', async () => {
+  const r = await run(`cat ${join(outside, 'secret')}; cat /etc/shadow; ls /root; ls ${base}; echo made > ${work}/made; echo x > /tmp/${canary}; echo x > ${outside}/${canary}`);
+  assert.ok(!r.output.includes(secretText), 'the secret was not read');
+  assert.match(r.output, /shadow: No such file/);
+  assert.equal(readFileSync(join(work, 'made'), 'utf8'), 'made\n');
+  assert.equal(existsSync(`/tmp/${canary}`), false, 'its /tmp is private');
+  assert.equal(existsSync(join(outside, canary)), false);
+});
+
+test('it has no network: a server on the host loopback gets no connection', async () => {
+  let connections = 0;
+  const srv = createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  try {
+    const r = await run(`echo hello > /dev/tcp/127.0.0.1/${port} && echo CONNECTED`);
+    assert.doesNotMatch(r.output, /CONNECTED/);
+    assert.notEqual(r.code, 0);
+    assert.equal(connections, 0);
+  } finally {
+    srv.close();
+  }
+});
+
+test('a run past its time limit is stopped, with everything it started', async () => {
+  const started = Date.now();
+  const marker = `${30 + Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000)}`;
+  const e = await run(`sleep ${marker} & sleep ${marker}`, { timeoutSec: 1 }).then(() => undefined, (x: Error & { code: string }) => x);
+  assert.equal(e?.code, 'UNIK_ERR_BUILD_TIMEOUT');
+  assert.match(e!.message, /longer than its limit of 1 s/);
+  assert.ok(Date.now() - started < 5000);
+  await new Promise((r) => setTimeout(r, 300));
+  const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`sleep ${marker}`));
+  assert.deepEqual(left, [], 'no process of the sandbox outlives it');
+});
+
+test('a run past its memory limit is killed with a clear error; one within it is not', async () => {
+  const hog = `python3 -c "x = bytearray(400 * 1024 * 1024); print(len(x))"`;
+  const e = await run(hog, { memoryMb: 96 }).then(() => undefined, (x: Error & { code: string }) => x);
+  assert.equal(e?.code, 'UNIK_ERR_BUILD_OUT_OF_MEMORY', String(e));
+  assert.match(e!.message, /memory limit of 96 MB/);
+  const ok = await run(`python3 -c "x = bytearray(16 * 1024 * 1024); print(len(x))"`, { memoryMb: 96 });
+  assert.equal(ok.code, 0, ok.output);
+});
+
+test('without bubblewrap a build is refused (503), never run unconfined', async () => {
+  const path = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    const e = await run(`touch ${work}/unconfined`).then(() => undefined, (x: Error & { code: string; kind: string; hint: string }) => x);
+    assert.equal(e?.code, 'UNIK_ERR_NO_SANDBOX');
+    assert.equal(e?.kind, 'Unavailable');
+    assert.match(e!.hint, /apt-get install bubblewrap/);
+    assert.equal(existsSync(join(work, 'unconfined')), false);
+  } finally {
+    process.env.PATH = path;
+  }
+});
+
+test('the sandbox is cheap: one `true` costs well under a second', async () => {
+  const n = 5;
+  const t = Date.now();
+  for (let i = 0; i < n; i++) assert.equal((await sandboxed('true', [], { cwd: work, writable: [work] })).code, 0);
+  const each = (Date.now() - t) / n;
+  console.log(`# sandbox overhead: ${each.toFixed(0)} ms per run`);
+  assert.ok(each < 1000);
+});
