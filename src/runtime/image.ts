@@ -2,10 +2,11 @@
 // is there one, and is it whole and bootable on this host?
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { ImageManifest } from '../core/types.js';
 import { LAYOUT } from '../hub/mediatypes.js';
+import { MAX_MANIFEST_BYTES, ManifestError, checkManifest } from './manifest-check.js';
 
 export class ImageError extends Error {}
 
@@ -30,25 +31,49 @@ const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', amd64: 'amd64', 
 
 /** Reads and checks the image: manifest, architecture, kernel and initramfs, before any VM starts. */
 export function loadBundleImage(rootfs: string): BundleImage {
-  const mfile = join(rootfs, LAYOUT.manifest);
-  if (!existsSync(mfile)) throw new ImageError(`the image is incomplete: /${LAYOUT.manifest} is missing from the container's rootfs (${rootfs}); re-push it with \`unik hub push\``);
-  let manifest: ImageManifest;
+  const mfile = imageFile(rootfs, LAYOUT.manifest, `the image is incomplete: /${LAYOUT.manifest} is missing from the container's rootfs (${rootfs}); re-push it with \`unik hub push\``);
+  const msize = statSync(mfile).size;
+  if (msize > MAX_MANIFEST_BYTES) throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is ${msize} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have`);
+  let raw: unknown;
   try {
-    manifest = JSON.parse(readFileSync(mfile, 'utf8')) as ImageManifest;
+    raw = JSON.parse(readFileSync(mfile, 'utf8'));
   } catch (e) {
     throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is not valid JSON (${(e as Error).message})`);
   }
-  if (!manifest || typeof manifest !== 'object' || !Array.isArray(manifest.argv)) throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is not a unik image manifest`);
+  let manifest: ImageManifest;
+  try {
+    manifest = checkManifest(raw);
+  } catch (e) {
+    if (e instanceof ManifestError) throw new ImageError(e.message);
+    throw e;
+  }
   const arch = ARCH_ALIASES[String(manifest.arch)] ?? String(manifest.arch);
   if (arch !== hostArch()) throw new ImageError(`the unikernel is built for ${manifest.arch} (${arch}), but this host runs ${hostArch()}: build it for ${hostArch()} or schedule it on an ${arch} node`);
 
-  const kernel = join(rootfs, LAYOUT.kernel);
-  const root = join(rootfs, LAYOUT.root);
-  if (!existsSync(kernel)) throw new ImageError(`the image is incomplete: the kernel /${LAYOUT.kernel} is missing from the container's rootfs`);
-  if (!existsSync(root)) throw new ImageError(`the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
+  const kernel = imageFile(rootfs, LAYOUT.kernel, `the image is incomplete: the kernel /${LAYOUT.kernel} is missing from the container's rootfs`);
+  const root = imageFile(rootfs, LAYOUT.root, `the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
   checkKernel(kernel, manifest.kernel?.sizeBytes);
   checkInitramfs(root, manifest.root?.sizeBytes);
   return { manifest, manifestFile: mfile, kernel, root };
+}
+
+/**
+ * One of the image's files, canonicalised then checked: a regular file inside the rootfs. A
+ * symlink in a pulled layer must not make unik-runc (root) read a host file into a guest.
+ */
+function imageFile(rootfs: string, rel: string, missing: string): string {
+  let real: string;
+  let base: string;
+  try {
+    base = realpathSync(rootfs);
+    real = realpathSync(join(rootfs, rel));
+  } catch {
+    throw new ImageError(missing);
+  }
+  const inside = relative(base, real);
+  if (inside === '' || isAbsolute(inside) || inside.split(sep)[0] === '..') throw new ImageError(`the image is hostile: /${rel} leads outside the container's rootfs`);
+  if (!statSync(real).isFile()) throw new ImageError(`the image is corrupt: /${rel} is not a regular file`);
+  return real;
 }
 
 /** A bzImage: the "HdrS" boot header, and at least as many bytes as its header declares. */

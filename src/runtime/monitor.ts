@@ -7,8 +7,8 @@
 //   resumes it (QMP `cont`) when `start` writes to the start FIFO, as runc's exec.fifo does.
 // - QEMU inherits its stdout, the task's stdout: the guest console (ttyS0) goes there.
 // - SIGTERM/SIGINT ask the guest to stop (the init sends SIGTERM to the app); other signals go
-//   to the app as `signal N`; SIGKILL kills the monitor, and QEMU with it: QEMU runs under
-//   `setpriv --pdeathsig KILL`, so it is never orphaned.
+//   to the app as `signal N`; SIGKILL kills the monitor, and QEMU with it: QEMU is bound to
+//   its parent (confine.ts boundToParent), so it is never orphaned.
 
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { connect, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bootConfigFrame, parseGuestEvents, type BootConfig } from '../base/linux/contract.js';
-import { loadSnapshot, type Snapshot } from '../providers/qemu/snapshot.js';
+import { STATE_FD, loadSnapshot, openSnapshotState, type Snapshot } from '../providers/qemu/snapshot.js';
 import { RuntimeLog } from './log.js';
 import { Qmp } from '../providers/qemu/qmp.js';
 import { FILES } from './state.js';
@@ -53,9 +53,21 @@ export async function runMonitor(dir: string): Promise<void> {
   };
 
   const errFd = openSync(FILES.qemuErr, 'w');
+  // QEMU's fd 3: a snapshot's device state to load (fd: migration), else /dev/null; never our
+  // own fd 3, the status pipe to create, which an inherited copy would hold open
+  let stateFd: number;
+  try {
+    stateFd = launch.restore ? openSnapshotState(launch.restore.snapshot) : openSync('/dev/null', 'r');
+  } catch (e) {
+    closeSync(errFd);
+    throw new Error(`the boot snapshot of ${launch.id} cannot be read: ${(e as Error).message}`);
+  }
+  const stdio: ('ignore' | number)[] = ['ignore', 1, errFd];
+  stdio[STATE_FD] = stateFd;
   const [cmd, ...args] = launch.argv;
-  const qemu = spawn(cmd!, args, { stdio: ['ignore', 1, errFd] });
+  const qemu = spawn(cmd!, args, { stdio });
   closeSync(errFd);
+  closeSync(stateFd);
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exited = new Promise<void>((resolve) => {
     qemu.once('exit', (code, signal) => {
@@ -119,7 +131,7 @@ export async function runMonitor(dir: string): Promise<void> {
 
   if (launch.restore) {
     try {
-      await loadSnapshot(qmp, launch.restore.snapshot);
+      await loadSnapshot(qmp);
     } catch (e) {
       // a broken snapshot (say, QEMU was upgraded): dropped, so the next create makes a new one
       rmSync(launch.restore.snapshot.dir, { recursive: true, force: true });

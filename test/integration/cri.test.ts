@@ -241,8 +241,10 @@ test('CRI (b): runtime_handler "unik" boots the unikernel in the pod netns; the 
     assert.equal(st.status.state, 'CONTAINER_RUNNING');
     const taskPid: number = JSON.parse(st.info.info ?? '{}').pid ?? 0;
     assert.ok(taskPid > 0, 'the container has a pid');
-    // The container's process is the VM: QEMU itself, or unik-runc's monitor that owns it (its child).
-    vmPid = isQemu(taskPid) ? taskPid : (childrenOf(taskPid).find(isQemu) ?? 0);
+    // The container's process is the VM: QEMU itself, or unik-runc's monitor that owns it (its
+    // descendant: a confined QEMU runs behind the wrappers that bind it to the monitor).
+    const descendants = (pid: number): number[] => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
+    vmPid = isQemu(taskPid) ? taskPid : (descendants(taskPid).find(isQemu) ?? 0);
     assert.ok(vmPid > 0, `the container's process ${taskPid} (${cmdline(taskPid)}) is QEMU or its parent`);
     t.diagnostic(`unik: task pid ${taskPid} (${cmdline(taskPid).split(' ')[0]}), QEMU pid ${vmPid}`);
     assert.equal((await firstOk(`http://${pod.ip}:8080/env_test`, 5000)).body, 'from-cri-app', 'CRI envs reach the guest');

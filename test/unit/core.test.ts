@@ -57,7 +57,7 @@ test('a host port in use is refused up front with a conflict', async () => {
 });
 
 test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', () => {
-  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abcdef0123456789abcd' }], ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')] };
+  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abcdef0123456789abcd' }], ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')], confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
   assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off'));
   assert.ok(tcg.includes('-no-reboot'));
@@ -73,7 +73,7 @@ test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', (
 });
 
 test('QEMU argv for boot snapshots: a template writes its RAM file, a restore maps it privately and waits', () => {
-  const base = { accel: 'tcg' as const, memoryMb: 48, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [], ports: [], qmpSocket: '/q.qmp' };
+  const base = { accel: 'tcg' as const, memoryMb: 48, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [], ports: [], qmpSocket: '/q.qmp', confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const template = qemuArgs({ ...base, memoryFile: { path: '/snap/ram', shared: true }, waitForConfig: true });
   assert.ok(template.includes('memory-backend-file,id=ram,size=48M,mem-path=/snap/ram,share=on'));
   assert.ok(template.includes('memory-backend=ram'));

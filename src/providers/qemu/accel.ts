@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
+import { confinementArgs, type Confinement } from './confine.js';
 
 export interface AccelChoice {
   accel: Accel;
@@ -15,7 +16,7 @@ const PROBE_DEADLINE_MS = 8000;
  * opens is not proof (a nested "PVM" host opens it and then hangs every ordinary guest).
  * UNIK_ACCEL=kvm|tcg skips the probe.
  */
-export async function chooseAccel(qemu: string, kernel: string): Promise<AccelChoice> {
+export async function chooseAccel(qemu: string, kernel: string, confinement: Confinement): Promise<AccelChoice> {
   const forced = process.env.UNIK_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `UNIK_ACCEL=${forced}` };
   try {
@@ -23,19 +24,20 @@ export async function chooseAccel(qemu: string, kernel: string): Promise<AccelCh
   } catch {
     return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)' };
   }
-  const result = await probe(qemu, kernel);
+  const result = await probe(qemu, kernel, confinement);
   if (result === 'booted') return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
   const why = result === 'timeout' ? `did not boot within ${PROBE_DEADLINE_MS / 1000} s` : `failed (${result})`;
   return { accel: 'tcg', reason: `/dev/kvm is present but a probe guest under KVM ${why}: using TCG software emulation (much slower)` };
 }
 
-/** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. */
-function probe(qemu: string, kernel: string): Promise<'booted' | 'timeout' | string> {
+/** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. Confined
+ *  as every VM is: the kernel is an image's, maybe a pulled one. */
+function probe(qemu: string, kernel: string, confinement: Confinement): Promise<'booted' | 'timeout' | string> {
   return new Promise((resolve) => {
     const child = spawn(
       qemu,
       ['-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
-        '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio'],
+        '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio', ...confinementArgs(confinement)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

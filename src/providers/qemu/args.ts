@@ -1,5 +1,6 @@
 import type { PortForward } from '../../core/types.js';
 import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
+import { confinementArgs, type Confinement } from './confine.js';
 
 export interface MachineArgs {
   accel: Accel;
@@ -25,6 +26,13 @@ export interface MachineArgs {
   incoming?: boolean;
   /** a snapshot template: the init waits for its config on the control channel */
   waitForConfig?: boolean;
+  /** the seccomp sandbox and the user QEMU drops to (see confine.ts): no QEMU starts without it */
+  confinement: Confinement;
+}
+
+/** A value inside a QEMU option list: a comma would end it and start another option, so it is doubled. */
+export function optValue(s: string): string {
+  return s.replace(/,/g, ',,');
 }
 
 
@@ -32,7 +40,7 @@ export interface MachineArgs {
 export function qemuArgs(a: MachineArgs): string[] {
   const fwd = a.ports.map((p) => `,hostfwd=${p.protocol}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`).join('');
   return [
-    '-name', a.name,
+    '-name', optValue(a.name),
     // microvm: virtio-mmio only; no ACPI/PCI/option ROMs to probe. The RTC stays: without it
     // the kernel waits about a second for a clock that never answers.
     '-M', 'microvm,acpi=off,x-option-roms=off',
@@ -40,28 +48,30 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-cpu', a.accel === 'kvm' ? 'host' : 'max',
     '-m', String(a.memoryMb),
     ...(a.memoryFile
-      ? ['-object', `memory-backend-file,id=ram,size=${a.memoryMb}M,mem-path=${a.memoryFile.path},share=${a.memoryFile.shared ? 'on' : 'off'}`, '-machine', 'memory-backend=ram']
+      ? ['-object', `memory-backend-file,id=ram,size=${a.memoryMb}M,mem-path=${optValue(a.memoryFile.path)},share=${a.memoryFile.shared ? 'on' : 'off'}`, '-machine', 'memory-backend=ram']
       : []),
     '-smp', '1',
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-kernel', a.kernel,
     '-initrd', a.initrd,
     '-append', kernelCmdline(a),
-    '-netdev', a.tap ? `tap,id=net0,ifname=${a.tap.ifname},script=no,downscript=no` : `user,id=net0${fwd}`,
+    '-netdev', a.tap ? `tap,id=net0,ifname=${optValue(a.tap.ifname)},script=no,downscript=no` : `user,id=net0${fwd}`,
     '-device', `virtio-net-device,netdev=net0${a.tap?.mac ? `,mac=${a.tap.mac}` : ''}`,
     '-device', 'virtio-rng-device',
     // ttyS0: the console (the app's stdout/stderr), appended to a file across restarts
-    '-chardev', `file,id=console,path=${a.consoleLog},append=on`,
+    '-chardev', `file,id=console,path=${optValue(a.consoleLog)},append=on`,
     '-serial', 'chardev:console',
     // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
-    '-chardev', `socket,id=control,path=${a.controlSocket},server=on,wait=off,logfile=${a.controlLog}`,
+    '-chardev', `socket,id=control,path=${optValue(a.controlSocket)},server=on,wait=off,logfile=${optValue(a.controlLog)}`,
     '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
-    ...(a.qmpSocket ? ['-qmp', `unix:${a.qmpSocket},server=on,wait=off`] : []),
+    ...(a.qmpSocket ? ['-qmp', `unix:${optValue(a.qmpSocket)},server=on,wait=off`] : []),
+    // the migration stream comes later, over QMP, from a file descriptor QEMU inherited (see snapshot.ts)
     ...(a.incoming ? ['-incoming', 'defer'] : []),
     ...a.disks.flatMap((d, n) => [
-      '-drive', `file=${d.file},format=raw,if=none,id=disk${n},cache=writeback,discard=unmap`,
-      '-device', `virtio-blk-device,drive=disk${n},serial=${d.serial}`,
+      '-drive', `file=${optValue(d.file)},format=raw,if=none,id=disk${n},cache=writeback,discard=unmap`,
+      '-device', `virtio-blk-device,drive=disk${n},serial=${optValue(d.serial)}`,
     ]),
+    ...confinementArgs(a.confinement),
   ];
 }
 

@@ -13,7 +13,8 @@ import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { Qmp } from './qmp.js';
-import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, loadSnapshot, type TemplateSource } from './snapshot.js';
+import { SNAPSHOTS_ON, STATE_FD, SnapshotTemplates, fitsSnapshot, loadSnapshot, openSnapshotState, type TemplateSource } from './snapshot.js';
+import { privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm, waitGone } from './process.js';
 
@@ -26,6 +27,7 @@ export class QemuProvider implements Provider {
   readonly name = 'qemu';
   readonly infrastructure = 'QEMU';
   private accel?: Promise<AccelChoice>;
+  private confinement?: Promise<Confinement>;
   private readonly templates: SnapshotTemplates;
 
   constructor(
@@ -81,8 +83,17 @@ export class QemuProvider implements Provider {
     return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), name: image.name };
   }
 
+  /** How QEMU is confined here, probed and logged once. */
+  private confine(): Promise<Confinement> {
+    this.confinement ??= qemuConfinement(QEMU).then((c) => {
+      this.log(c.summary);
+      return c;
+    });
+    return this.confinement;
+  }
+
   private chooseAccel(kernel: string): Promise<AccelChoice> {
-    this.accel ??= chooseAccel(QEMU, kernel).then((c) => {
+    this.accel ??= this.confine().then((confinement) => chooseAccel(QEMU, kernel, confinement)).then((c) => {
       if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
       return c;
     });
@@ -98,9 +109,11 @@ export class QemuProvider implements Provider {
       if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
     if (!(await hasProgram(QEMU))) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
     const { accel } = await this.chooseAccel(kernel);
+    const confinement = await this.confine();
 
     await mkdir(dir, { recursive: true });
-    await mkdir(this.paths.sockets, { recursive: true });
+    // QEMU binds its monitor and control sockets here as root: only root may reach them
+    await privateDir(this.paths.sockets);
     const socket = this.socket(inst);
     if (socket.length > 100) throw invalid('HOME_TOO_LONG', `UNIK_HOME is too long for a control socket path (${socket})`, 'use a shorter UNIK_HOME');
     await rm(socket, { force: true });
@@ -130,6 +143,7 @@ export class QemuProvider implements Provider {
       controlLog: this.controlLog(inst),
       qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
+      confinement,
     };
 
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
@@ -138,8 +152,9 @@ export class QemuProvider implements Provider {
       const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz);
       if (snap) {
         try {
-          const pid = await this.launch(inst, qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true }), onExit, async (qmp) => {
-            const status = await loadSnapshot(qmp, snap);
+          const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
+          const pid = await this.launch(inst, argv, onExit, openSnapshotState(snap), async (qmp) => {
+            const status = await loadSnapshot(qmp);
             // the config goes in before the VM runs: the template's init is blocked reading it
             const fresh = bootConfigFrame({ ...config, now: Date.now() / 1000 });
             if (!(await sendControl(socket, fresh))) throw new Error('the control channel of the restored VM did not answer');
@@ -160,22 +175,31 @@ export class QemuProvider implements Provider {
     // network) as a second cpio archive, which the kernel unpacks over the first.
     const initrd = join(dir, 'initrd');
     await writeStartInitrd(initrd, root, config);
-    const pid = await this.launch(inst, qemuArgs({ ...common, initrd }), onExit);
+    const pid = await this.launch(inst, qemuArgs({ ...common, initrd }), onExit, null);
     return { pid, accel };
   }
 
   /**
    * Starts QEMU detached (the VM outlives a daemon restart; the daemon adopts it again) and
    * resolves once QEMU's monitor answers, i.e. once every device and port forward is set up,
-   * after `then` has run on the monitor. Early failures become clear errors.
+   * after `then` has run on the monitor. Early failures become clear errors. `stateFd`, a
+   * snapshot's device state, is QEMU's fd STATE_FD (and closed here).
    */
-  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, then?: (qmp: Qmp) => Promise<void>): Promise<number> {
+  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, stateFd: number | null, then?: (qmp: Qmp) => Promise<void>): Promise<number> {
     const dir = this.dir(inst);
-    await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
     const errFile = join(dir, 'qemu.err');
-    const errFd = openSync(errFile, 'w');
-    const child = spawn(QEMU, argv, { cwd: dir, detached: true, stdio: ['ignore', 'ignore', errFd] });
-    closeSync(errFd);
+    let errFd: number | undefined;
+    let child;
+    try {
+      await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
+      errFd = openSync(errFile, 'w');
+      const stdio: ('ignore' | number)[] = ['ignore', 'ignore', errFd];
+      if (stateFd !== null) stdio[STATE_FD] = stateFd;
+      child = spawn(QEMU, argv, { cwd: dir, detached: true, stdio });
+    } finally {
+      if (errFd !== undefined) closeSync(errFd);
+      if (stateFd !== null) closeSync(stateFd);
+    }
     let code: number | null | undefined;
     child.once('exit', (c) => {
       code = c;

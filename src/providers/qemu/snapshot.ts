@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, openSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { qemuArgs } from './args.js';
+import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement } from './confine.js';
 import { Qmp, waitStatusLeaves } from './qmp.js';
+import { StateReceiver, processTree } from './state-receiver.js';
 
 // Boot snapshots: each image is booted once per (memory size, accelerator) as a template, up to
 // the point where its init waits for a config; the VM is then saved as its RAM file (written in
@@ -15,6 +17,14 @@ import { Qmp, waitStatusLeaves } from './qmp.js';
 // (copy on write, so instances of one image share the unchanged pages), loads the device state
 // and sends the instance's config. The kernel never boots again; the app starts fresh in every
 // instance, with its own argv, env, clock and a reseeded CRNG.
+//
+// QEMU runs under seccomp with spawn=deny, so it cannot run `exec:cat` to save or load the
+// device state, and once it has dropped to an unprivileged user it could not open the
+// snapshot's files itself anyway: a restore reads it from a file descriptor QEMU inherits as
+// fd 3 (`fd:3` migration); a template sends it to the daemon (see state-receiver.ts).
+
+/** The fd a QEMU that saves or loads a snapshot's device state inherits it on. */
+export const STATE_FD = 3;
 
 /** What a template boots: an image's kernel and root, and where its snapshots are kept. */
 export interface TemplateSource {
@@ -99,8 +109,11 @@ export class SnapshotTemplates {
   private async make(image: TemplateSource, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network): Promise<Snapshot> {
     const final = this.dir(image, memoryMb, accel, network);
     const work = `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await mkdir(work, { recursive: true });
-    await mkdir(this.socketsDir, { recursive: true });
+    await privateDir(work);
+    await privateDir(this.socketsDir);
+    // a template must die with its parent (a daemon stopped mid-template, a killed `unik-runc
+    // create`), or it would wait for a config for ever
+    const confinement = parentBoundConfinement(await qemuConfinement(this.qemu));
     const tag = randomBytes(6).toString('hex');
     const qmpSocket = join(this.socketsDir, `tpl-${tag}.qmp`);
     const controlSocket = join(this.socketsDir, `tpl-${tag}.ctl`);
@@ -111,7 +124,7 @@ export class SnapshotTemplates {
       memoryMb,
       kernel: image.kernel,
       initrd: image.root,
-      name: `unik-template-${image.name}`,
+      name: `unik-template-${image.name.replace(/[^\w.-]/g, '_').slice(0, 64)}`,
       ports: [],
       consoleLog: join(work, 'console.log'),
       controlSocket,
@@ -122,12 +135,12 @@ export class SnapshotTemplates {
       ...(network === 'tap' ? { tap: { ifname: `unikt${tag.slice(0, 8)}` } } : {}),
       qmpSocket,
       waitForConfig: true,
+      confinement,
     });
-    // setpriv: the template dies with its parent (a daemon stopped mid-template, a killed
-    // unik-runc create); otherwise it would wait for a config for ever
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', this.qemu, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, ...args] = boundToParent(confinement, [this.qemu, ...argv]);
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     let exited = false;
     child.once('exit', () => (exited = true));
     const started = Date.now();
@@ -145,13 +158,31 @@ export class SnapshotTemplates {
       const qmp = await Qmp.connect(qmpSocket, 5000, () => !exited);
       try {
         await qmp.execute('stop');
-        await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-        await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(join(work, 'state'))}` });
-        for (;;) {
-          const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-          if (m.status === 'completed') break;
-          if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`saving the template failed: ${m['error-desc'] ?? m.status}`);
-          await sleep(5);
+        // the device state comes back over a connection only this QEMU may make (state-receiver.ts);
+        // QEMU waits before sending it until that connection is checked
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [
+            { capability: 'x-ignore-shared', state: true },
+            { capability: 'pause-before-switchover', state: true },
+          ],
+        });
+        const receiver = await StateReceiver.listen(join(work, 'state'), () => (child.pid ? processTree(child.pid) : []));
+        try {
+          await qmp.execute('migrate', { uri: receiver.uri });
+          for (;;) {
+            const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+            if (m.status === 'completed') break;
+            if (m.status === 'pre-switchover') {
+              await receiver.waitGenuine(5000);
+              await qmp.execute('migrate-continue', { state: 'pre-switchover' });
+              continue;
+            }
+            if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`saving the template failed: ${m['error-desc'] ?? m.status}`);
+            await sleep(5);
+          }
+          await receiver.finish();
+        } finally {
+          receiver.close();
         }
         await qmp.execute('quit').catch(() => {});
       } finally {
@@ -177,19 +208,20 @@ export class SnapshotTemplates {
   }
 }
 
+/** The snapshot's device state, opened for the QEMU that restores it (give it as fd STATE_FD; close it after the spawn). */
+export function openSnapshotState(snap: Snapshot): number {
+  return openSync(snap.state, 'r');
+}
+
 /**
- * Loads a snapshot's device state into a QEMU started with `incoming` and the snapshot's RAM
- * file; resolves with the VM's status once loaded ("paused": templates are saved stopped).
+ * Loads a snapshot's device state into a QEMU started with `incoming`, the snapshot's RAM file
+ * and the state file as fd STATE_FD; resolves with the VM's status once loaded ("paused":
+ * templates are saved stopped).
  */
-export async function loadSnapshot(qmp: Qmp, snap: Snapshot): Promise<string> {
+export async function loadSnapshot(qmp: Qmp): Promise<string> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-  await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
+  await qmp.execute('migrate-incoming', { uri: `fd:${STATE_FD}` });
   const status = await waitStatusLeaves(qmp, 'inmigrate', 30_000);
   if (status !== 'paused' && status !== 'running') throw new Error(`the restored VM is "${status}"`);
   return status;
-}
-
-/** Quotes a path for QEMU's exec: migration URI, which runs through /bin/sh. */
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,17 +2,19 @@
 // config, network), starts the monitor with QEMU paused, and writes the monitor's pid.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
 import { qemuArgs } from '../../providers/qemu/args.js';
+import { boundToParent, parentBoundConfinement, qemuConfinement, type Confinement } from '../../providers/qemu/confine.js';
 import { SnapshotTemplates, fitsSnapshot, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { RuntimeError, type Ctx } from '../context.js';
 import { delegate } from '../delegate.js';
-import { isUnikRootfs, loadBundleImage, type BundleImage } from '../image.js';
+import { ImageError, isUnikRootfs, loadBundleImage, type BundleImage } from '../image.js';
+import { cacheDir, entryFor, type CacheEntry } from '../snapshot-cache.js';
 import type { Launch } from '../monitor.js';
 import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
@@ -66,7 +68,10 @@ export async function create(ctx: Ctx): Promise<number> {
       tap = { ifname: TAP, ...(pod.mac ? { mac: pod.mac } : {}) };
     }
 
-    const { accel } = await accelFor(ctx.root, image.kernel);
+    // the VM must die with its monitor: QEMU is confined for that (see boundToParent)
+    const confinement = parentBoundConfinement(await qemuConfinement(QEMU));
+    ctx.log.debug(confinement.summary);
+    const { accel } = await accelFor(ctx.root, image.kernel, confinement);
     const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32) };
     const common = {
       accel,
@@ -81,14 +86,17 @@ export async function create(ctx: Ctx): Promise<number> {
       disks: [],
       qmpSocket: FILES.qmp,
       ...(tap ? { tap } : {}),
+      confinement,
     };
     // The image's boot snapshot (made by the first container of this image and memory size):
     // QEMU waits for its device state, then the monitor sends the config and resumes at `start`.
     // (a config too big for the serial line, e.g. a huge environment, goes in a cold boot's initrd)
-    const snap = fitsSnapshot(bootConfigFrame(config)) ? await snapshotFor(ctx, image, plan.memoryMb, accel, common.tscKhz, tap ? 'tap' : 'user') : null;
+    const cached = fitsSnapshot(bootConfigFrame(config)) ? await snapshotFor(ctx, image, plan.memoryMb, accel, common.tscKhz, tap ? 'tap' : 'user') : null;
+    const snap = cached?.snap;
     let qemu: string[];
-    if (snap) {
-      qemu = qemuArgs({ ...common, initrd: image.root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true }).map(consoleOnStdout);
+    if (cached?.snap) {
+      // the restore boots the verified copies the template was made from, not the bundle's files
+      qemu = qemuArgs({ ...common, kernel: cached.kernel, initrd: cached.root, memoryFile: { path: cached.snap.ram, shared: false }, incoming: true, waitForConfig: true }).map(consoleOnStdout);
     } else {
       // a cold boot: the image root, then the boot config as a second cpio archive that the
       // kernel unpacks over it (as the QEMU provider does)
@@ -98,8 +106,8 @@ export async function create(ctx: Ctx): Promise<number> {
     }
     const launch: Launch = {
       id,
-      // setpriv: QEMU gets SIGKILL when the monitor dies, however it dies
-      argv: ['setpriv', '--pdeathsig', 'KILL', ...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu],
+      // QEMU gets SIGKILL when the monitor dies, however it dies
+      argv: boundToParent(confinement, [...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu]),
       ...(ctx.args.global.log ? { log: resolve(ctx.args.global.log) } : {}),
       logFormat: ctx.args.global.logFormat,
       ...(snap ? { restore: { snapshot: snap, config: { ...config, seed: config.seed!.toString('hex') } } } : {}),
@@ -120,7 +128,7 @@ export async function create(ctx: Ctx): Promise<number> {
       writeFileSync(abs + '.unik-tmp', String(pid));
       renameSync(abs + '.unik-tmp', abs);
     }
-    ctx.log.info(`${id}: created unikernel VM (monitor pid ${pid}, ${plan.memoryMb} MB, ${accel}, network ${net ? `tap in ${net.netns}` : 'user-mode'})`);
+    ctx.log.info(`${id}: created unikernel VM (monitor pid ${pid}, ${plan.memoryMb} MB, ${accel}, network ${net ? `tap in ${net.netns}` : 'user-mode'}, ${snap ? 'restored from a boot snapshot' : 'cold boot'}, QEMU ${confinementWord(confinement)})`);
     return 0;
   } catch (e) {
     if (net) unplugTap(net.netns, net.ifname);
@@ -167,21 +175,36 @@ function startMonitor(self: string, dir: string): Promise<number> {
   });
 }
 
-/** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
 /**
  * The boot snapshot of this image at this memory size, made now if there is none. They live in
- * UNIK_RUNC_CACHE (default /var/lib/unik-runc/snapshots), keyed by the image manifest's hash (an
- * image id is unique per build), so every container of the image shares one. Null (cold boot)
- * if it cannot be made: the reason is in the runtime log.
+ * UNIK_RUNC_CACHE (default /var/lib/unik-runc/snapshots), keyed by the sha256 of the image's
+ * kernel and root, hashed at every create (see snapshot-cache.ts), so every container of the
+ * same bytes shares one and no other image can restore it. Null (cold boot) if it cannot be
+ * made: the reason is in the runtime log.
  */
-async function snapshotFor(ctx: Ctx, image: BundleImage, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network): Promise<Snapshot | null> {
-  const cache = process.env.UNIK_RUNC_CACHE || '/var/lib/unik-runc/snapshots';
-  const key = createHash('sha256').update(readFileSync(image.manifestFile)).digest('hex').slice(0, 24);
-  const templates = new SnapshotTemplates(QEMU, join(ctx.root, '.unik'), (m) => ctx.log.warn(m));
-  return templates.ensure({ dir: join(cache, key), kernel: image.kernel, root: image.root, name: image.manifest.name ?? key }, memoryMb, accel, tscKhz, network);
+async function snapshotFor(ctx: Ctx, image: BundleImage, memoryMb: number, accel: Accel, tscKhz: number | undefined, network: Network): Promise<{ snap: Snapshot | null; kernel: string; root: string }> {
+  const started = Date.now();
+  let entry: CacheEntry;
+  try {
+    entry = await entryFor(image.kernel, image.root);
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    ctx.log.warn(`the boot snapshot cache ${cacheDir()} cannot be used, booting cold: ${(e as Error).message}`);
+    return { snap: null, kernel: image.kernel, root: image.root };
+  }
+  ctx.log.debug(`${image.manifest.name}: kernel and root hashed in ${Date.now() - started} ms: boot snapshot key ${entry.key}`);
+  // the templates' short-lived sockets go in the cache's own private folder (short paths)
+  const templates = new SnapshotTemplates(QEMU, cacheDir(), (m) => ctx.log.warn(m));
+  const snap = await templates.ensure({ dir: entry.dir, kernel: entry.kernel, root: entry.root, name: image.manifest.name || entry.key.slice(0, 12) }, memoryMb, accel, tscKhz, network);
+  return { snap, kernel: entry.kernel, root: entry.root };
 }
 
-async function accelFor(root: string, kernel: string): Promise<AccelChoice> {
+function confinementWord(c: Confinement): string {
+  return `${c.sandbox ? 'under seccomp' : 'UNCONFINED'}${c.user ? `, as ${c.user.name}` : ''}`;
+}
+
+/** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
+async function accelFor(root: string, kernel: string, confinement: Confinement): Promise<AccelChoice> {
   const file = join(root, '.unik', 'accel.json');
   if (!process.env.UNIK_ACCEL) {
     try {
@@ -190,7 +213,7 @@ async function accelFor(root: string, kernel: string): Promise<AccelChoice> {
       /* not probed yet */
     }
   }
-  const c = await chooseAccel(QEMU, kernel);
+  const c = await chooseAccel(QEMU, kernel, confinement);
   try {
     writeFileSync(file, JSON.stringify(c) + '\n');
   } catch {
