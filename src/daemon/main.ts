@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { createCore } from '../core/core.js';
 
@@ -45,7 +46,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const tls = opts.tlsCert
     ? { cert: readPem(opts.tlsCert, 'TLS certificate'), key: readPem(opts.tlsKey!, 'TLS key'), ...(opts.tlsCa ? { ca: readPem(opts.tlsCa, 'client CA') } : {}) }
     : undefined;
-  const allowedHosts = [...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
+  // the machine's own name is not an attacker's to rebind; any other name must be given
+  const allowedHosts = [hostname(), ...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
   const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) });
   const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   const app = await buildApp({ core, token, allowedHosts, ...(tls ? { tls } : {}), logger: true, version });
