@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { Core } from '../core/core.js';
@@ -36,6 +37,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 0,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // names may be 128 characters (checkName); ids 64; Fastify's default cut is 100
+    routerOptions: { maxParamLength: 1024 },
     // the Docker CLI's versioned paths (/v1.43/…) go to the Docker routes' own namespace
     rewriteUrl: (req) => rewriteDockerUrl(req.url ?? '/'),
     // no type coercion: inside anyOf it rewrites data in branches that then fail (a Docker
@@ -63,7 +66,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });
   // docker attach is an HTTP upgrade; nothing else upgrades. Upgrades bypass Fastify's hooks,
   // so the same guard runs here first.
+  // upgraded sockets are Fastify's no longer: close them ourselves when the app closes
+  const upgraded = new Set<Duplex>();
+  app.addHook('onClose', async () => {
+    for (const s of upgraded) s.destroy();
+  });
   app.server.on('upgrade', (req, socket) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     const no = guard(req);
     if (no) return void socket.end(rawResponse(no));
     if (!handleAttach(opts.core, req, socket)) socket.destroy();

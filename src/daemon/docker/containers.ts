@@ -7,6 +7,7 @@ import { parseSignal, resolveImage } from './names.js';
 import { containerInspect, containerSummary } from './serialize.js';
 import { streamLogs, waitFor } from './streams.js';
 import { CreateBody, toRunRequest } from './translate.js';
+import { queryStrings } from '../unik/query.js';
 
 type Id = { Params: { id: string } };
 type Q = Record<string, string | undefined>;
@@ -20,7 +21,7 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     return (await core.instances.refresh(i.id)) ?? i;
   };
 
-  app.get<{ Querystring: Q }>('/containers/json', async (req) => {
+  app.get<{ Querystring: Q }>('/containers/json', { schema: { querystring: queryStrings('all') } }, async (req) => {
     const all = dockerBool(req.query.all);
     const list = await Promise.all(core.instances.list().map(async (i) => (await core.instances.refresh(i.id)) ?? i));
     return list
@@ -31,7 +32,7 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
 
   // The body is the full Docker Config; the name comes in the query (dockerode repeats the
   // body's fields in the query too: the body wins).
-  app.post<{ Body: CreateBody; Querystring: Q }>('/containers/create', { schema: { body: CreateBody } }, async (req, reply) => {
+  app.post<{ Body: CreateBody; Querystring: Q }>('/containers/create', { schema: { body: CreateBody, querystring: queryStrings('name') } }, async (req, reply) => {
     const image = resolveImage(core, req.body.Image);
     const name = req.query.name ? req.query.name.replace(/^\//, '') : undefined;
     const run = await toRunRequest(req.body, name, image.id, freePort);
@@ -48,21 +49,21 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     return reply.code(204).send();
   });
 
-  app.post<Id & { Querystring: Q }>('/containers/:id/stop', async (req, reply) => {
+  app.post<Id & { Querystring: Q }>('/containers/:id/stop', { schema: { querystring: queryStrings('t') } }, async (req, reply) => {
     const i = await fresh(req.params.id);
     if (!isLive(i.status.state)) return reply.code(304).send();
     await core.instances.stop(i.id, graceMs(req.query.t));
     return reply.code(204).send();
   });
 
-  app.post<Id & { Querystring: Q }>('/containers/:id/restart', async (req, reply) => {
+  app.post<Id & { Querystring: Q }>('/containers/:id/restart', { schema: { querystring: queryStrings('t') } }, async (req, reply) => {
     const i = await fresh(req.params.id);
     if (isLive(i.status.state)) await core.instances.stop(i.id, graceMs(req.query.t));
     await core.instances.start(i.id);
     return reply.code(204).send();
   });
 
-  app.post<Id & { Querystring: Q }>('/containers/:id/kill', async (req, reply) => {
+  app.post<Id & { Querystring: Q }>('/containers/:id/kill', { schema: { querystring: queryStrings('signal') } }, async (req, reply) => {
     const sig = parseSignal(req.query.signal);
     if (sig === undefined) throw invalid('BAD_SIGNAL', `invalid signal: ${req.query.signal}`);
     const i = await fresh(req.params.id);
@@ -71,7 +72,7 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     return reply.code(204).send();
   });
 
-  app.delete<Id & { Querystring: Q }>('/containers/:id', async (req, reply) => {
+  app.delete<Id & { Querystring: Q }>('/containers/:id', { schema: { querystring: queryStrings('force') } }, async (req, reply) => {
     const i = await fresh(req.params.id);
     if (isLive(i.status.state) && !dockerBool(req.query.force))
       throw failedPrecondition('INSTANCE_RUNNING', `You cannot remove a running container ${i.id}. Stop the container before attempting removal or force remove`);
@@ -81,7 +82,7 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
 
   // wait: the headers go out at once (the CLI blocks on them before it calls start), the body
   // when the condition is met.
-  app.post<Id & { Querystring: Q }>('/containers/:id/wait', async (req, reply) => {
+  app.post<Id & { Querystring: Q }>('/containers/:id/wait', { schema: { querystring: queryStrings('condition') } }, async (req, reply) => {
     const i = find(req.params.id);
     reply.hijack();
     const res = reply.raw;
@@ -93,7 +94,7 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     if (!res.destroyed) res.end(JSON.stringify(result) + '\n');
   });
 
-  app.get<Id & { Querystring: Q }>('/containers/:id/logs', async (req, reply) => {
+  app.get<Id & { Querystring: Q }>('/containers/:id/logs', { schema: { querystring: queryStrings('stdout', 'stderr', 'follow', 'tail', 'timestamps', 'since', 'until') } }, async (req, reply) => {
     const i = find(req.params.id);
     const q = req.query;
     if (q.stdout !== undefined && q.stderr !== undefined && !dockerBool(q.stdout) && !dockerBool(q.stderr))

@@ -5,6 +5,7 @@ import { formatReference, parseReference } from '../../hub/reference.js';
 import { registryAuth } from '../http/registry-auth.js';
 import { resolveImage } from './names.js';
 import { imageInspect, imageSummary } from './serialize.js';
+import { queryStrings } from '../unik/query.js';
 
 type Name = { Params: { name: string } };
 
@@ -15,7 +16,7 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
 
   // Pull: through the hub, with Docker's JSON progress lines. After the first byte, errors are
   // in-band ({"error"}), which the CLI prints before exiting 1.
-  app.post<{ Querystring: { fromImage?: string; tag?: string } }>('/images/create', async (req, reply) => {
+  app.post<{ Querystring: { fromImage?: string; tag?: string } }>('/images/create', { schema: { querystring: queryStrings('fromImage', 'tag') } }, async (req, reply) => {
     const from = req.query.fromImage ?? '';
     const tag = req.query.tag ?? 'latest';
     const ref = tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`;
@@ -41,7 +42,7 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
 
   // unversioned DELETE /images/:name is the 2016 route (204); Docker's lives under /vX.Y
   if (!opts.unversioned)
-    app.delete<Name & { Querystring: { force?: string } }>('/images/:name', async (req) => {
+    app.delete<Name & { Querystring: { force?: string } }>('/images/:name', { schema: { querystring: queryStrings('force') } }, async (req) => {
       const img = resolveImage(core, req.params.name);
       await core.images.delete(img.id, dockerBool(req.query.force), (id) => core.instances.deleteAllOfImage(id));
       return [{ Untagged: `${img.name}:latest` }, { Deleted: `sha256:${img.id}` }];

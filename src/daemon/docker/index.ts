@@ -40,7 +40,19 @@ export async function dockerApi(app: FastifyInstance, opts: { core: Core; versio
   if (!unversioned) {
     volumeRoutes(app, core);
     app.setNotFoundHandler((req, reply) => {
-      void reply.code(501).send({ message: `unik does not support ${req.method} ${req.url.replace(DOCKER_PREFIX, '')} of the Docker API` });
+      const path = req.url.replace(DOCKER_PREFIX, '');
+      // 501 says "Docker has this, unik does not (yet)"; anything else is the client's mistake
+      if (!isDockerApiCall(req.method, path)) return void reply.code(404).send({ message: `page not found: ${req.method} ${path.split('?')[0]} is not a Docker API call` });
+      void reply.code(501).send({ message: `unik does not support ${req.method} ${path} of the Docker API` });
     });
   }
+}
+
+/** The Docker Engine API's top-level resources (docs.docker.com/engine/api), and its methods. */
+const DOCKER_RESOURCES = new Set(['containers', 'images', 'networks', 'volumes', 'exec', 'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'plugins', 'system', 'events', 'auth', 'build', 'commit', 'session', 'distribution', 'grpc']);
+const DOCKER_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
+
+function isDockerApiCall(method: string, path: string): boolean {
+  const resource = /^\/([^/?]+)/.exec(path)?.[1];
+  return DOCKER_METHODS.has(method) && resource !== undefined && DOCKER_RESOURCES.has(resource);
 }

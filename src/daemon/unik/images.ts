@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { bool2016 } from '../http/errors.js';
 import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
-import { readUpload } from '../http/upload.js';
+import { readForm } from './form.js';
 import { imageJson } from './serialize.js';
+import { queryStrings } from './query.js';
 
 type NameParams = { Params: { name: string } };
 
@@ -17,7 +18,7 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
     return imageJson(i, infra(i.provider));
   });
 
-  app.delete<NameParams & { Querystring: { force?: string } }>('/images/:name', async (req, reply) => {
+  app.delete<NameParams & { Querystring: { force?: string } }>('/images/:name', { schema: { querystring: queryStrings('force') } }, async (req, reply) => {
     await core.images.delete(req.params.name, bool2016(req.query.force), (id) => core.instances.deleteAllOfImage(id));
     return reply.code(204).send();
   });
@@ -25,8 +26,8 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
   // Build: multipart "tarfile" plus base/lang/provider/args/mounts/force (query or form, as in
   // 2016). Every input is checked before the first byte of the answer; with
   // Accept: application/x-ndjson the steps stream as they happen and the result comes last.
-  app.post<NameParams>('/images/:name/create', async (req, reply) => {
-    const { fields, tarball } = await readUpload(req, core.paths.tmp, true);
+  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'args', 'mounts', 'force') } }, async (req, reply) => {
+    const { fields, tarball } = await readForm(req, core.paths.tmp, true);
     const param = (k: string) => fields[k] ?? (req.query as Record<string, string | undefined>)[k];
     const prepared = await core.images.prepare({
       name: req.params.name,

@@ -6,6 +6,7 @@ import type { Core } from '../../core/core.js';
 import type { InstanceRecord } from '../../core/types.js';
 import { bool2016 } from '../http/errors.js';
 import { instanceJson } from './serialize.js';
+import { queryStrings } from './query.js';
 
 const RunBody = Type.Object({
   ImageName: Type.String({ minLength: 1 }),
@@ -59,13 +60,13 @@ export function instanceRoutes(app: FastifyInstance, core: Core): void {
     return reply.code(200).send();
   });
 
-  app.post<IdParams & { Querystring: { timeout?: string } }>('/instances/:id/stop', async (req, reply) => {
+  app.post<IdParams & { Querystring: { timeout?: string } }>('/instances/:id/stop', { schema: { querystring: queryStrings('timeout') } }, async (req, reply) => {
     const t = Number(req.query.timeout);
     await core.instances.stop(req.params.id, Number.isFinite(t) && t >= 0 ? t * 1000 : undefined);
     return reply.code(200).send();
   });
 
-  app.delete<IdParams & { Querystring: { force?: string } }>('/instances/:id', async (req, reply) => {
+  app.delete<IdParams & { Querystring: { force?: string } }>('/instances/:id', { schema: { querystring: queryStrings('force') } }, async (req, reply) => {
     await core.instances.delete(req.params.id, bool2016(req.query.force));
     return reply.code(204).send();
   });
@@ -73,7 +74,7 @@ export function instanceRoutes(app: FastifyInstance, core: Core): void {
   // Logs: the instance's console. With follow, new output streams until the instance stops or
   // the client goes; with delete=true (2016, for orchestrators) the instance is removed when
   // the client goes.
-  app.get<IdParams & { Querystring: { follow?: string; delete?: string } }>('/instances/:id/logs', async (req, reply) => {
+  app.get<IdParams & { Querystring: { follow?: string; delete?: string } }>('/instances/:id/logs', { schema: { querystring: queryStrings('follow', 'delete') } }, async (req, reply) => {
     const { inst, file } = core.instances.logFile(req.params.id);
     const follow = bool2016(req.query.follow);
     const deleteOnClose = bool2016(req.query.delete);

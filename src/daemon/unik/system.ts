@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { notFound } from '../../core/errors.js';
+import { queryStrings } from './query.js';
 
 export function systemRoutes(app: FastifyInstance, core: Core): void {
   app.get('/available_compilers', async () => core.compilers().map((c) => c.name).sort());
 
   app.get('/available_providers', async () => (await core.providers()).filter((p) => p.available).map((p) => p.name));
 
-  app.get<{ Querystring: { base?: string; lang?: string; provider?: string } }>('/describe_compiler', async (req, reply) => {
+  app.get<{ Querystring: { base?: string; lang?: string; provider?: string } }>('/describe_compiler', { schema: { querystring: queryStrings('base', 'lang', 'provider') } }, async (req, reply) => {
     const { base = 'linux', lang = '', provider = 'qemu' } = req.query;
     const c = core.compilers().find((x) => x.base === base && x.language === lang && x.provider === provider);
     if (!c) throw notFound('COMPILER_NOT_FOUND', `no compiler ${base}-${lang}-${provider}`, 'see `unik compilers`');

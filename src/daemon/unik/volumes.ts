@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import type { VolumeRecord } from '../../core/types.js';
 import { bool2016 } from '../http/errors.js';
-import { readUpload } from '../http/upload.js';
+import { readForm } from './form.js';
 import { volumeJson } from './serialize.js';
+import { queryStrings } from './query.js';
 
 type NameParams = { Params: { name: string } };
 type Q = Record<string, string | undefined>;
@@ -16,20 +17,20 @@ export function volumeRoutes(app: FastifyInstance, core: Core): void {
   app.get<NameParams>('/volumes/:name', async (req) => json(core.volumes.get(req.params.name)));
 
   // 2016: size, type, provider and raw in the query; the data, if any, as the multipart "tarfile"
-  app.post<NameParams & { Querystring: Q }>('/volumes/:name', async (req, reply) => {
-    const { tarball } = await readUpload(req, core.paths.tmp, false);
+  app.post<NameParams & { Querystring: Q }>('/volumes/:name', { schema: { querystring: queryStrings('size', 'type', 'provider', 'raw') } }, async (req, reply) => {
+    const { tarball } = await readForm(req, core.paths.tmp, false);
     const q = req.query;
     const size = q.size === undefined || q.size === '' ? undefined : Number(q.size);
     const v = await core.volumes.create({ name: req.params.name, provider: q.provider || undefined, type: q.type || undefined, sizeMb: size, upload: tarball, raw: bool2016(q.raw) });
     return reply.code(201).send(json(v));
   });
 
-  app.delete<NameParams & { Querystring: Q }>('/volumes/:name', async (req, reply) => {
+  app.delete<NameParams & { Querystring: Q }>('/volumes/:name', { schema: { querystring: queryStrings('force') } }, async (req, reply) => {
     await core.volumes.delete(req.params.name, bool2016(req.query.force), (id) => core.instances.byId(id));
     return reply.code(204).send();
   });
 
-  app.post<{ Params: { name: string; instance: string }; Querystring: Q }>('/volumes/:name/attach/:instance', async (req, reply) => {
+  app.post<{ Params: { name: string; instance: string }; Querystring: Q }>('/volumes/:name/attach/:instance', { schema: { querystring: queryStrings('mount') } }, async (req, reply) => {
     const v = await core.attachVolume(req.params.name, req.params.instance, req.query.mount ?? '');
     return reply.code(202).type('text/plain; charset=utf-8').send(v.name);
   });
