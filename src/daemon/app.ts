@@ -1,9 +1,11 @@
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { Core } from '../core/core.js';
 import { errorHandler } from './http/errors.js';
 import { makeGuard, type Refusal } from './http/guard.js';
+import { isLoopbackAddress, loopbackPeerUid } from './http/peer-uid.js';
 import { imageRoutes } from './unik/images.js';
 import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
@@ -22,6 +24,8 @@ export interface AppOptions {
   allowedHosts?: string[];
   /** serve HTTPS; with ca, clients must present a certificate it signed (Docker's --tlsverify) */
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
+  /** loopback connections owned by these uids are closed at once (guests' QEMU, builds) */
+  refusePeerUids?: number[];
   logger?: boolean;
 }
 
@@ -66,6 +70,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });
   // docker attach is an HTTP upgrade; nothing else upgrades. Upgrades bypass Fastify's hooks,
   // so the same guard runs here first.
+  const refused = new Set(opts.refusePeerUids ?? []);
+  if (refused.size)
+    app.server.on('connection', (socket: Socket) => {
+      if (!isLoopbackAddress(socket.remoteAddress)) return;
+      const uid = loopbackPeerUid(socket);
+      if (uid !== undefined && refused.has(uid)) {
+        app.log.warn({ uid, port: socket.remotePort }, 'closed a loopback connection from a VM or build account');
+        socket.destroy();
+      }
+    });
   // upgraded sockets are Fastify's no longer: close them ourselves when the app closes
   const upgraded = new Set<Duplex>();
   app.addHook('onClose', async () => {
@@ -74,9 +88,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.server.on('upgrade', (req, socket) => {
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
-    const no = guard(req);
-    if (no) return void socket.end(rawResponse(no));
-    if (!handleAttach(opts.core, req, socket)) socket.destroy();
+    try {
+      const no = guard(req);
+      if (no) return void socket.end(rawResponse(no));
+      if (!handleAttach(opts.core, req, socket)) socket.destroy();
+    } catch (e) {
+      // a malformed request line must not take the daemon down
+      app.log.warn({ err: e }, 'bad upgrade request');
+      socket.destroy();
+    }
   });
   return app as unknown as FastifyInstance;
 }

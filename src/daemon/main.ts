@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { createCore } from '../core/core.js';
+import { UNTRUSTED_USERS, uidsOf } from './http/peer-uid.js';
 
 export interface DaemonOptions {
   port: number;
@@ -50,7 +51,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const allowedHosts = [hostname(), ...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
   const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) });
   const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  const app = await buildApp({ core, token, allowedHosts, ...(tls ? { tls } : {}), logger: true, version });
+  // a guest reaches 127.0.0.1 through QEMU's user network (10.0.2.2): its QEMU's connections are refused
+  const refusePeerUids = uidsOf(UNTRUSTED_USERS);
+  const app = await buildApp({ core, token, allowedHosts, refusePeerUids, ...(tls ? { tls } : {}), logger: true, version });
   const shutdown = async () => {
     await app.close();
     core.close();
