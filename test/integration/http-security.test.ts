@@ -28,7 +28,7 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 6
 }
 
 /** One raw HTTP/1.1 upgrade request (docker attach); resolves with the status line and body. */
-function rawUpgrade(port: number, headers: Record<string, string>, tls?: { ca: Buffer }): Promise<string> {
+function rawUpgrade(port: number, headers: Record<string, string>, tls?: { ca: Buffer }, target = '/v1.43/containers/nosuch/attach?stream=1&stdout=1'): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = tls ? tlsConnect({ host: '127.0.0.1', port, ca: tls.ca, servername: 'localhost' }) : connect(port, '127.0.0.1');
     let got = '';
@@ -37,7 +37,7 @@ function rawUpgrade(port: number, headers: Record<string, string>, tls?: { ca: B
     sock.on('end', () => resolve(got));
     sock.on('close', () => resolve(got));
     sock.on('error', reject);
-    const lines = ['POST /v1.43/containers/nosuch/attach?stream=1&stdout=1 HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Connection: Upgrade', 'Upgrade: tcp', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+    const lines = [`POST ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Connection: Upgrade', 'Upgrade: tcp', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
     sock.write(lines.join('\r\n') + '\r\n\r\n');
     setTimeout(() => sock.destroy(), 5000);
   });
@@ -161,6 +161,9 @@ const settle = (name, p) => p.then((r) => (results[name] = 'answered:' + r.type 
     assert.match(await rawUpgrade(d.port, { 'Sec-Fetch-Site': 'cross-site' }), /^HTTP\/1.1 403/);
     // without an Origin it reaches the attach code, which does not know the container
     assert.match(await rawUpgrade(d.port, {}), /^HTTP\/1.1 404/);
+    // a request line no URL parser takes: the connection is dropped, the daemon stays up
+    assert.equal(await rawUpgrade(d.port, {}, undefined, '//[/containers/x/attach'), '');
+    assert.equal((await d.api('GET', '/volumes')).status, 200);
   });
 });
 
