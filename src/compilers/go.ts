@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, link, lstat, mkdir, open, readFile, readdir } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { appendFile, copyFile, lchown, link, lstat, mkdir, open, readFile, readdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { buildFailed, invalid, unavailable } from '../core/errors.js';
@@ -95,17 +95,30 @@ async function sharedCache(ctx: CompileContext): Promise<string> {
   return dir;
 }
 
+/**
+ * A folder the daemon (root) is about to give to the build user or write in: made when missing,
+ * else it must be a real directory. The build user had it before: a symlink it left there would
+ * have root chown or write wherever it points.
+ */
+export async function realDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (!(await lstat(dir)).isDirectory())
+    throw buildFailed('GO_CACHE_TAMPERED', `the build cache folder ${dir} is not a directory (a symlink left by the build?)`, 'build again; a build cannot redirect the daemon through its cache');
+}
+
 /** Hard-links every file of `shared`/cache not yet in `to`; the folders become the build user's, the files stay root's. */
-async function linkCache(shared: string, to: string): Promise<void> {
+export async function linkCache(shared: string, to: string): Promise<void> {
   const u = buildUser();
   const walk = async (from: string, dest: string) => {
-    await mkdir(dest, { recursive: true });
-    await chown(dest, u.uid, u.gid);
+    await realDirectory(dest);
+    await lchown(dest, u.uid, u.gid);
     for (const e of await readdir(from, { withFileTypes: true })) {
       const a = join(from, e.name);
       const b = join(dest, e.name);
       if (e.isDirectory()) await walk(a, b);
-      else if (e.isFile() && e.name !== 'trim.txt' && !existsSync(b)) await link(a, b).catch(() => copyFile(a, b)); // a copy when on another disk
+      else if (e.isFile() && e.name !== 'trim.txt' && !(await lstat(b).then(() => true, () => false)))
+        // a copy when on another disk; never through anything (a symlink) at b
+        await link(a, b).catch(() => copyFile(a, b, constants.COPYFILE_EXCL));
     }
   };
   await walk(join(shared, 'cache'), to);
@@ -126,9 +139,9 @@ async function warmStd(ctx: CompileContext, shared: string, pkgs: string[]): Pro
   const missing = pkgs.filter((p) => !have.has(p));
   if (!missing.length) return;
   const tmp = join(ctx.buildDir, 'go-std-warm');
-  await mkdir(tmp, { recursive: true });
+  await realDirectory(tmp);
   await linkCache(shared, join(tmp, 'cache'));
-  await chown(tmp, buildUser().uid, buildUser().gid);
+  await lchown(tmp, buildUser().uid, buildUser().gid);
   ctx.progress({ step: 'compile', message: `go: compiling ${missing.length} standard-library package(s) into the shared build cache` });
   const r = await sandboxed('go', ['build', ...GO_FLAGS, ...missing], {
     cwd: tmp,
@@ -148,8 +161,16 @@ async function warmStd(ctx: CompileContext, shared: string, pkgs: string[]): Pro
       const b = join(dest, e.name);
       if (e.isDirectory()) await promote(a, b);
       else if (e.isFile() && e.name !== 'trim.txt' && (await lstat(a)).nlink === 1) {
-        await chown(a, 0, 0);
-        await chmod(a, 0o644);
+        // through a descriptor opened without following a symlink: root's, 0644, whatever is at a now
+        const fh = await open(a, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          const st = await fh.stat();
+          if (!st.isFile() || st.nlink !== 1) continue;
+          await fh.chown(0, 0);
+          await fh.chmod(0o644);
+        } finally {
+          await fh.close();
+        }
         await link(a, b).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'EEXIST') throw err; // another build added the same entry
         });

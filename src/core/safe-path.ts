@@ -56,14 +56,19 @@ function canonicalSystemDirs(): Promise<string[]> {
 
 /**
  * The canonical path of `p` when it is a regular file of the host's system directories
- * (SYSTEM_DIRS, judged after every symlink is resolved); undefined otherwise.
+ * (SYSTEM_DIRS, judged after every symlink is resolved); undefined otherwise. Refused when it is
+ * not world-readable: a file only root may read (a key under /opt) never goes into an image.
  */
 export async function hostSystemFile(p: string): Promise<string | undefined> {
   if (!isAbsolute(p)) return undefined;
   const real = await canonical(p);
   if (!real) return undefined;
   if (!(await canonicalSystemDirs()).some((d) => containedIn(d, real))) return undefined;
-  return (await stat(real)).isFile() ? real : undefined;
+  const st = await stat(real);
+  if (!st.isFile()) return undefined;
+  if (!(st.mode & 0o004))
+    throw invalid('HOST_FILE_NOT_READABLE', `the host file ${p}${real !== p ? ` (${real})` : ''} is not world-readable, so it is not copied into an image`, 'only files every user of the host may read can be taken from the host; name another file');
+  return real;
 }
 
 /** Is the canonical `real` inside one of `roots` (canonicalised here)? */

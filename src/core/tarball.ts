@@ -15,6 +15,8 @@ import { whereIs } from './safe-path.js';
 //   - it would take the unpacked tree past the size or entry-count cap (a gzip bomb is
 //     stopped before the disk fills).
 // Then every symlink of the unpacked tree is resolved and must stay inside it.
+// The daemon unpacks as root: owners in the archive are ignored (all is the daemon's) and modes
+// lose their setuid, setgid and sticky bits, so an upload never plants a setuid-root program.
 
 const HINT = 'send a .tar.gz of the directory in the multipart field "tarfile"';
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
@@ -65,9 +67,11 @@ export async function unpack(tarball: string, dest: string, opts: { allowEmpty?:
     cwd: dest,
     strict: true,
     preservePaths: false,
+    preserveOwner: false,
     filter: (path, entry) => {
       if (refusal) return false;
       const e = entry as ReadEntry;
+      if (typeof e.mode === 'number') e.mode &= 0o777;
       entries++;
       if (FILE_TYPES.has(e.type)) bytes += e.size ?? 0;
       let why: Error | undefined;

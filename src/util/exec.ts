@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { splitLines } from './lines.js';
 
 export interface ExecResult {
   code: number | null;
@@ -28,8 +28,8 @@ export function execFileCollect(file: string, args: string[], opts: ExecOptions 
       if (output.length > max * 2) output = output.slice(-max);
       opts.onLine?.(line);
     };
-    createInterface({ input: child.stdout }).on('line', take);
-    createInterface({ input: child.stderr }).on('line', take);
+    splitLines(child.stdout, take);
+    splitLines(child.stderr, take);
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, output: output.slice(-max) }));
   });

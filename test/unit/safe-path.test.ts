@@ -1,7 +1,7 @@
 // The path checks every upload and unik.yaml path goes through: canonicalise, then compare segments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containedIn, hostSystemFile, insideDir, readFileInside, whereIs } from '../../src/core/safe-path.js';
@@ -67,6 +67,27 @@ test('hostSystemFile: regular files under /usr /lib /bin /sbin /opt, judged afte
   // a link outside the system dirs that leads into them is judged by where it leads
   symlinkSync('/usr/bin/env', join(t.base, 'to-env'));
   assert.equal(await hostSystemFile(join(t.base, 'to-env')), '/usr/bin/env');
+});
+
+test('hostSystemFile refuses a file only root may read (a key under /opt), naming it', async () => {
+  mkdirSync('/opt', { recursive: true });
+  const dir = mkdtempSync('/opt/unik-safe-');
+  try {
+    const key = join(dir, 'private.key');
+    writeFileSync(key, 'secret', { mode: 0o600 });
+    chmodSync(key, 0o600);
+    await assert.rejects(hostSystemFile(key), (e: Error & { code: string }) => {
+      assert.equal(e.code, 'UNIK_ERR_HOST_FILE_NOT_READABLE');
+      assert.ok(e.message.includes(key), e.message);
+      return true;
+    });
+    symlinkSync(key, join(dir, 'link'));
+    await assert.rejects(hostSystemFile(join(dir, 'link')), /not world-readable/, 'nor through a link');
+    chmodSync(key, 0o644);
+    assert.equal(await hostSystemFile(key), key);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('readFileInside reads the app\'s own file, never one a link leads out to', async () => {

@@ -78,6 +78,38 @@ test('a run past its memory limit is killed with a clear error; one within it is
   assert.equal(ok.code, 0, ok.output);
 });
 
+test('a fork bomb is stopped at the process limit with a clear error, and leaves nothing behind', async () => {
+  const marker = `${300 + Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000)}`;
+  const lines: string[] = [];
+  // dash: a fork it is refused ends the loop at once (bash would retry for a while)
+  const bomb = `i=0; while [ $i -lt 2000 ]; do sleep ${marker} & i=$((i+1)); echo started $i; done; echo ALL`;
+  const started = Date.now();
+  const e = await sandboxed('sh', ['-c', bomb], { cwd: work, writable: [work], pids: 64, timeoutSec: 20, onLine: (l) => lines.push(l) }).then(
+    (r) => Object.assign(new Error(`ran to its end: ${r.code} ${r.output.slice(-300)}`), { code: 'NONE' }),
+    (x: Error & { code: string }) => x,
+  );
+  assert.ok(!lines.includes('ALL'), 'the loop did not start all 2000');
+  const most = Math.max(0, ...lines.map((l) => Number(/^started (\d+)$/.exec(l)?.[1] ?? 0)));
+  assert.ok(most < 64, `at most the limit started: ${most}`);
+  assert.equal(e.code, 'UNIK_ERR_BUILD_TOO_MANY_PROCESSES', String(e));
+  assert.match(e.message, /limit of 64 processes/);
+  assert.ok(Date.now() - started < 15000, 'stopped by the limit, not the clock');
+  await new Promise((r) => setTimeout(r, 300));
+  const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`sleep ${marker}`));
+  assert.deepEqual(left, [], 'no process of the sandbox outlives it');
+});
+
+test('its /tmp is bounded: writing 2 GB there fails, and nothing is left', async () => {
+  const r = await sandboxed('sh', ['-c', 'head -c 2000000000 /dev/zero > /tmp/big; echo "code $?"; ls -l /tmp/big'], { cwd: work, writable: [work], tmpMb: 8 });
+  assert.match(r.output, /No space left on device/);
+  assert.match(r.output, /code [1-9]/);
+  const size = Number(/ (\d+) [A-Z][a-z]{2} /.exec(r.output)?.[1]);
+  assert.ok(size <= 8 * 1024 * 1024, `the file stopped at the limit: ${size}`);
+  // the default is a bounded tmpfs too
+  const d = await sandboxed('sh', ['-c', "df -k /tmp | tail -1 | awk '{print $2}'"], { cwd: work, writable: [work] });
+  assert.equal(Number(d.output.trim()), 1024 * 1024, d.output);
+});
+
 test('without bubblewrap a build is refused (503), never run unconfined', async () => {
   const path = process.env.PATH;
   process.env.PATH = '/nonexistent';
