@@ -68,8 +68,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const version = opts.version ?? '0.0.0';
   await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });
-  // docker attach is an HTTP upgrade; nothing else upgrades. Upgrades bypass Fastify's hooks,
-  // so the same guard runs here first.
+  // a guest reaches 127.0.0.1 through QEMU's user network (10.0.2.2); its packets come from
+  // the QEMU process, whose account is refused here before a byte is read
   const refused = new Set(opts.refusePeerUids ?? []);
   if (refused.size)
     app.server.on('connection', (socket: Socket) => {
@@ -85,6 +85,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     for (const s of upgraded) s.destroy();
   });
+  // docker attach is an HTTP upgrade; nothing else upgrades. Upgrades bypass Fastify's hooks,
+  // so the same guard runs here first.
   app.server.on('upgrade', (req, socket) => {
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
