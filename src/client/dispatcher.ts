@@ -9,7 +9,8 @@ export interface ClientTls {
   key?: Buffer;
 }
 
-const cache = new Map<string, Agent>();
+/** the shared agents of plain-HTTP clients; a client with TLS material gets its own */
+const plain: { patient?: Agent } = {};
 
 /**
  * The fetch dispatcher for a call. `patient` drops undici's 300 s header/body timeouts, for calls
@@ -18,13 +19,11 @@ const cache = new Map<string, Agent>();
  */
 export function dispatcherFor(patient: boolean, tls?: ClientTls): Agent | undefined {
   if (!patient && !tls) return undefined;
-  const key = `${patient}`;
-  const hit = tls ? undefined : cache.get(key);
-  if (hit) return hit;
-  const agent = new Agent({
-    ...(patient ? { headersTimeout: 0, bodyTimeout: 0 } : {}),
-    ...(tls ? { connect: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
-  });
-  if (!tls) cache.set(key, agent);
-  return agent;
+  const make = () =>
+    new Agent({
+      ...(patient ? { headersTimeout: 0, bodyTimeout: 0 } : {}),
+      ...(tls ? { connect: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
+    });
+  if (tls) return make();
+  return (plain.patient ??= make());
 }

@@ -5,9 +5,9 @@
 // image root, and the files an attack would create do not exist.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { countingServer } from './counting-server.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suiteDaemon } from './harness.js';
@@ -142,13 +142,8 @@ function makeApp(recipe: string[], extra: Entry[] = []): Blob {
 }
 
 test('a Makefile cannot write to /tmp or the daemon home, read state.db or the secret, or reach the daemon', async () => {
-  let connections = 0;
-  const srv = createServer((s) => {
-    connections++;
-    s.destroy();
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
+  const srv = await countingServer();
+  const port = srv.port;
   const inTmp = join('/tmp', `${TOKEN}-make`);
   const inHome = join(d.home, `${TOKEN}-make`);
   try {
@@ -175,7 +170,7 @@ test('a Makefile cannot write to /tmp or the daemon home, read state.db or the s
     assert.doesNotMatch(out, /^0$/m, 'it did not run as root');
     assert.equal(existsSync(inTmp), false);
     assert.equal(existsSync(inHome), false);
-    assert.equal(connections, 0);
+    assert.equal(srv.connections(), 0);
     assertNoLeak(r.json);
   } finally {
     srv.close();

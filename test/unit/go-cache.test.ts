@@ -60,7 +60,7 @@ test('a dangling symlink the build left at an entry is never written through', a
   }
 });
 
-test('on another file system the entries are copied (never through a link)', { skip: !existsSync('/dev/shm') }, async () => {
+test('on another file system the entries are copied (never through a link)', { skip: !existsSync('/dev/shm') && 'needs /dev/shm, a second file system to copy across' }, async () => {
   const t = setup();
   const shm = mkdtempSync('/dev/shm/unik-gocache-');
   try {

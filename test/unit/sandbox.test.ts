@@ -2,9 +2,9 @@
 // and the folders given, a time limit and a memory limit. Needs root and bubblewrap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { countingServer } from '../integration/counting-server.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildUser, handToBuildUser, sandboxed } from '../../src/util/sandbox.js';
@@ -40,18 +40,13 @@ test('it sees nothing of the host but the system dirs and its folders, and write
 });
 
 test('it has no network: a server on the host loopback gets no connection', async () => {
-  let connections = 0;
-  const srv = createServer((s) => {
-    connections++;
-    s.destroy();
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
+  const srv = await countingServer();
+  const port = srv.port;
   try {
     const r = await run(`echo hello > /dev/tcp/127.0.0.1/${port} && echo CONNECTED`);
     assert.doesNotMatch(r.output, /CONNECTED/);
     assert.notEqual(r.code, 0);
-    assert.equal(connections, 0);
+    assert.equal(srv.connections(), 0);
   } finally {
     srv.close();
   }
