@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnikClient, DaemonUnreachableError, packDirectory } from '../src/client/index.js';
-import { unikPaths } from '../src/core/paths.js';
+import { unikPaths } from '../src/model/paths.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const target = process.env.UNIK_HOST || '127.0.0.1:3000';

@@ -1,7 +1,7 @@
 // Builds (once) the kernels the examples need, so the first `unik push` does not wait for it.
 import { ensureKernel } from '../src/base/linux/kernel.js';
 import { ensureGuestInit } from '../src/base/linux/init.js';
-import { unikPaths } from '../src/core/paths.js';
+import { unikPaths } from '../src/model/paths.js';
 
 const paths = unikPaths();
 // the kernels images get: without and with volumes (src/compilers + src/core/images.ts)

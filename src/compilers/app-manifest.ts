@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { invalid } from '../core/errors.js';
-import { readFileInside } from '../core/safe-path.js';
+import { invalid } from '../model/errors.js';
+import { readFileInside } from '../util/safe-path.js';
 
 /**
  * unik.yaml, in the app's directory: what build flags would otherwise carry. Flags override it.

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { normalize } from 'node:path';
-import { invalid } from '../core/errors.js';
-import { hostSystemFile, insideAny, SYSTEM_DIRS } from '../core/safe-path.js';
+import { invalid } from '../model/errors.js';
+import { hostSystemFile, insideAny, SYSTEM_DIRS } from '../util/safe-path.js';
 import { execFileCollect, type ExecResult } from '../util/exec.js';
 import type { RootEntry } from './types.js';
 

@@ -1,4 +1,4 @@
-import { invalid } from '../core/errors.js';
+import { invalid } from '../model/errors.js';
 import { goCompiler } from './go.js';
 import { nodejsCompiler } from './nodejs.js';
 import { pythonCompiler } from './python.js';

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, normalize } from 'node:path';
-import { buildFailed, invalid, unavailable } from '../core/errors.js';
-import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../core/safe-path.js';
+import { buildFailed, invalid, unavailable } from '../model/errors.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { lastLines } from '../util/exec.js';
 import { confinedLdd, runConfined } from './confined.js';
 import { NSSWITCH, elfClosure, isElf, sharedLibraries, type Ldd } from './elf-deps.js';

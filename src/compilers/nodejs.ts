@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
-import { invalid } from '../core/errors.js';
-import { insideDir, leavesUpload, readFileInside, whereIs } from '../core/safe-path.js';
+import { invalid } from '../model/errors.js';
+import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { confinedLdd } from './confined.js';
 import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';

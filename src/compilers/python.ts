@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, normalize, relative } from 'node:path';
-import { invalid, isUnikError, unavailable } from '../core/errors.js';
-import { containedIn, hostSystemFile, insideDir, leavesUpload, readFileInside, whereIs } from '../core/safe-path.js';
+import { invalid, isUnikError, unavailable } from '../model/errors.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { elfClosure, NSSWITCH, sharedLibraries } from './elf-deps.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 

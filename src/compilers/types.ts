@@ -1,4 +1,4 @@
-import type { ProgressFn } from '../core/types.js';
+import type { ProgressFn } from '../model/types.js';
 import type { AppManifest } from './app-manifest.js';
 
 /** One thing to put in the image root. Paths are absolute inside the guest. */

@@ -7,8 +7,8 @@ import { ImageService } from './images.js';
 import { InstanceService } from './instances.js';
 import { VolumeService } from './volumes.js';
 import { HubService } from './hub.js';
-import { unikPaths, type UnikPaths } from './paths.js';
-import type { VolumeRecord } from './types.js';
+import { unikPaths, type UnikPaths } from '../model/paths.js';
+import type { VolumeRecord } from '../model/types.js';
 
 export interface CompilerInfo {
   /** the 2016 triple: base-language-provider */

@@ -8,12 +8,12 @@ import { badImage, checkImageConfig, checkOciManifest, isIndexType, LIMITS, pick
 import { trustedRealmsFromEnv } from '../hub/realm.js';
 import { formatReference, parseReference, type Reference } from '../hub/reference.js';
 import { RegistryClient, type Credentials } from '../hub/registry.js';
-import { failedPrecondition, invalid } from './errors.js';
+import { failedPrecondition, invalid } from '../model/errors.js';
 import { checkPulledManifest } from './manifest-check.js';
 import type { ImageService } from './images.js';
 import { newId } from './ids.js';
-import type { UnikPaths } from './paths.js';
-import type { ImageRecord, ProgressEvent } from './types.js';
+import type { UnikPaths } from '../model/paths.js';
+import type { ImageRecord, ProgressEvent } from '../model/types.js';
 
 export interface HubOptions {
   creds?: Credentials;

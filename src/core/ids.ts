@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { invalid, notFound, conflict } from './errors.js';
+import { invalid, notFound, conflict } from '../model/errors.js';
 
 /** 64 hex characters, like a Docker id; shown shortened to 12. */
 export function newId(): string {

@@ -9,15 +9,15 @@ import { writeInitramfs } from '../base/linux/rootfs.js';
 import { compressInitramfs } from '../base/linux/compress.js';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.js';
+import { alreadyExists, conflict, failedPrecondition, invalid } from '../model/errors.js';
 import { checkMountPoint } from './volumes.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { unpack } from './tarball.js';
-import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from './safe-path.js';
+import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { readAppManifest, type AppManifest } from '../compilers/app-manifest.js';
 import type { RootEntry } from '../compilers/types.js';
-import type { UnikPaths } from './paths.js';
-import type { ImageManifest, ImageRecord, ProgressFn } from './types.js';
+import type { UnikPaths } from '../model/paths.js';
+import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
 
 export interface BuildRequest {
   name: string;

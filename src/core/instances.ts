@@ -4,14 +4,14 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, failedPrecondition, invalid, unavailable } from './errors.js';
+import { alreadyExists, failedPrecondition, invalid, unavailable } from '../model/errors.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { parsePort } from './ports.js';
 import { forgetLog, stampLog } from './logs.js';
 import type { ImageService } from './images.js';
 import type { VolumeService } from './volumes.js';
-import type { UnikPaths } from './paths.js';
-import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from './types.js';
+import type { UnikPaths } from '../model/paths.js';
+import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from '../model/types.js';
 
 export interface RunRequest {
   image: string;

@@ -1,5 +1,5 @@
-import { failedPrecondition, isUnikError, type UnikError } from './errors.js';
-import type { ImageManifest } from './types.js';
+import { failedPrecondition, isUnikError, type UnikError } from '../model/errors.js';
+import type { ImageManifest } from '../model/types.js';
 import { checkMountPoint } from './volumes.js';
 
 // The unik manifest.json inside a pulled image is written by whoever pushed it. It is checked

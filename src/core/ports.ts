@@ -1,5 +1,5 @@
-import { invalid } from './errors.js';
-import type { PortForward } from './types.js';
+import { invalid } from '../model/errors.js';
+import type { PortForward } from '../model/types.js';
 
 /** Parses "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]" (the docker -p form). */
 export function parsePort(spec: string): PortForward {

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { Unpack, type ReadEntry } from 'tar';
-import { invalid } from './errors.js';
-import { whereIs } from './safe-path.js';
+import { invalid } from '../model/errors.js';
+import { whereIs } from '../util/safe-path.js';
 
 // An upload is hostile until unpacked and checked. node-tar already refuses entries whose path
 // has `..` and will not write through a symlink; on top of that an entry is refused when:

@@ -3,11 +3,11 @@ import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { detectFilesystem, dirBytes, makeFilesystem, sizeFor } from '../volumes/mkfs.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, conflict, failedPrecondition, invalid } from './errors.js';
+import { alreadyExists, conflict, failedPrecondition, invalid } from '../model/errors.js';
 import { checkName, newId, resolveRef } from './ids.js';
-import type { UnikPaths } from './paths.js';
+import type { UnikPaths } from '../model/paths.js';
 import { unpack } from './tarball.js';
-import type { InstanceRecord, VolumeMount, VolumeRecord, VolumeType } from './types.js';
+import type { InstanceRecord, VolumeMount, VolumeRecord, VolumeType } from '../model/types.js';
 
 export interface CreateVolumeRequest {
   name: string;

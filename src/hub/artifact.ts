@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as tar from 'tar';
 import { kernelCmdline } from '../base/linux/cmdline.js';
-import type { ImageManifest } from '../core/types.js';
+import type { ImageManifest } from '../model/types.js';
 import { ANNOTATIONS, LAYOUT, MT, type Descriptor, type OciManifest } from './mediatypes.js';
 
 // A unik image as an OCI image: three gzip'd tar layers (the kernel, the root, the metadata)

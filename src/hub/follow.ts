@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { failedPrecondition } from '../core/errors.js';
+import { failedPrecondition } from '../model/errors.js';
 
 // Registries answer blob GETs with redirects to storage hosts (S3, a CDN). undici's request()
 // does not follow redirects (maxRedirections 0), so they are followed here, where each hop is

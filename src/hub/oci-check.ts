@@ -1,4 +1,4 @@
-import { failedPrecondition, type UnikError } from '../core/errors.js';
+import { failedPrecondition, type UnikError } from '../model/errors.js';
 import { MT, type Descriptor, type OciManifest } from './mediatypes.js';
 
 // Everything a registry answers is hostile until checked here: shapes, media types, digests,

@@ -1,4 +1,4 @@
-import { failedPrecondition } from '../core/errors.js';
+import { failedPrecondition } from '../model/errors.js';
 
 // Where the Bearer token flow may send the user's credentials. The registry names the token
 // server (the "realm") itself, so a hostile or compromised registry could name any host: the

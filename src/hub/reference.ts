@@ -1,4 +1,4 @@
-import { invalid } from '../core/errors.js';
+import { invalid } from '../model/errors.js';
 
 export interface Reference {
   /** host[:port] as given; docker.io for bare names */

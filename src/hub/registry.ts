@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request, type Dispatcher } from 'undici';
-import { failedPrecondition, internal, notFound, unauthenticated, unavailable } from '../core/errors.js';
+import { failedPrecondition, internal, notFound, unauthenticated, unavailable } from '../model/errors.js';
 import { followRedirects, type HopRequest } from './follow.js';
 import { MANIFEST_ACCEPT } from './mediatypes.js';
 import { checkDigest, LIMITS } from './oci-check.js';

@@ -1,4 +1,4 @@
-import type { UnikPaths } from '../core/paths.js';
+import type { UnikPaths } from '../model/paths.js';
 import { QemuProvider } from './qemu/provider.js';
 import type { Provider } from './types.js';
 

@@ -1,4 +1,4 @@
-import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../core/types.js';
+import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../model/types.js';
 
 export interface ProviderInfo {
   name: string;

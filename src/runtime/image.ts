@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import type { ImageManifest } from '../core/types.js';
+import type { ImageManifest } from '../model/types.js';
 import { LAYOUT } from '../hub/mediatypes.js';
 import { MAX_MANIFEST_BYTES, ManifestError, checkManifest } from './manifest-check.js';
 

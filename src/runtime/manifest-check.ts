@@ -1,7 +1,7 @@
 // The fields of a bundle's unik/manifest.json that unik-runc uses, checked before any of them
 // is: the bundle is a pulled artifact, hostile until checked. Each refusal names the field.
 
-import type { ImageManifest } from '../core/types.js';
+import type { ImageManifest } from '../model/types.js';
 
 export class ManifestError extends Error {}
 

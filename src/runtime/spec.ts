@@ -1,7 +1,7 @@
 // The OCI runtime spec (config.json) of a bundle, mapped onto a unikernel's boot: the part of
 // the spec a VM can honour, and a clear word about the part it cannot.
 
-import type { ImageManifest } from '../core/types.js';
+import type { ImageManifest } from '../model/types.js';
 
 /** The subset of config.json that unik-runc reads. */
 export interface OciSpec {

@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { migrations } from './migrations.js';
-import { failedPrecondition } from '../core/errors.js';
-import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus, VolumeRecord, VolumeType } from '../core/types.js';
+import { failedPrecondition } from '../model/errors.js';
+import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus, VolumeRecord, VolumeType } from '../model/types.js';
 
 /** The state store: every change is one SQLite transaction, so it is never half-written. */
 export class Store {

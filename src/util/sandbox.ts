@@ -4,7 +4,7 @@ import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildFailed, unavailable } from '../core/errors.js';
+import { buildFailed, unavailable } from '../model/errors.js';
 import { execFileCollect, type ExecResult } from './exec.js';
 import { splitLines } from './lines.js';
 

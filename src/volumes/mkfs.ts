@@ -1,7 +1,7 @@
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildFailed, invalid, unavailable } from '../core/errors.js';
-import type { VolumeType } from '../core/types.js';
+import { buildFailed, invalid, unavailable } from '../model/errors.js';
+import type { VolumeType } from '../model/types.js';
 import { execFileCollect, lastLines } from '../util/exec.js';
 
 // Volume disk images are plain files holding a filesystem, made without root and without

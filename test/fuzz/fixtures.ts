@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Core } from '../../src/core/core.js';
-import { unikPaths } from '../../src/core/paths.js';
-import type { ImageRecord, InstanceRecord, InstanceState } from '../../src/core/types.js';
+import { unikPaths } from '../../src/model/paths.js';
+import type { ImageRecord, InstanceRecord, InstanceState } from '../../src/model/types.js';
 import { Store } from '../../src/store/db.js';
 
 // What the fuzzed daemon holds, so generated requests hit real records and not only 404s:

@@ -10,8 +10,8 @@ import { checkPortsFree } from '../../src/providers/qemu/ports.js';
 import { qemuArgs } from '../../src/providers/qemu/args.js';
 import { kernelCmdline } from '../../src/base/linux/cmdline.js';
 import { Store } from '../../src/store/db.js';
-import { UnikError } from '../../src/core/errors.js';
-import type { ImageRecord } from '../../src/core/types.js';
+import { UnikError } from '../../src/model/errors.js';
+import type { ImageRecord } from '../../src/model/types.js';
 
 const kindOf = (fn: () => unknown) => {
   try {

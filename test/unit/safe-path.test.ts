@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containedIn, hostSystemFile, insideDir, readFileInside, whereIs } from '../../src/core/safe-path.js';
+import { containedIn, hostSystemFile, insideDir, readFileInside, whereIs } from '../../src/util/safe-path.js';
 
 function tree() {
   const base = mkdtempSync(join(tmpdir(), 'unik-safe-'));

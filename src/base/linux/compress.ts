@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { buildFailed, unavailable } from '../../core/errors.js';
+import { buildFailed, unavailable } from '../../model/errors.js';
 import { execFileCollect, lastLines } from '../../util/exec.js';
 
 // The image root is stored as a zstd-compressed cpio, which the kernel unpacks (CONFIG_RD_ZSTD).

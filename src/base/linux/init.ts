@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildFailed, unavailable } from '../../core/errors.js';
+import { buildFailed, unavailable } from '../../model/errors.js';
 import { execFileCollect, lastLines } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
 

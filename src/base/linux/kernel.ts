@@ -4,8 +4,8 @@ import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { buildFailed, invalid, unavailable } from '../../core/errors.js';
-import type { ProgressFn } from '../../core/types.js';
+import { buildFailed, invalid, unavailable } from '../../model/errors.js';
+import type { ProgressFn } from '../../model/types.js';
 import { execFileCollect, lastLines } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
 

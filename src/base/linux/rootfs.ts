@@ -2,8 +2,8 @@ import { constants } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RootEntry } from '../../compilers/types.js';
-import { invalid } from '../../core/errors.js';
-import { hostSystemFile, insideAny } from '../../core/safe-path.js';
+import { invalid } from '../../model/errors.js';
+import { hostSystemFile, insideAny } from '../../util/safe-path.js';
 import { CpioWriter } from './cpio.js';
 
 /**

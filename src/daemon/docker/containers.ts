@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { failedPrecondition, invalid } from '../../core/errors.js';
+import { failedPrecondition, invalid } from '../../model/errors.js';
 import { dockerBool } from './errors.js';
 import { parseSignal, resolveImage } from './names.js';
 import { containerInspect, containerSummary } from './serialize.js';

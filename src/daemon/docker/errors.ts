@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isUnikError } from '../../core/errors.js';
+import { isUnikError } from '../../model/errors.js';
 import { statusOf } from '../http/errors.js';
 
 /** Docker's error shape: {"message"}; the CLI prints it as "Error response from daemon: …". */

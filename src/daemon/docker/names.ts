@@ -1,6 +1,6 @@
 import type { Core } from '../../core/core.js';
-import { notFound } from '../../core/errors.js';
-import type { ImageRecord } from '../../core/types.js';
+import { notFound } from '../../model/errors.js';
+import type { ImageRecord } from '../../model/types.js';
 import { formatReference, parseReference } from '../../hub/reference.js';
 
 /**

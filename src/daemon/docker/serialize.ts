@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Core } from '../../core/core.js';
-import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../core/types.js';
+import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
 
 // unik records in Docker's shapes. Every field the docker CLI reads is filled (a missing

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { invalid } from '../../core/errors.js';
+import { invalid } from '../../model/errors.js';
 import type { RunRequest } from '../../core/instances.js';
 
 /** The parts of Docker's container create body unik reads (the CLI sends many more). */

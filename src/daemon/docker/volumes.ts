@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { invalid } from '../../core/errors.js';
+import { invalid } from '../../model/errors.js';
 import { dockerBool } from './errors.js';
 import { volumeShape } from './serialize.js';
 import { queryStrings } from '../unik/query.js';

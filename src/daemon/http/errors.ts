@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isUnikError, type ErrorKind } from '../../core/errors.js';
+import { isUnikError, type ErrorKind } from '../../model/errors.js';
 import type { ErrorJson } from '../../api/types.js';
 
 /** The unik API's one kind → status table. (2016 answered 500 for "not found": not copied.) */

@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
-import { invalid } from '../../core/errors.js';
+import { invalid } from '../../model/errors.js';
 import { newId } from '../../core/ids.js';
 
 /**

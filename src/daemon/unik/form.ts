@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { invalid, isUnikError } from '../../core/errors.js';
+import { invalid, isUnikError } from '../../model/errors.js';
 import { readUpload } from '../http/upload.js';
 
 /** What the multipart parser (busboy) throws, as plain Errors, for a form that is not well-formed. */

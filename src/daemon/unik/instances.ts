@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Core } from '../../core/core.js';
-import type { InstanceRecord } from '../../core/types.js';
+import type { InstanceRecord } from '../../model/types.js';
 import { bool2016 } from '../http/errors.js';
 import { instanceJson } from './serialize.js';
 import { queryStrings } from './query.js';

@@ -1,5 +1,5 @@
 import type { ImageJson, InstanceJson, VolumeJson } from '../../api/types.js';
-import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../core/types.js';
+import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
 
 const MB = 1024 * 1024;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { notFound } from '../../core/errors.js';
+import { notFound } from '../../model/errors.js';
 import { queryStrings } from './query.js';
 
 export function systemRoutes(app: FastifyInstance, core: Core): void {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import type { VolumeRecord } from '../../core/types.js';
+import type { VolumeRecord } from '../../model/types.js';
 import { bool2016 } from '../http/errors.js';
 import { readForm } from './form.js';
 import { volumeJson } from './serialize.js';

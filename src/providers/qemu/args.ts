@@ -1,4 +1,4 @@
-import type { PortForward } from '../../core/types.js';
+import type { PortForward } from '../../model/types.js';
 import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
 import { confinementArgs, type Confinement } from './confine.js';
 

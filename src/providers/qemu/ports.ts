@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { conflict, invalid } from '../../core/errors.js';
-import type { PortForward } from '../../core/types.js';
+import { conflict, invalid } from '../../model/errors.js';
+import type { PortForward } from '../../model/types.js';
 
 /** Fails fast, with a clear message, when a host port is already taken. */
 export async function checkPortsFree(ports: PortForward[]): Promise<void> {

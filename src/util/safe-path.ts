@@ -1,6 +1,6 @@
 import { lstat, readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { invalid } from './errors.js';
+import { invalid } from '../model/errors.js';
 
 // Paths that come from an upload or a unik.yaml are hostile until checked. Every check here
 // canonicalises first (realpath: every symlink on the way resolved, `..` gone) and then
