@@ -3,10 +3,12 @@ import { compilers } from '../compilers/index.js';
 import { createProviders } from '../providers/index.js';
 import type { Provider, ProviderInfo } from '../providers/types.js';
 import { Store } from '../store/db.js';
+import { lockHome } from '../store/home-lock.js';
 import { ImageService } from './images.js';
 import { InstanceService } from './instances.js';
 import { VolumeService } from './volumes.js';
 import { HubService } from './hub.js';
+import { sweepHome } from './sweep.js';
 import { unikPaths, type UnikPaths } from '../model/paths.js';
 import type { VolumeRecord } from '../model/types.js';
 
@@ -33,18 +35,40 @@ export interface Core {
   close(): void;
 }
 
+/**
+ * Opens a home: takes its lock first (one core per home, across processes and within one), so a
+ * second daemon fails with HOME_LOCKED before it creates, sweeps or migrates anything; then
+ * sweeps what a crash left and reconciles the store with the VMs that are really running.
+ */
 export async function createCore(opts: { home?: string; log?: (msg: string) => void; watch?: boolean } = {}): Promise<Core> {
   const paths = unikPaths(opts.home);
-  for (const d of [paths.home, paths.images, paths.instances, paths.volumes, paths.cache, paths.tmp]) await mkdir(d, { recursive: true });
-  const store = new Store(paths.db);
-  const providerList = createProviders(paths, opts.log ?? (() => {}));
+  const log = opts.log ?? (() => {});
+  const lock = lockHome(paths.home);
+  let store: Store | undefined;
+  try {
+    for (const d of [paths.home, paths.images, paths.instances, paths.volumes, paths.cache, paths.tmp]) await mkdir(d, { recursive: true });
+    store = new Store(paths.db);
+    sweepHome({ paths, instanceIds: store.listInstances().map((i) => i.id), log });
+  } catch (e) {
+    store?.close();
+    lock.release();
+    throw e;
+  }
+  const providerList = createProviders(paths, log);
   const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
   const images = new ImageService(store, paths, providers);
   const volumes = new VolumeService(store, paths, new Set(providers.keys()));
   const instances = new InstanceService(store, paths, providers, images, volumes);
-  await images.sweep();
-  await volumes.sweep();
-  await instances.reconcile();
+  try {
+    await images.sweep();
+    await volumes.sweep();
+    await instances.reconcile();
+  } catch (e) {
+    instances.close();
+    store.close();
+    lock.release();
+    throw e;
+  }
   if (opts.watch !== false) instances.watch();
   return {
     paths,
@@ -53,10 +77,11 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     volumes,
     hub: new HubService(paths, images),
     async attachVolume(volume, instance, mountPoint) {
-      const inst = instances.get(instance);
-      const fresh = (await instances.refresh(inst.id)) ?? inst;
-      const image = images.list().find((i) => i.id === fresh.imageId);
-      return volumes.attach(volume, fresh, mountPoint, image?.manifest.mountPoints ?? []);
+      // alone with the instance: a start cannot slip in between the check and the attachment
+      return instances.exclusive(instance, async (fresh) => {
+        const image = images.list().find((i) => i.id === fresh.imageId);
+        return volumes.attach(volume, fresh, mountPoint, image?.manifest.mountPoints ?? []);
+      });
     },
     providers: () => Promise.all(providerList.map((p) => p.info())),
     compilers: () =>
@@ -66,6 +91,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     close() {
       instances.close();
       store.close();
+      lock.release();
     },
   };
 }

@@ -226,7 +226,7 @@ export class ImageService {
     if (!existsSync(this.paths.images)) return;
     const known = new Set(this.store.listImages().map((i) => i.id));
     for (const entry of await readdir(this.paths.images)) if (!known.has(entry)) await rm(join(this.paths.images, entry), { recursive: true, force: true });
-    await rm(this.paths.tmp, { recursive: true, force: true });
+    // tmp/ is emptied by the start-up sweep (core/sweep.ts), before this
   }
 }
 

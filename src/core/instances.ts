@@ -4,7 +4,8 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
-import { alreadyExists, failedPrecondition, invalid, unavailable } from '../model/errors.js';
+import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from '../model/errors.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 import { checkName, newId, resolveRef } from './ids.js';
 import { parsePort } from './ports.js';
 import { forgetLog, stampLog } from './logs.js';
@@ -38,8 +39,8 @@ const WATCH_INTERVAL_MS = 250;
  */
 export class InstanceService {
   private timer?: NodeJS.Timeout;
-  /** instances with a start/stop in flight, so the watcher leaves them alone */
-  private readonly busy = new Set<string>();
+  /** one operation at a time per instance (start, stop, rm, signal, attach); the watcher leaves held ones alone */
+  private readonly ops = new KeyedLock();
   /** names of instances being created right now: a second run with the same name is refused */
   private readonly naming = new Set<string>();
   /** 'change' (record) on every state change, 'removed' (id) when one is deleted */
@@ -119,100 +120,119 @@ export class InstanceService {
     return inst;
   }
 
-  /** Creates and boots an instance; if the VM cannot start, nothing is stored. */
+  /**
+   * Creates and boots an instance; if the VM cannot start, nothing is stored. The record (and its
+   * volume attachments) is committed before the VM starts, marked `creating`: a daemon that dies
+   * before the VM is up undoes it on start-up (reconcile), so no VM ever runs without a record.
+   */
   async run(req: RunRequest): Promise<InstanceRecord> {
     const { image, inst, provider, commit, disks, release } = await this.prepare(req, 'pending');
-    this.busy.add(inst.id);
-    try {
-      const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
-      inst.status = { ...inst.status, pid, accel, startedAt: new Date().toISOString() };
+    inst.status.phase = 'creating';
+    return this.ops.run(inst.id, async () => {
       try {
         commit();
+      } finally {
+        release();
+      }
+      try {
+        const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
+        this.setStatus(inst, { ...inst.status, phase: undefined, pid, accel, startedAt: new Date().toISOString() });
       } catch (e) {
-        await provider.stop(inst, 0);
+        await this.forget(inst);
         throw e;
       }
-    } catch (e) {
-      await provider.remove(inst).catch(() => {});
-      throw e;
-    } finally {
-      this.busy.delete(inst.id);
-      release();
-    }
-    this.events.emit('change', inst);
-    return (await this.refresh(inst.id)) ?? inst;
+      return (await this.observe(inst.id)) ?? inst;
+    });
   }
 
   /** Sends a signal to the app (SIGKILL ends the VM at once). */
   async signal(ref: string, signal: number): Promise<InstanceRecord> {
-    const inst = await this.fresh(ref);
-    if (inst.status.state !== 'running' && inst.status.state !== 'pending')
-      throw failedPrecondition('INSTANCE_NOT_RUNNING', `instance ${inst.name} is not running`);
-    await this.provider(inst).signal(inst, signal);
-    return (await this.refresh(inst.id)) ?? inst;
+    return this.exclusive(ref, async (inst) => {
+      if (inst.status.state !== 'running' && inst.status.state !== 'pending')
+        throw failedPrecondition('INSTANCE_NOT_RUNNING', `instance ${inst.name} is not running`);
+      await this.provider(inst).signal(inst, signal);
+      return (await this.observe(inst.id)) ?? inst;
+    });
   }
 
   async start(ref: string): Promise<InstanceRecord> {
-    const inst = await this.fresh(ref);
-    if (inst.status.state === 'running' || inst.status.state === 'pending') return inst;
-    const image = this.images.list().find((i) => i.id === inst.imageId);
-    if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
-    const provider = this.provider(inst);
-    const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
-    await provider.preflight(inst.spec);
-    this.busy.add(inst.id);
-    try {
-      const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
-      this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
-    } finally {
-      this.busy.delete(inst.id);
-    }
-    return (await this.refresh(inst.id)) ?? inst;
+    return this.exclusive(ref, async (inst) => {
+      if (inst.status.state === 'running' || inst.status.state === 'pending') return inst;
+      const image = this.images.list().find((i) => i.id === inst.imageId);
+      if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
+      const provider = this.provider(inst);
+      const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
+      await provider.preflight(inst.spec);
+      const before = inst.status;
+      // recorded before the VM starts: a daemon that dies meanwhile settles it on start-up
+      this.store.updateInstanceStatus(inst.id, { ...before, state: 'pending', pid: null, phase: 'starting' });
+      try {
+        const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
+        this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
+      } catch (e) {
+        this.store.updateInstanceStatus(inst.id, before);
+        throw e;
+      }
+      return (await this.observe(inst.id)) ?? inst;
+    });
   }
 
   async stop(ref: string, graceMs = 10_000): Promise<InstanceRecord> {
-    const inst = await this.fresh(ref);
-    if (inst.status.state === 'stopped' || inst.status.state === 'error' || inst.status.state === 'created') return inst;
-    this.busy.add(inst.id);
-    try {
+    return this.exclusive(ref, async (inst) => {
+      if (inst.status.state === 'stopped' || inst.status.state === 'error' || inst.status.state === 'created') return inst;
       await this.provider(inst).stop(inst, graceMs);
       const seen = await this.provider(inst).inspect(inst);
       this.setStatus(inst, { ...inst.status, state: 'stopped', pid: null, exitCode: seen.exitCode, finishedAt: new Date().toISOString() });
-    } finally {
-      this.busy.delete(inst.id);
-    }
-    return this.store.getInstance(inst.id)!;
+      return this.store.getInstance(inst.id)!;
+    });
   }
 
   async delete(ref: string, force: boolean): Promise<InstanceRecord> {
-    const inst = await this.fresh(ref);
-    if ((inst.status.state === 'running' || inst.status.state === 'pending') && !force)
-      throw failedPrecondition('INSTANCE_RUNNING', `instance ${inst.name} is ${inst.status.state}`, 'stop it first (unik stop), or remove it with -f');
-    await this.remove(inst);
-    return inst;
+    return this.exclusive(ref, async (inst) => {
+      if ((inst.status.state === 'running' || inst.status.state === 'pending') && !force)
+        throw failedPrecondition('INSTANCE_RUNNING', `instance ${inst.name} is ${inst.status.state}`, 'stop it first (unik stop), or remove it with -f');
+      await this.remove(inst);
+      return inst;
+    });
   }
 
-  /** Kills whatever the record says (a VM may run even if the record disagrees), then forgets it. */
+  /**
+   * Runs fn on the fresh record of an instance, alone: no other start, stop, rm, signal or
+   * attach of it runs meanwhile, and the watcher leaves it be.
+   */
+  async exclusive<T>(ref: string, fn: (inst: InstanceRecord) => Promise<T>): Promise<T> {
+    const { id } = this.get(ref);
+    return this.ops.run(id, async () => {
+      const inst = this.store.getInstance(id);
+      if (!inst) throw notFound('INSTANCE_NOT_FOUND', `instance ${ref} was removed meanwhile`);
+      return fn((await this.observe(id)) ?? inst);
+    });
+  }
+
+  /**
+   * Kills whatever VM the instance has (a VM may run even if the record disagrees), then forgets
+   * it. Marked `removing` first: a daemon that dies half-way finishes the removal on start-up.
+   */
   private async remove(inst: InstanceRecord): Promise<void> {
-    this.busy.add(inst.id);
-    try {
-      const provider = this.provider(inst);
-      await provider.stop(inst, 0);
-      // its volumes are released, with their data, in the same transaction
-      this.store.tx(() => {
-        this.store.detachAll(inst.id);
-        this.store.deleteInstance(inst.id);
-      });
-      forgetLog(provider.logFile(inst));
-      await provider.remove(inst);
-    } finally {
-      this.busy.delete(inst.id);
-    }
+    this.store.updateInstanceStatus(inst.id, { ...inst.status, phase: 'removing' });
+    await this.forget(inst);
     this.events.emit('removed', inst.id);
   }
 
+  /** Stops the VM, deletes the record and its volume attachments in one transaction, then the files. */
+  private async forget(inst: InstanceRecord): Promise<void> {
+    const provider = this.provider(inst);
+    await provider.stop(inst, 0);
+    this.store.tx(() => {
+      this.store.detachAll(inst.id);
+      this.store.deleteInstance(inst.id);
+    });
+    forgetLog(provider.logFile(inst));
+    await provider.remove(inst);
+  }
+
   async deleteAllOfImage(imageId: string): Promise<void> {
-    for (const inst of this.store.listInstances().filter((i) => i.imageId === imageId)) await this.remove(inst);
+    for (const inst of this.store.listInstances().filter((i) => i.imageId === imageId)) await this.ops.run(inst.id, () => this.remove(inst));
   }
 
   /** The record for an id, if any (volumes ask who they are attached to). */
@@ -227,8 +247,14 @@ export class InstanceService {
 
   /** Brings one record in line with its VM; returns the record as it now stands. */
   async refresh(id: string): Promise<InstanceRecord | undefined> {
+    if (this.ops.held(id)) return this.store.getInstance(id);
+    return this.observe(id);
+  }
+
+  /** refresh(), for the holder of the instance's lock. */
+  private async observe(id: string): Promise<InstanceRecord | undefined> {
     const inst = this.store.getInstance(id);
-    if (!inst || this.busy.has(id)) return inst;
+    if (!inst || inst.status.phase) return inst;
     if (inst.status.state !== 'pending' && inst.status.state !== 'running') return inst;
     const provider = this.providers.get(inst.provider);
     if (!provider) return inst;
@@ -250,24 +276,45 @@ export class InstanceService {
     return this.store.getInstance(id);
   }
 
-  private async fresh(ref: string): Promise<InstanceRecord> {
-    const inst = this.get(ref);
-    return (await this.refresh(inst.id)) ?? inst;
-  }
-
   private setStatus(inst: InstanceRecord, status: InstanceStatus): void {
     this.store.updateInstanceStatus(inst.id, status);
     inst.status = status;
     this.events.emit('change', inst);
-    if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error')) void this.remove(inst).catch(() => {});
+    if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error') && !this.ops.held(inst.id))
+      void this.ops.run(inst.id, () => this.remove(inst)).catch(() => {});
   }
 
-  /** On daemon start: adopt live VMs, settle dead ones, drop orphan files; then keep watching. */
+  /**
+   * On daemon start: finish or undo what a dead daemon left half done, adopt live VMs (through
+   * their supervisors), settle dead ones, and stop and drop VMs and files that have no record.
+   */
   async reconcile(): Promise<void> {
-    for (const inst of this.store.listInstances()) await this.refresh(inst.id);
+    for (const inst of this.store.listInstances()) {
+      const provider = this.providers.get(inst.provider);
+      if (!provider) continue;
+      const phase = inst.status.phase;
+      if (phase === 'removing') {
+        await this.forget(inst);
+      } else if (phase === 'creating' || phase === 'starting') {
+        const adopted = await provider.adopt?.(inst);
+        if (adopted) {
+          this.store.updateInstanceStatus(inst.id, { ...inst.status, phase: undefined, pid: adopted.pid, accel: adopted.accel, startedAt: inst.status.startedAt ?? new Date().toISOString() });
+        } else if (phase === 'creating') {
+          await this.forget(inst); // the run never answered: as if it had failed
+        } else {
+          await provider.stop(inst, 0);
+          this.store.updateInstanceStatus(inst.id, { ...inst.status, state: 'stopped', pid: null, phase: undefined, error: 'the daemon stopped while starting it; start it again' });
+        }
+      }
+      await this.refresh(inst.id);
+    }
     const known = new Set(this.store.listInstances().map((i) => i.id));
     if (existsSync(this.paths.instances))
-      for (const entry of await readdir(this.paths.instances)) if (!known.has(entry)) await rm(join(this.paths.instances, entry), { recursive: true, force: true });
+      for (const entry of await readdir(this.paths.instances)) {
+        if (known.has(entry)) continue;
+        for (const p of this.providers.values()) await p.abandon?.(join(this.paths.instances, entry));
+        await rm(join(this.paths.instances, entry), { recursive: true, force: true });
+      }
     await mkdir(this.paths.instances, { recursive: true });
   }
 

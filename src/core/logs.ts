@@ -61,6 +61,8 @@ export async function readLogLines(logFile: string, from = 0): Promise<{ lines: 
   if (!fh) return { lines: [], next: from };
   try {
     const { size } = await fh.stat();
+    // smaller than where the reader was: the console was rotated (console.log.1), start again
+    if (size < from) from = 0;
     if (size <= from) return { lines: [], next: from };
     const buf = Buffer.alloc(size - from);
     await fh.read(buf, 0, buf.length, from);

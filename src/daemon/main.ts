@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { createCore } from '../core/core.js';
+import { isUnikError } from '../model/errors.js';
 import { UNTRUSTED_USERS, uidsOf } from './http/peer-uid.js';
 
 export interface DaemonOptions {
@@ -49,7 +50,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     : undefined;
   // the machine's own name is not an attacker's to rebind; any other name must be given
   const allowedHosts = [hostname(), ...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
-  const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) });
+  // another daemon on this home (HOME_LOCKED), a store too new, a bad UNIK_CACHE_MAX_MB: said plainly
+  const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) }).catch((e: unknown) => {
+    if (!isUnikError(e)) throw e;
+    if (e.hint) fail(e.message, e.hint);
+    process.stderr.write(`unik: ${e.message}\n`);
+    process.exit(1);
+  });
   const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   // a guest reaches 127.0.0.1 through QEMU's user network (10.0.2.2): its QEMU's connections are refused
   const refusePeerUids = uidsOf(UNTRUSTED_USERS);

@@ -65,6 +65,12 @@ export interface InstanceStatus {
   startedAt: string | null;
   finishedAt: string | null;
   accel: string;
+  /**
+   * An operation under way whose effect may be half done, written before the effect: a daemon
+   * that dies meanwhile finishes or undoes it on start-up. creating: a run's first boot;
+   * starting: a start; removing: an rm.
+   */
+  phase?: 'creating' | 'starting' | 'removing';
 }
 
 export interface InstanceRecord {

@@ -33,6 +33,13 @@ export interface Provider {
   inspect(inst: InstanceRecord): Promise<Observed>;
   /** Optional warm-up for a new image, in the background (never throws): e.g. its boot snapshot. */
   prepare?(image: ImageRecord): void;
+  /**
+   * After a daemon restart, for an instance whose start was under way: its VM if it came up
+   * (the daemon then keeps it), else undefined (the daemon undoes the start).
+   */
+  adopt?(inst: InstanceRecord): Promise<{ pid: number; accel: string } | undefined>;
+  /** Ends whatever VM a folder with no record holds (found on start-up), before it is deleted. */
+  abandon?(dir: string): Promise<void>;
   logFile(inst: InstanceRecord): string;
   /** Removes the instance's files (the VM must be gone). */
   remove(inst: InstanceRecord): Promise<void>;

@@ -12,7 +12,6 @@ import { features, ps, refuse, state, version } from './commands/info.js';
 import { del, kill, start } from './commands/lifecycle.js';
 import { delegate } from './delegate.js';
 import { RuntimeLog } from './log.js';
-import { runMonitor } from './monitor.js';
 import { DEFAULT_ROOT } from './state.js';
 
 const USAGE = `unik-runc: boots unikernel images as OCI containers (runc's command line)
@@ -84,17 +83,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === '__monitor' && argv[1]) {
-  // the container's process (see monitor.ts); it exits with the app's status
-  runMonitor(argv[1]).catch((e: Error) => {
-    try {
-      writeSync(3, `error: ${e.message}\n`);
-    } catch {
-      /* create has gone */
-    }
-    process.exit(1);
-  });
-} else {
+{
   main(argv).then(
     (code) => process.exit(code),
     (e: Error) => {

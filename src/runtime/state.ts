@@ -4,6 +4,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readStatus, type SupervisorStatus } from '../supervisor/launch.js';
 
 export const DEFAULT_ROOT = '/run/unik-runc';
 
@@ -29,9 +30,6 @@ export const FILES = {
   state: 'state.json',
   launch: 'launch.json',
   fifo: 'start.fifo',
-  started: 'started',
-  exit: 'exit',
-  qemuPid: 'qemu.pid',
   qemuErr: 'qemu.err',
   qmp: 'qmp.sock',
   control: 'ctl.sock',
@@ -81,19 +79,19 @@ export class StateDir {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** The exit status the monitor recorded, if it has ended. */
+  /** What the VM's supervisor last recorded (supervisor/launch.ts). */
+  supervisor(): SupervisorStatus | undefined {
+    return readStatus(this.dir);
+  }
+
+  /** The exit status the supervisor recorded, if it has ended. */
   exitCode(): number | null {
-    try {
-      const n = Number(readFileSync(this.file(FILES.exit), 'utf8').trim());
-      return Number.isFinite(n) ? n : null;
-    } catch {
-      return null;
-    }
+    return this.supervisor()?.exitCode ?? null;
   }
 
   status(s: ContainerState): Status {
     if (!processAlive(s.pid, s.pidStart)) return 'stopped';
-    return existsSync(this.file(FILES.started)) ? 'running' : 'created';
+    return this.supervisor()?.state === 'running' ? 'running' : 'created';
   }
 }
 

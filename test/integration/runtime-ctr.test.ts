@@ -81,7 +81,7 @@ test('ctr run -d: the console goes to the task log; task kill stops the VM in or
   const ls = await ctrd.ctr(['tasks', 'ls']);
   assert.match(ls.stdout, /web\s+\d+\s+RUNNING/);
   const pid = Number(/web\s+(\d+)/.exec(ls.stdout)![1]);
-  assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('__monitor'), 'the task pid is the VM monitor');
+  assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('supervisor/main.js'), 'the task pid is the VM supervisor');
 
   assert.equal((await ctrd.ctr(['tasks', 'kill', 'web'])).code, 0);
   await waitFor('the task to stop', async () => (/web\s+\d+\s+STOPPED/.test((await ctrd.ctr(['tasks', 'ls'])).stdout) ? true : undefined), 30_000);
@@ -226,7 +226,8 @@ test('bad input: a kill of a container that already exited says "container not r
   assert.equal(runc(root, bundle, ['create', '--bundle', bundle, '--pid-file', join(bundle, 'init.pid'), 'exited']).code, 0);
   assert.equal(runc(root, bundle, ['start', 'exited']).code, 0);
   await waitFor('the app to exit', async () => (JSON.parse(runc(root, bundle, ['state', 'exited']).stdout).status === 'stopped' ? true : undefined), 60_000);
-  assert.equal(readFileSync(join(root, '.unik', 'exited', 'exit'), 'utf8').trim(), '3');
+  const recorded = JSON.parse(readFileSync(join(root, '.unik', 'exited', 'supervisor.json'), 'utf8')) as { exitCode: number; appExitCode: number; state: string };
+  assert.deepEqual([recorded.state, recorded.exitCode, recorded.appExitCode], ['exited', 3, 3], 'the supervisor recorded the app exit');
   const k = runc(root, bundle, ['kill', 'exited', 'SIGTERM']);
   assert.equal(k.code, 1);
   assert.match(lastError(k.log), /container not running: exited has already exited \(exit status 3\)/);

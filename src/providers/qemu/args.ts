@@ -11,7 +11,8 @@ export interface MachineArgs {
   initrd: string;
   name: string;
   ports: PortForward[];
-  consoleLog: string;
+  /** the console's file; absent: QEMU's stdout, which its supervisor reads */
+  consoleLog?: string;
   controlSocket: string;
   controlLog: string;
   /** virtio-blk disks: the guest finds each by its serial */
@@ -58,8 +59,8 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-netdev', a.tap ? `tap,id=net0,ifname=${optValue(a.tap.ifname)},script=no,downscript=no` : `user,id=net0${fwd}`,
     '-device', `virtio-net-device,netdev=net0${a.tap?.mac ? `,mac=${a.tap.mac}` : ''}`,
     '-device', 'virtio-rng-device',
-    // ttyS0: the console (the app's stdout/stderr), appended to a file across restarts
-    '-chardev', `file,id=console,path=${optValue(a.consoleLog)},append=on`,
+    // ttyS0: the console (the app's stdout/stderr): QEMU's stdout (to its supervisor), or a file
+    '-chardev', a.consoleLog ? `file,id=console,path=${optValue(a.consoleLog)},append=on` : 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
     // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
     '-chardev', `socket,id=control,path=${optValue(a.controlSocket)},server=on,wait=off,logfile=${optValue(a.controlLog)}`,

@@ -1,26 +1,28 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnikError, conflict, failedPrecondition, internal, invalid, unavailable } from '../../model/errors.js';
+import { command, startSupervisor } from '../../supervisor/client.js';
+import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeLaunch, type Launch, type SupervisorStatus } from '../../supervisor/launch.js';
+import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../model/types.js';
 import { USER_NET, bootConfigFrame, parseGuestEvents, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
-import { Qmp } from './qmp.js';
-import { SNAPSHOTS_ON, STATE_FD, SnapshotTemplates, fitsSnapshot, loadSnapshot, openSnapshotState, type TemplateSource } from './snapshot.js';
-import { privateDir, qemuConfinement, type Confinement } from './confine.js';
+import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
+import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
-import { isOurVm, waitGone } from './process.js';
+import { isOurVm } from './process.js';
 
 const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
-/** QEMU's monitor answers within this long of starting, or the launch failed */
-const LAUNCH_DEADLINE_MS = 15_000;
+/** the VM runs within this long of its supervisor starting (a restore included), or the launch failed */
+const LAUNCH_DEADLINE_MS = 45_000;
+/** a console file is rotated (to console.log.1) past this size */
+const CONSOLE_MAX_BYTES = Number(process.env.UNIK_CONSOLE_MAX_BYTES) || 16 * 1024 * 1024;
 
 /** Local VMs under QEMU (microvm), one detached QEMU process per instance. */
 export class QemuProvider implements Provider {
@@ -63,6 +65,10 @@ export class QemuProvider implements Provider {
 
   logFile(inst: InstanceRecord): string {
     return join(this.dir(inst), 'console.log');
+  }
+
+  private commandSocket(inst: InstanceRecord): string {
+    return join(this.paths.sockets, `${inst.id.slice(0, 16)}.sup`);
   }
 
   private controlLog(inst: InstanceRecord): string {
@@ -129,8 +135,6 @@ export class QemuProvider implements Provider {
       mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
       seed: randomBytes(32),
     };
-    await writeFile(this.controlLog(inst), '');
-    await rm(this.qmpSocket(inst), { force: true });
     const common = {
       accel,
       tscKhz: hostTscKhz(),
@@ -138,12 +142,11 @@ export class QemuProvider implements Provider {
       kernel,
       name: `unik-${inst.name}`,
       ports: inst.spec.ports,
-      consoleLog: this.logFile(inst),
       controlSocket: socket,
       controlLog: this.controlLog(inst),
       qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
-      confinement,
+      confinement: parentBoundConfinement(confinement),
     };
 
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
@@ -151,23 +154,14 @@ export class QemuProvider implements Provider {
     if (volumes.length === 0 && fitsSnapshot(bootConfigFrame(config))) {
       const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz);
       if (snap) {
-        try {
-          const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
-          const pid = await this.launch(inst, argv, onExit, openSnapshotState(snap), async (qmp) => {
-            const status = await loadSnapshot(qmp);
-            // the config goes in before the VM runs: the template's init is blocked reading it
-            const fresh = bootConfigFrame({ ...config, now: Date.now() / 1000 });
-            if (!(await sendControl(socket, fresh))) throw new Error('the control channel of the restored VM did not answer');
-            if (status === 'paused') await qmp.execute('cont');
-          });
-          return { pid, accel };
-        } catch (e) {
-          if (e instanceof UnikError) throw e;
-          this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${(e as Error).message}`);
-          await this.templates.invalidate(snap);
-          await writeFile(this.controlLog(inst), '');
-          await rm(this.qmpSocket(inst), { force: true });
-        }
+        const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
+        const restore = { stateFile: snap.state, snapshotDir: snap.dir };
+        const launchConfig = { ...config, seed: config.seed!.toString('hex') };
+        const r = await this.launch(inst, argv, onExit, { restore, config: launchConfig });
+        if (r.ok) return { pid: r.pid, accel };
+        if (r.report.phase !== 'restore') throw this.launchError(inst, r.report);
+        this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${r.report.message}`);
+        await this.templates.invalidate(snap);
       }
     }
 
@@ -175,141 +169,152 @@ export class QemuProvider implements Provider {
     // network) as a second cpio archive, which the kernel unpacks over the first.
     const initrd = join(dir, 'initrd');
     await writeStartInitrd(initrd, root, config);
-    const pid = await this.launch(inst, qemuArgs({ ...common, initrd }), onExit, null);
-    return { pid, accel };
+    // paused until its supervisor has it all in hand, then resumed
+    const r = await this.launch(inst, [...qemuArgs({ ...common, initrd }), '-S'], onExit, {});
+    if (!r.ok) throw this.launchError(inst, r.report);
+    return { pid: r.pid, accel };
   }
 
   /**
-   * Starts QEMU detached (the VM outlives a daemon restart; the daemon adopts it again) and
-   * resolves once QEMU's monitor answers, i.e. once every device and port forward is set up,
-   * after `then` has run on the monitor. Early failures become clear errors. `stateFd`, a
-   * snapshot's device state, is QEMU's fd STATE_FD (and closed here).
+   * Starts the instance's supervisor, which starts QEMU bound to itself (it dies with it) and
+   * reports once the VM runs. The supervisor outlives the daemon (the daemon reattaches after a
+   * restart), but not while launching: if the daemon dies then, it undoes the VM itself.
    */
-  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, stateFd: number | null, then?: (qmp: Qmp) => Promise<void>): Promise<number> {
+  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
     const dir = this.dir(inst);
-    const errFile = join(dir, 'qemu.err');
-    let errFd: number | undefined;
-    let child;
-    try {
-      await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
-      errFd = openSync(errFile, 'w');
-      const stdio: ('ignore' | number)[] = ['ignore', 'ignore', errFd];
-      if (stateFd !== null) stdio[STATE_FD] = stateFd;
-      child = spawn(QEMU, argv, { cwd: dir, detached: true, stdio });
-    } finally {
-      if (errFd !== undefined) closeSync(errFd);
-      if (stateFd !== null) closeSync(stateFd);
-    }
-    let code: number | null | undefined;
-    child.once('exit', (c) => {
-      code = c;
-      onExit();
+    await writeFile(this.controlLog(inst), '');
+    await rm(this.qmpSocket(inst), { force: true });
+    await rm(join(dir, STATUS_FILE), { force: true });
+    const cmd = boundToParent(parentBoundConfinement(await this.confine()), [QEMU, ...argv]);
+    await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
+    writeLaunch(dir, {
+      id: inst.name,
+      argv: cmd,
+      ...extra,
+      qmpSocket: this.qmpSocket(inst),
+      controlSocket: this.socket(inst),
+      controlLog: this.controlLog(inst),
+      console: { file: this.logFile(inst), maxBytes: CONSOLE_MAX_BYTES },
+      commandSocket: this.commandSocket(inst),
+      parentPid: process.pid,
     });
-    child.once('error', () => (code = -1));
-    child.unref();
+    let started;
     try {
-      const qmp = await Qmp.connect(this.qmpSocket(inst), LAUNCH_DEADLINE_MS, () => code === undefined);
-      try {
-        await then?.(qmp);
-      } finally {
-        qmp.close();
-      }
-      if (!child.pid) throw new Error('QEMU has no pid');
-      return child.pid;
+      started = await startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS });
     } catch (e) {
-      if (code === undefined) {
-        if (!then) {
-          // QEMU is up but its monitor misbehaves: do not leave a VM nobody tracks
-          child.kill('SIGKILL');
-          throw internal('VM_START_FAILED', `QEMU started but its monitor failed: ${(e as Error).message}`, `full command in ${join(dir, 'qemu.argv')}`);
-        }
-        child.kill('SIGKILL');
-        throw e; // a failed restore: the caller boots cold
-      }
-      await sleep(20); // let QEMU's last words reach the file
-      const why = (await readFile(errFile, 'utf8').catch(() => '')).trim();
-      if (/lock/i.test(why)) throw conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
-      if (/host forwarding|Could not set up/i.test(why))
-        throw conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
-      if (then) throw new Error(`QEMU exited during the restore (status ${String(code)}): ${why || 'no message'}`);
-      if (code === 0) {
-        // QEMU ran, and the guest reset at once: it died while booting (too little memory, say)
-        const consoleTail = (await readFile(this.logFile(inst), 'utf8').catch(() => '')).trim().split('\n').slice(-6).join('\n');
-        throw failedPrecondition('GUEST_DIED_AT_BOOT', `the guest stopped while booting${consoleTail ? `:\n${consoleTail}` : ''}`, `too little memory (${inst.spec.memoryMb} MB)? try a larger --memory`);
-      }
-      throw internal('VM_START_FAILED', `QEMU exited at once (status ${String(code)}): ${why || 'no message'}`, `full command in ${join(dir, 'qemu.argv')}`);
+      throw internal('VM_START_FAILED', `the VM's supervisor failed: ${(e as Error).message}`, `its log is ${join(dir, 'supervisor.log')}`);
     }
+    void started.exited.then(onExit);
+    if (started.report.ok) return { ok: true, pid: started.pid };
+    await started.exited;
+    return { ok: false, report: started.report };
+  }
+
+  /** A failed launch, said in the user's terms. */
+  private launchError(inst: InstanceRecord, r: Extract<LaunchReport, { ok: false }>): UnikError {
+    const why = r.stderr ?? '';
+    const argvFile = join(this.dir(inst), 'qemu.argv');
+    if (/lock/i.test(why)) return conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
+    if (/host forwarding|Could not set up/i.test(why)) return conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
+    if (r.code === 0) {
+      // QEMU ran, and the guest reset at once: it died while booting (too little memory, say)
+      const consoleTail = readTail(this.logFile(inst), 6);
+      return failedPrecondition('GUEST_DIED_AT_BOOT', `the guest stopped while booting${consoleTail ? `:\n${consoleTail}` : ''}`, `too little memory (${inst.spec.memoryMb} MB)? try a larger --memory`);
+    }
+    return internal('VM_START_FAILED', r.message, `full command in ${argvFile}`);
+  }
+
+  private supervisor(inst: InstanceRecord): SupervisorStatus | undefined {
+    return readStatus(this.dir(inst));
   }
 
   async inspect(inst: InstanceRecord): Promise<Observed> {
-    const events = await this.events(inst);
-    let alive = isOurVm(inst.status.pid, this.dir(inst));
-    if (alive && events.exitCode !== null) {
-      // The app is done and the guest synced before saying so; only the reset is left, which
-      // takes the kernel over a second under TCG. End it now.
-      this.killVm(inst.status.pid!);
-      alive = !(await waitGone(inst.status.pid!, this.dir(inst), 2000));
-    }
-    return { alive, ...events };
+    const s = this.supervisor(inst);
+    const alive = supervisorAlive(s) && s!.state !== 'exited';
+    // the supervisor's word, with what the guest logged in case it died before reading it
+    const events = alive ? { ready: s!.ready, exitCode: null } : parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
+    return { alive, ready: !!s?.ready || events.ready, exitCode: s?.appExitCode ?? events.exitCode };
   }
 
-  private async events(inst: InstanceRecord) {
-    return parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
-  }
-
-  private killVm(pid: number): void {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-
+  /** Stops the VM through its supervisor; if that cannot be reached, kills the supervisor (QEMU dies with it). */
   async stop(inst: InstanceRecord, graceMs: number): Promise<void> {
-    const pid = inst.status.pid;
-    const marker = this.dir(inst);
-    if (!pid || !isOurVm(pid, marker)) return;
-    // Orderly: the guest init sends SIGTERM to the app and reports its exit once synced.
-    const asked = await sendControl(this.socket(inst), 'stop\n');
-    if (asked) {
-      const until = Date.now() + graceMs;
-      while (Date.now() < until && isOurVm(pid, marker) && (await this.events(inst)).exitCode === null) await sleep(25);
+    const s = this.supervisor(inst);
+    if (!supervisorAlive(s)) return this.killStray(s);
+    const answer = await command(this.commandSocket(inst), graceMs > 0 ? `stop ${graceMs}` : 'kill', graceMs + 10_000);
+    if (answer === 'ok' && (await waitDead(s!, 5000))) return;
+    try {
+      process.kill(s!.pid, 'SIGKILL');
+    } catch {
+      /* gone */
     }
-    if (!asked) {
-      // no control channel (an old or broken guest): let QEMU shut down on SIGTERM
-      process.kill(pid, 'SIGTERM');
-      if (await waitGone(pid, marker, Math.min(graceMs, 2000))) return;
+    await waitDead(s!, 5000);
+    this.killStray(s);
+  }
+
+  /** QEMU is bound to its supervisor; this makes sure of it when the supervisor is gone. */
+  private killStray(s: SupervisorStatus | undefined): void {
+    if (s?.qemuPid && isOurVm(s.qemuPid, `unik-`) && procStart(s.qemuPid)) {
+      try {
+        process.kill(s.qemuPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
-    this.killVm(pid);
-    await waitGone(pid, marker, 5000);
+  }
+
+  async adopt(inst: InstanceRecord): Promise<{ pid: number; accel: string } | undefined> {
+    const s = this.supervisor(inst);
+    if (!supervisorAlive(s) || s!.state !== 'running') return undefined;
+    let argv: string[] = [];
+    try {
+      argv = readLaunch(this.dir(inst)).argv;
+    } catch {
+      /* no launch: the accelerator is unknown */
+    }
+    const at = argv.indexOf('-accel');
+    return { pid: s!.pid, accel: at >= 0 ? argv[at + 1]! : inst.status.accel };
+  }
+
+  async abandon(dir: string): Promise<void> {
+    const s = readStatus(dir);
+    if (supervisorAlive(s)) {
+      try {
+        process.kill(s!.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await waitDead(s!, 5000);
+    }
+    this.killStray(s);
   }
 
   async signal(inst: InstanceRecord, signal: number): Promise<void> {
     if (signal === 9) return this.stop(inst, 0);
-    if (!(await sendControl(this.socket(inst), `signal ${signal}\n`)))
-      throw internal('NO_CONTROL_CHANNEL', `cannot reach the guest init of ${inst.name} to pass it signal ${signal}`);
+    const answer = await command(this.commandSocket(inst), `signal ${signal}`, 2000);
+    if (answer !== 'ok') throw internal('NO_CONTROL_CHANNEL', `cannot reach the supervisor of ${inst.name} to pass it signal ${signal}`);
   }
 
   async remove(inst: InstanceRecord): Promise<void> {
     await rm(this.dir(inst), { recursive: true, force: true });
-    await rm(this.socket(inst), { force: true });
-    await rm(this.qmpSocket(inst), { force: true });
+    for (const f of [this.socket(inst), this.qmpSocket(inst), this.commandSocket(inst)]) await rm(f, { force: true });
   }
 }
 
-function sendControl(path: string, line: string | Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, 1000);
-    s.once('connect', () => s.end(line, () => { clearTimeout(timer); resolve(true); }));
-    s.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
+async function waitDead(s: SupervisorStatus, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (!supervisorAlive(s)) return true;
+    await sleep(10);
+  }
+  return !supervisorAlive(s);
+}
+
+function readTail(file: string, n: number): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-n).join('\n');
+  } catch {
+    return '';
+  }
 }
 
 async function hasProgram(name: string): Promise<boolean> {

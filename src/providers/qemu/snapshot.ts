@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { qemuArgs } from './args.js';
 import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement } from './confine.js';
-import { Qmp, waitStatusLeaves } from './qmp.js';
+import { Qmp } from './qmp.js';
 import { StateReceiver, processTree } from './state-receiver.js';
 
 // Boot snapshots: each image is booted once per (memory size, accelerator) as a template, up to
@@ -23,8 +23,7 @@ import { StateReceiver, processTree } from './state-receiver.js';
 // snapshot's files itself anyway: a restore reads it from a file descriptor QEMU inherits as
 // fd 3 (`fd:3` migration); a template sends it to the daemon (see state-receiver.ts).
 
-/** The fd a QEMU that saves or loads a snapshot's device state inherits it on. */
-export const STATE_FD = 3;
+export { STATE_FD, loadSnapshot } from '../../supervisor/restore.js';
 
 /** What a template boots: an image's kernel and root, and where its snapshots are kept. */
 export interface TemplateSource {
@@ -208,20 +207,3 @@ export class SnapshotTemplates {
   }
 }
 
-/** The snapshot's device state, opened for the QEMU that restores it (give it as fd STATE_FD; close it after the spawn). */
-export function openSnapshotState(snap: Snapshot): number {
-  return openSync(snap.state, 'r');
-}
-
-/**
- * Loads a snapshot's device state into a QEMU started with `incoming`, the snapshot's RAM file
- * and the state file as fd STATE_FD; resolves with the VM's status once loaded ("paused":
- * templates are saved stopped).
- */
-export async function loadSnapshot(qmp: Qmp): Promise<string> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-  await qmp.execute('migrate-incoming', { uri: `fd:${STATE_FD}` });
-  const status = await waitStatusLeaves(qmp, 'inmigrate', 30_000);
-  if (status !== 'paused' && status !== 'running') throw new Error(`the restored VM is "${status}"`);
-  return status;
-}

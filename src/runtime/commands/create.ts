@@ -1,9 +1,9 @@
 // `create --bundle B --pid-file P ID`: checks the image, prepares the VM (initrd with the boot
 // config, network), starts the monitor with QEMU paused, and writes the monitor's pid.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
@@ -15,23 +15,17 @@ import { RuntimeError, type Ctx } from '../context.js';
 import { delegate } from '../delegate.js';
 import { ImageError, isUnikRootfs, loadBundleImage, type BundleImage } from '../image.js';
 import { cacheDir, entryFor, type CacheEntry } from '../snapshot-cache.js';
-import type { Launch } from '../monitor.js';
+import { startSupervisor } from '../../supervisor/client.js';
+import { writeLaunch, type Launch } from '../../supervisor/launch.js';
 import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
 import { FILES, StateDir, procStart, validateId, type ContainerState } from '../state.js';
 
 export const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
 const MONITOR_READY_DEADLINE_MS = 60_000;
-const CONSOLE_PLACEHOLDER = '/unik-runc/console';
-
-/**
- * The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
- * monitor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a file;
- * /dev/stdout cannot be opened on a socket). QEMU's stdin is /dev/null.
- */
-function consoleOnStdout(arg: string): string {
-  return arg.startsWith('file,id=console,') && arg.includes(CONSOLE_PLACEHOLDER) ? 'stdio,id=console,signal=off' : arg;
-}
+// The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
+// supervisor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a
+// file; /dev/stdout cannot be opened on a socket). QEMU's stdin is /dev/null.
 
 export async function create(ctx: Ctx): Promise<number> {
   const { args } = ctx;
@@ -80,7 +74,6 @@ export async function create(ctx: Ctx): Promise<number> {
       kernel: image.kernel,
       name: `unik-${id}`,
       ports: [],
-      consoleLog: CONSOLE_PLACEHOLDER,
       controlSocket: FILES.control,
       controlLog: FILES.controlLog,
       disks: [],
@@ -96,29 +89,32 @@ export async function create(ctx: Ctx): Promise<number> {
     let qemu: string[];
     if (cached?.snap) {
       // the restore boots the verified copies the template was made from, not the bundle's files
-      qemu = qemuArgs({ ...common, kernel: cached.kernel, initrd: cached.root, memoryFile: { path: cached.snap.ram, shared: false }, incoming: true, waitForConfig: true }).map(consoleOnStdout);
+      qemu = qemuArgs({ ...common, kernel: cached.kernel, initrd: cached.root, memoryFile: { path: cached.snap.ram, shared: false }, incoming: true, waitForConfig: true });
     } else {
       // a cold boot: the image root, then the boot config as a second cpio archive that the
       // kernel unpacks over it (as the QEMU provider does)
       await writeStartInitrd(st.file(FILES.initrd), image.root, config);
       // paused until `start` (QMP cont), as runc's init waits on exec.fifo
-      qemu = [...qemuArgs({ ...common, initrd: FILES.initrd }).map(consoleOnStdout), '-S'];
+      qemu = [...qemuArgs({ ...common, initrd: FILES.initrd }), '-S'];
     }
     const launch: Launch = {
       id,
-      // QEMU gets SIGKILL when the monitor dies, however it dies
+      // QEMU gets SIGKILL when its supervisor dies, however it dies
       argv: boundToParent(confinement, [...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu]),
-      ...(ctx.args.global.log ? { log: resolve(ctx.args.global.log) } : {}),
-      logFormat: ctx.args.global.logFormat,
-      ...(snap ? { restore: { snapshot: snap, config: { ...config, seed: config.seed!.toString('hex') } } } : {}),
+      log: { ...(ctx.args.global.log ? { file: resolve(ctx.args.global.log) } : {}), format: ctx.args.global.logFormat },
+      ...(snap ? { restore: { stateFile: snap.state, snapshotDir: snap.dir }, config: { ...config, seed: config.seed!.toString('hex') } } : {}),
+      startFifo: FILES.fifo,
+      qmpSocket: FILES.qmp,
+      controlSocket: FILES.control,
+      controlLog: FILES.controlLog,
     };
-    writeFileSync(st.file(FILES.launch), JSON.stringify(launch, null, 2) + '\n');
+    writeLaunch(st.dir, launch);
     execFileSync('mkfifo', ['-m', '0600', st.file(FILES.fifo)]);
 
     const state: ContainerState = { id, bundle, rootfs, created: new Date().toISOString(), pid: 0, pidStart: '', annotations: spec.annotations ?? {}, ...(net ? { net } : {}) };
     st.write(state);
 
-    const pid = await startMonitor(ctx.self, st.dir);
+    const pid = await startMonitor(st.dir, launch.restore);
     state.pid = pid;
     state.pidStart = procStart(pid);
     st.write(state);
@@ -138,41 +134,16 @@ export async function create(ctx: Ctx): Promise<number> {
 }
 
 /**
- * Starts the monitor detached: when create exits it is re-parented to the shim (a subreaper),
- * as runc's init is. It shares create's stdio (the container's), and says "ok" on fd 3 once
- * QEMU is up and paused.
+ * Starts the VM's supervisor detached: when create exits it is re-parented to the shim (a
+ * subreaper), as runc's init is. It shares create's stdio (the container's) and reports once
+ * QEMU is up and paused, waiting for `start`. A snapshot that fails to restore is dropped, so
+ * the next create makes a new one.
  */
-function startMonitor(self: string, dir: string): Promise<number> {
-  return new Promise((resolvePid, reject) => {
-    const child = spawn(process.execPath, [self, '__monitor', dir], { stdio: [0, 1, 2, 'pipe'], detached: true });
-    const status = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
-    let text = '';
-    const timer = setTimeout(() => done(new Error(`the VM did not come up within ${MONITOR_READY_DEADLINE_MS / 1000} s`)), MONITOR_READY_DEADLINE_MS);
-    let settled = false;
-    const done = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      status.destroy();
-      child.unref();
-      if (!err && child.pid) return resolvePid(child.pid);
-      try {
-        if (child.pid) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-      reject(err ?? new Error('the monitor did not start'));
-    };
-    status.setEncoding('utf8');
-    // one line: "ok" or "error: …" (not EOF: QEMU may hold an inherited copy of the pipe)
-    const settle = (line: string) => (line === 'ok' ? done() : done(new RuntimeError(line.replace(/^error: /, '') || 'the monitor ended before the VM was up')));
-    status.on('data', (d: string) => {
-      text += d;
-      if (text.includes('\n')) settle(text.slice(0, text.indexOf('\n')).trim());
-    });
-    status.on('end', () => settle(text.trim()));
-    child.once('error', (e) => done(e));
-  });
+async function startMonitor(dir: string, restore: Launch['restore']): Promise<number> {
+  const { pid, report } = await startSupervisor(dir, { stdio: [0, 1, 2], deadlineMs: MONITOR_READY_DEADLINE_MS });
+  if (report.ok) return pid;
+  if (report.phase === 'restore' && restore) rmSync(restore.snapshotDir, { recursive: true, force: true });
+  throw new RuntimeError(report.message);
 }
 
 /**

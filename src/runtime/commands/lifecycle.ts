@@ -1,6 +1,6 @@
 // start, kill, delete: for a unikernel container through its monitor; for any other id, runc.
 
-import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSignal, signalName } from '../args.js';
 import { RuntimeError, type Ctx } from '../context.js';
@@ -44,7 +44,7 @@ export async function start(ctx: Ctx): Promise<number> {
   }
   writeSync(fd, 'start\n');
   closeSync(fd);
-  while (!existsSync(st.file(FILES.started))) {
+  while (st.supervisor()?.state !== 'running') {
     if (!processAlive(s.pid, s.pidStart)) throw new RuntimeError(`container ${s.id} stopped while starting: ${lastError(st)}`);
     if (Date.now() > until) throw new RuntimeError(`container ${s.id} did not start within ${START_DEADLINE_MS / 1000} s`);
     await sleep(5);
@@ -96,12 +96,7 @@ export async function del(ctx: Ctx): Promise<number> {
 
 /** QEMU dies with the monitor (pdeathsig); this makes sure of it before the files go. */
 async function killQemu(st: StateDir, id: string): Promise<void> {
-  let pid = 0;
-  try {
-    pid = Number(readFileSync(st.file(FILES.qemuPid), 'utf8'));
-  } catch {
-    return;
-  }
+  const pid = st.supervisor()?.qemuPid ?? 0;
   const isOurs = () => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`unik-${id}\0`) && processAlive(pid, '');
