@@ -33,7 +33,6 @@ export const FILES = {
   qemuErr: 'qemu.err',
   qmp: 'qmp.sock',
   control: 'ctl.sock',
-  controlLog: 'control.log',
   initrd: 'initrd',
 } as const;
 

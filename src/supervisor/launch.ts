@@ -25,7 +25,6 @@ export interface Launch {
   startFifo?: string;
   qmpSocket: string;
   controlSocket: string;
-  controlLog: string;
   /** QEMU's stdout (the guest console) copied to this file, rotated past maxBytes; absent: our own stdout */
   console?: { file: string; maxBytes: number };
   /** where the daemon sends stop, signal and kill */

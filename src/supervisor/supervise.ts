@@ -15,9 +15,10 @@ import { appendFileSync, closeSync, createReadStream, openSync, readFileSync, rm
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bootConfigFrame, parseGuestEvents } from '../base/linux/contract.js';
+import { bootConfigFrame } from '../base/linux/contract.js';
 import { Qmp } from '../providers/qemu/qmp.js';
 import { RotatingConsole } from './console.js';
+import { GuestLines } from './guest-lines.js';
 import { parentOf, procStart, readLaunch, writeStatus, type Launch, type SupervisorStatus } from './launch.js';
 import { STATE_FD, loadSnapshot } from './restore.js';
 
@@ -112,7 +113,8 @@ export async function supervise(dir: string): Promise<void> {
   const consoleDrained = qemu.stdout ? new Promise<void>((r) => qemu.stdout!.once('close', () => r())) : Promise.resolve();
 
   let control: Socket | undefined;
-  let events = '';
+  // the guest's events, read line by line; a guest cannot make us keep more than one short line
+  const guest = new GuestLines();
   let done = false;
   let server: Server | undefined;
   const waiters: Socket[] = [];
@@ -131,10 +133,9 @@ export async function supervise(dir: string): Promise<void> {
       await Promise.race([consoleDrained, sleep(500)]);
       consoleSink?.close();
       control?.destroy();
-      const ev = parseGuestEvents(safeRead(launch.controlLog) + events);
       status.state = 'exited';
-      status.appExitCode = ev.exitCode;
-      status.ready ||= ev.ready;
+      status.appExitCode = guest.exitCode;
+      status.ready ||= guest.ready;
       status.exitCode = code;
       status.error = why ?? '';
       status.finishedAt = new Date().toISOString();
@@ -158,14 +159,13 @@ export async function supervise(dir: string): Promise<void> {
     if (control && status.ready && !done) {
       control.write('stop\n');
       const until = Date.now() + graceMs;
-      while (Date.now() < until && !done && parseGuestEvents(events).exitCode === null) await sleep(20);
+      while (Date.now() < until && !done && guest.exitCode === null) await sleep(20);
     } else if (!done) {
       // no guest to ask (still booting, or an init without a control channel): QEMU quits on SIGTERM
       if (!exit) qemu.kill('SIGTERM');
       await Promise.race([exited, sleep(Math.min(graceMs, 2000))]);
     }
-    const code = parseGuestEvents(safeRead(launch.controlLog) + events).exitCode;
-    await finish(code ?? 128 + constants.signals.SIGKILL);
+    await finish(guest.exitCode ?? 128 + constants.signals.SIGKILL);
   };
 
   const passSignal = (n: number) => {
@@ -199,19 +199,17 @@ export async function supervise(dir: string): Promise<void> {
   control = await connectControl(launch.controlSocket);
   control?.setEncoding('utf8');
   control?.on('data', (d: string) => {
-    events += d;
-    if (!status.ready && /^unik:ready/m.test(events)) {
+    guest.feed(d);
+    if (!status.ready && guest.ready) {
       status.ready = true;
       save();
     }
-    const m = /^unik:exit (\d+)/m.exec(events);
-    if (m) void finish(Number(m[1]));
+    if (guest.exitCode !== null) void finish(guest.exitCode);
   });
   control?.on('error', () => undefined);
 
   void exited.then(() => {
-    const ev = parseGuestEvents(safeRead(launch.controlLog) + events);
-    if (ev.exitCode !== null) return finish(ev.exitCode);
+    if (guest.exitCode !== null) return finish(guest.exitCode);
     const e = exit!;
     const code = e.signal ? 128 + constants.signals[e.signal] : e.code || 1;
     // status 0 with no exit reported: the guest reset (it died while booting, or halted)

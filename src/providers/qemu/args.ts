@@ -14,7 +14,8 @@ export interface MachineArgs {
   /** the console's file; absent: QEMU's stdout, which its supervisor reads */
   consoleLog?: string;
   controlSocket: string;
-  controlLog: string;
+  /** a file that keeps the guest's events even when no one listens (templates); instances have their supervisor */
+  controlLog?: string;
   /** virtio-blk disks: the guest finds each by its serial */
   disks: { file: string; serial: string }[];
   /** a tap device instead of user-mode networking (unik-runc in a pod's netns); ports are then ignored */
@@ -62,8 +63,8 @@ export function qemuArgs(a: MachineArgs): string[] {
     // ttyS0: the console (the app's stdout/stderr): QEMU's stdout (to its supervisor), or a file
     '-chardev', a.consoleLog ? `file,id=console,path=${optValue(a.consoleLog)},append=on` : 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
-    // ttyS1: the control channel; the logfile keeps the guest's events even when no one listens
-    '-chardev', `socket,id=control,path=${optValue(a.controlSocket)},server=on,wait=off,logfile=${optValue(a.controlLog)}`,
+    // ttyS1: the control channel (guest events in, stop and signals out)
+    '-chardev', `socket,id=control,path=${optValue(a.controlSocket)},server=on,wait=off${a.controlLog ? `,logfile=${optValue(a.controlLog)}` : ''}`,
     '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
     ...(a.qmpSocket ? ['-qmp', `unix:${optValue(a.qmpSocket)},server=on,wait=off`] : []),
     // the migration stream comes later, over QMP, from a file descriptor QEMU inherited (see snapshot.ts)

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnikError, conflict, failedPrecondition, internal, invalid, unavailable } from '../../model/errors.js';
@@ -9,7 +9,7 @@ import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeL
 import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../model/types.js';
-import { USER_NET, bootConfigFrame, parseGuestEvents, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
+import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
@@ -69,10 +69,6 @@ export class QemuProvider implements Provider {
 
   private commandSocket(inst: InstanceRecord): string {
     return join(this.paths.sockets, `${inst.id.slice(0, 16)}.sup`);
-  }
-
-  private controlLog(inst: InstanceRecord): string {
-    return join(this.dir(inst), 'control.log');
   }
 
   /** Boots a new image's snapshot template at its default memory, so its first run is a restore too. */
@@ -143,7 +139,6 @@ export class QemuProvider implements Provider {
       name: `unik-${inst.name}`,
       ports: inst.spec.ports,
       controlSocket: socket,
-      controlLog: this.controlLog(inst),
       qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
       confinement: parentBoundConfinement(confinement),
@@ -182,7 +177,6 @@ export class QemuProvider implements Provider {
    */
   private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
     const dir = this.dir(inst);
-    await writeFile(this.controlLog(inst), '');
     await rm(this.qmpSocket(inst), { force: true });
     await rm(join(dir, STATUS_FILE), { force: true });
     const cmd = boundToParent(parentBoundConfinement(await this.confine()), [QEMU, ...argv]);
@@ -193,7 +187,6 @@ export class QemuProvider implements Provider {
       ...extra,
       qmpSocket: this.qmpSocket(inst),
       controlSocket: this.socket(inst),
-      controlLog: this.controlLog(inst),
       console: { file: this.logFile(inst), maxBytes: CONSOLE_MAX_BYTES },
       commandSocket: this.commandSocket(inst),
       parentPid: process.pid,
@@ -231,9 +224,7 @@ export class QemuProvider implements Provider {
   async inspect(inst: InstanceRecord): Promise<Observed> {
     const s = this.supervisor(inst);
     const alive = supervisorAlive(s) && s!.state !== 'exited';
-    // the supervisor's word, with what the guest logged in case it died before reading it
-    const events = alive ? { ready: s!.ready, exitCode: null } : parseGuestEvents(await readFile(this.controlLog(inst), 'utf8').catch(() => ''));
-    return { alive, ready: !!s?.ready || events.ready, exitCode: s?.appExitCode ?? events.exitCode };
+    return { alive, ready: !!s?.ready, exitCode: s?.appExitCode ?? null };
   }
 
   /** Stops the VM through its supervisor; if that cannot be reached, kills the supervisor (QEMU dies with it). */

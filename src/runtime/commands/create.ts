@@ -75,7 +75,6 @@ export async function create(ctx: Ctx): Promise<number> {
       name: `unik-${id}`,
       ports: [],
       controlSocket: FILES.control,
-      controlLog: FILES.controlLog,
       disks: [],
       qmpSocket: FILES.qmp,
       ...(tap ? { tap } : {}),
@@ -106,7 +105,6 @@ export async function create(ctx: Ctx): Promise<number> {
       startFifo: FILES.fifo,
       qmpSocket: FILES.qmp,
       controlSocket: FILES.control,
-      controlLog: FILES.controlLog,
     };
     writeLaunch(st.dir, launch);
     execFileSync('mkfifo', ['-m', '0600', st.file(FILES.fifo)]);
