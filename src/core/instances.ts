@@ -138,7 +138,9 @@ export class InstanceService {
         const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
         this.setStatus(inst, { ...inst.status, phase: undefined, pid, accel, startedAt: new Date().toISOString() });
       } catch (e) {
-        await this.forget(inst);
+        await this.forget(inst).catch((undo: Error) => {
+          throw new Error(`${(e as Error).message}; undoing the run failed too (${undo.message}), the daemon finishes it at its next start`, { cause: e });
+        });
         throw e;
       }
       return (await this.observe(inst.id)) ?? inst;
@@ -247,8 +249,10 @@ export class InstanceService {
 
   /** Brings one record in line with its VM; returns the record as it now stands. */
   async refresh(id: string): Promise<InstanceRecord | undefined> {
+    // busy: the operation under way says what the state is; else observe, holding the instance
+    // so no operation starts between the look and the write
     if (this.ops.held(id)) return this.store.getInstance(id);
-    return this.observe(id);
+    return this.ops.run(id, () => this.observe(id));
   }
 
   /** refresh(), for the holder of the instance's lock. */
@@ -280,8 +284,14 @@ export class InstanceService {
     this.store.updateInstanceStatus(inst.id, status);
     inst.status = status;
     this.events.emit('change', inst);
-    if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error') && !this.ops.held(inst.id))
-      void this.ops.run(inst.id, () => this.remove(inst)).catch(() => {});
+    // after whatever operation holds the instance now, if it is still ended then
+    if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error'))
+      void this.ops
+        .run(inst.id, async () => {
+          const now = this.store.getInstance(inst.id);
+          if (now && (now.status.state === 'stopped' || now.status.state === 'error') && !now.status.phase) await this.remove(now);
+        })
+        .catch(() => {});
   }
 
   /**

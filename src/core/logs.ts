@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 // Console logs are written by the VM, byte by byte, with no timestamps. While the daemon
@@ -32,6 +32,8 @@ export function stampLog(logFile: string): void {
     appendFileSync(idx, `${size} ${Date.now()}\n`);
     lastSeen.set(logFile, size);
   } else if (size < last) {
+    // the console was rotated: the old offsets mean nothing in the new file
+    writeFileSync(idx, size > 0 ? `${size} ${Date.now()}\n` : '');
     lastSeen.set(logFile, size);
   }
 }

@@ -90,7 +90,9 @@ export class StateDir {
 
   status(s: ContainerState): Status {
     if (!processAlive(s.pid, s.pidStart)) return 'stopped';
-    return this.supervisor()?.state === 'running' ? 'running' : 'created';
+    const state = this.supervisor()?.state;
+    if (state === 'exited') return 'stopped';
+    return state === 'running' || state === 'exiting' ? 'running' : 'created';
   }
 }
 

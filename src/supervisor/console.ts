@@ -17,25 +17,37 @@ export class RotatingConsole {
     this.size = fstatSync(this.fd).size;
   }
 
+  /** Never throws: a console that cannot be written (a full disk) loses output, not the VM. */
   write(chunk: Buffer): void {
-    if (this.size > 0 && this.size + chunk.length > this.maxBytes) this.rotate();
-    let off = 0;
-    while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off);
-    this.size += chunk.length;
+    if (this.fd < 0) return;
+    try {
+      if (this.size > 0 && this.size + chunk.length > this.maxBytes) this.rotate();
+      let off = 0;
+      while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off);
+      this.size += chunk.length;
+    } catch {
+      this.dropped += chunk.length;
+    }
   }
 
+  /** bytes lost to write errors */
+  dropped = 0;
+
   private rotate(): void {
-    closeSync(this.fd);
     renameSync(this.file, `${this.file}.1`);
-    this.fd = openSync(this.file, 'a', 0o640);
+    const fd = openSync(this.file, 'a', 0o640);
+    closeSync(this.fd);
+    this.fd = fd;
     this.size = 0;
   }
 
   close(): void {
+    if (this.fd < 0) return;
     try {
       closeSync(this.fd);
     } catch {
       /* closed */
     }
+    this.fd = -1;
   }
 }

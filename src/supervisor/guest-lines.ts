@@ -13,7 +13,8 @@ export class GuestLines {
     for (const line of lines) {
       if (line.startsWith('unik:ready')) this.ready = true;
       const m = /^unik:exit (\d{1,3})\b/.exec(line);
-      if (m && this.exitCode === null) this.exitCode = Number(m[1]);
+      // an exit status is 0-255; anything else is not the init speaking
+      if (m && this.exitCode === null && Number(m[1]) <= 255) this.exitCode = Number(m[1]);
     }
   }
 }

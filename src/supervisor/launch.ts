@@ -35,13 +35,16 @@ export interface Launch {
   log?: { file?: string; format: 'text' | 'json' };
 }
 
-export type SupervisedState = 'launching' | 'paused' | 'running' | 'exited';
+/** exiting: the VM is being ended (its QEMU killed or going), the supervisor about to record its exit */
+export type SupervisedState = 'launching' | 'paused' | 'running' | 'exiting' | 'exited';
 
 export interface SupervisorStatus {
   pid: number;
   /** the supervisor's start time in clock ticks: a recycled pid is not mistaken for it */
   pidStart: string;
   qemuPid: number | null;
+  /** QEMU's start time in clock ticks, to tell it from a process that took its pid since */
+  qemuStart?: string;
   state: SupervisedState;
   /** the guest init started the app */
   ready: boolean;
@@ -75,9 +78,10 @@ export function writeStatus(dir: string, s: SupervisorStatus): void {
   writeAtomic(join(dir, STATUS_FILE), JSON.stringify(s) + '\n');
 }
 
+/** Written whole or not at all, readable by its owner only (a launch holds the app's env and seed). */
 function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.new`;
-  writeFileSync(tmp, text);
+  writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, file);
 }
 

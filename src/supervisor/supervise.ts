@@ -11,7 +11,7 @@
 // up (running, or paused waiting for its start FIFO), or what went wrong.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, createReadStream, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { constants as constants_fs, appendFileSync, closeSync, createReadStream, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +25,8 @@ import { STATE_FD, loadSnapshot } from './restore.js';
 const REPORT_FD = 3;
 const QEMU_UP_DEADLINE_MS = 30_000;
 const PARENT_CHECK_MS = 50;
+/** the signals whose default action ends a process */
+const ENDING = new Set([constants.signals.SIGTERM, constants.signals.SIGINT, constants.signals.SIGHUP, constants.signals.SIGQUIT, constants.signals.SIGALRM, constants.signals.SIGUSR1, constants.signals.SIGUSR2]);
 const FORWARDED = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM'] as const;
 
 /** What the launcher reads on fd 3. */
@@ -35,6 +37,7 @@ export type LaunchReport =
 export async function supervise(dir: string): Promise<void> {
   process.chdir(dir);
   const launch = readLaunch('.');
+  const logError = (msg: string) => writeLog(launch, msg);
   const status: SupervisorStatus = {
     pid: process.pid,
     pidStart: procStart(process.pid),
@@ -47,9 +50,14 @@ export async function supervise(dir: string): Promise<void> {
     startedAt: null,
     finishedAt: null,
   };
-  const save = () => writeStatus('.', status);
-  const logError = (msg: string) => writeLog(launch, msg);
-
+  // a status that cannot be written (a full disk) must not take the VM down: the next save retries
+  const save = () => {
+    try {
+      writeStatus('.', status);
+    } catch (e) {
+      logError(`cannot record the VM's status: ${(e as Error).message}`);
+    }
+  };
   let reported = false;
   const report = (r: LaunchReport) => {
     if (reported) return;
@@ -105,6 +113,7 @@ export async function supervise(dir: string): Promise<void> {
     });
   });
   status.qemuPid = qemu.pid ?? null;
+  if (qemu.pid) status.qemuStart = procStart(qemu.pid);
   status.startedAt = new Date().toISOString();
   save();
 
@@ -127,6 +136,12 @@ export async function supervise(dir: string): Promise<void> {
     if (!done) {
       done = true;
       if (why) logError(why);
+      // said at once: a daemon restarted meanwhile must not adopt a VM that is going
+      status.state = 'exiting';
+      save();
+      // unik-runc: a start FIFO still waited on holds an open() in libuv's pool, which would keep
+      // this process from exiting; a writer that comes and goes releases it
+      if (launch.startFifo) releaseFifo(launch.startFifo);
       // a reported exit: the guest synced before saying so, only the slow reset is left
       killQemu();
       await Promise.race([exited, sleep(5000)]);
@@ -169,8 +184,11 @@ export async function supervise(dir: string): Promise<void> {
   };
 
   const passSignal = (n: number) => {
+    const ending = ENDING.has(n);
     if (n === constants.signals.SIGKILL) return void finish(128 + n);
-    if (!control || !status.ready) return void finish(128 + n); // nothing that could stop in order yet
+    // nothing runs yet that could stop in order: an ending signal ends the VM, as it ends runc's
+    // init; others (SIGWINCH, SIGUSR1…) have no one to go to yet
+    if (!control || !status.ready) return ending ? void finish(128 + n) : undefined;
     control.write(n === constants.signals.SIGTERM || n === constants.signals.SIGINT ? 'stop\n' : `signal ${n}\n`);
   };
   for (const sig of FORWARDED) process.on(sig, () => passSignal(constants.signals[sig]));
@@ -227,6 +245,7 @@ export async function supervise(dir: string): Promise<void> {
     }
     await qmp!.execute('cont');
     qmp!.close();
+    if (done) return;
     status.state = 'running';
     save();
   };
@@ -302,6 +321,14 @@ async function connectControl(path: string): Promise<Socket | undefined> {
     await sleep(20);
   }
   return undefined;
+}
+
+function releaseFifo(path: string): void {
+  try {
+    closeSync(openSync(path, constants_fs.O_WRONLY | constants_fs.O_NONBLOCK));
+  } catch {
+    /* nobody waits on it */
+  }
 }
 
 function writeLog(launch: Launch, msg: string): void {

@@ -91,6 +91,8 @@ export function instanceRoutes(app: FastifyInstance, core: Core): void {
       const fh = await open(file, 'r').catch(() => undefined);
       if (!fh) return;
       try {
+        // smaller than what was sent: the console was rotated, its new file starts from the top
+        if ((await fh.stat()).size < offset) offset = 0;
         const buf = Buffer.allocUnsafe(64 * 1024);
         for (;;) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, offset);

@@ -14,7 +14,7 @@ import type { Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
-import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement, type Confinement } from './confine.js';
+import { boundToParent, privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm } from './process.js';
 
@@ -113,7 +113,8 @@ export class QemuProvider implements Provider {
     const { accel } = await this.chooseAccel(kernel);
     const confinement = await this.confine();
 
-    await mkdir(dir, { recursive: true });
+    // root's alone: the launch there holds the app's env and seed (QEMU opens what it needs before it drops root)
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     // QEMU binds its monitor and control sockets here as root: only root may reach them
     await privateDir(this.paths.sockets);
     const socket = this.socket(inst);
@@ -141,7 +142,8 @@ export class QemuProvider implements Provider {
       controlSocket: socket,
       qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
-      confinement: parentBoundConfinement(confinement),
+      // always the full confinement (the drop to an unprivileged user included)
+      confinement,
     };
 
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
@@ -179,7 +181,11 @@ export class QemuProvider implements Provider {
     const dir = this.dir(inst);
     await rm(this.qmpSocket(inst), { force: true });
     await rm(join(dir, STATUS_FILE), { force: true });
-    const cmd = boundToParent(parentBoundConfinement(await this.confine()), [QEMU, ...argv]);
+    // bound to its supervisor (it dies with it), where the host can make PID namespaces; where it
+    // cannot, binding would cost the drop to an unprivileged user, so the VM is not bound, and a
+    // QEMU whose supervisor was killed is ended by the daemon instead (killStray)
+    const confinement = await this.confine();
+    const cmd = confinement.parentBound ? [QEMU, ...argv] : boundToParent(confinement, [QEMU, ...argv]);
     await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
     writeLaunch(dir, {
       id: inst.name,
@@ -223,6 +229,7 @@ export class QemuProvider implements Provider {
 
   async inspect(inst: InstanceRecord): Promise<Observed> {
     const s = this.supervisor(inst);
+    if (this.legacyVm(inst)) return { alive: true, ready: true, exitCode: null };
     const alive = supervisorAlive(s) && s!.state !== 'exited';
     return { alive, ready: !!s?.ready, exitCode: s?.appExitCode ?? null };
   }
@@ -230,6 +237,11 @@ export class QemuProvider implements Provider {
   /** Stops the VM through its supervisor; if that cannot be reached, kills the supervisor (QEMU dies with it). */
   async stop(inst: InstanceRecord, graceMs: number): Promise<void> {
     const s = this.supervisor(inst);
+    const legacy = this.legacyVm(inst);
+    if (legacy) {
+      process.kill(legacy, 'SIGKILL');
+      return;
+    }
     if (!supervisorAlive(s)) return this.killStray(s);
     const answer = await command(this.commandSocket(inst), graceMs > 0 ? `stop ${graceMs}` : 'kill', graceMs + 10_000);
     if (answer === 'ok' && (await waitDead(s!, 5000))) return;
@@ -242,15 +254,25 @@ export class QemuProvider implements Provider {
     this.killStray(s);
   }
 
-  /** QEMU is bound to its supervisor; this makes sure of it when the supervisor is gone. */
+  /**
+   * QEMU is bound to its supervisor; this makes sure of it when the supervisor is gone. The
+   * process must be the very one the supervisor started (its pid and start time), never a
+   * process that took its pid since.
+   */
   private killStray(s: SupervisorStatus | undefined): void {
-    if (s?.qemuPid && isOurVm(s.qemuPid, `unik-`) && procStart(s.qemuPid)) {
+    if (s?.qemuPid && s.qemuStart && procStart(s.qemuPid) === s.qemuStart) {
       try {
         process.kill(s.qemuPid, 'SIGKILL');
       } catch {
         /* gone */
       }
     }
+  }
+
+  /** A VM started by a unik from before supervisors: a detached QEMU whose command line names the instance folder. */
+  private legacyVm(inst: InstanceRecord): number | undefined {
+    const pid = inst.status.pid;
+    return pid && !existsSync(join(this.dir(inst), STATUS_FILE)) && isOurVm(pid, this.dir(inst)) ? pid : undefined;
   }
 
   async adopt(inst: InstanceRecord): Promise<{ pid: number; accel: string } | undefined> {

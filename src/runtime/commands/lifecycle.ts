@@ -78,15 +78,19 @@ export async function del(ctx: Ctx): Promise<number> {
   const { st, s } = c;
   const status = st.status(s);
   if (status === 'running' && !ctx.args.flags.force) throw new RuntimeError(`cannot delete container ${s.id} that is not stopped: running`);
-  if (status !== 'stopped') {
+  // the supervisor: as the state says, or as it recorded itself (a create killed before it wrote the pid)
+  const sup = st.supervisor();
+  const pid = s.pid || sup?.pid || 0;
+  const pidStart = s.pid ? s.pidStart : (sup?.pidStart ?? '');
+  if (pid && processAlive(pid, pidStart)) {
     // a created container is deleted as runc does: its process is killed (QEMU follows it)
     try {
-      process.kill(s.pid, 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       /* gone */
     }
     const until = Date.now() + 10_000;
-    while (processAlive(s.pid, s.pidStart) && Date.now() < until) await sleep(10);
+    while (processAlive(pid, pidStart) && Date.now() < until) await sleep(10);
   }
   await killQemu(st, s.id);
   if (s.net) unplugTap(s.net.netns, s.net.ifname);
@@ -94,11 +98,14 @@ export async function del(ctx: Ctx): Promise<number> {
   return 0;
 }
 
-/** QEMU dies with the monitor (pdeathsig); this makes sure of it before the files go. */
+/** QEMU dies with its supervisor (it is bound to it); this makes sure of it before the files go. */
 async function killQemu(st: StateDir, id: string): Promise<void> {
-  const pid = st.supervisor()?.qemuPid ?? 0;
+  const sup = st.supervisor();
+  const pid = sup?.qemuPid ?? 0;
+  // the very process the supervisor started: its start time, or (older records) its command line
   const isOurs = () => {
     try {
+      if (sup?.qemuStart) return processAlive(pid, sup.qemuStart);
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`unik-${id}\0`) && processAlive(pid, '');
     } catch {
       return false;
