@@ -34,9 +34,11 @@ export async function chooseAccel(qemu: string, kernel: string, confinement: Con
  *  as every VM is: the kernel is an image's, maybe a pulled one. */
 function probe(qemu: string, kernel: string, confinement: Confinement): Promise<'booted' | 'timeout' | string> {
   return new Promise((resolve) => {
+    // under coreutils' timeout, which ends it even if this process dies meanwhile (a probe QEMU
+    // drops to an unprivileged user, so no parent-death signal could)
     const child = spawn(
-      qemu,
-      ['-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+      'timeout',
+      ['-s', 'KILL', String(PROBE_DEADLINE_MS / 1000), qemu, '-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
         '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio', ...confinementArgs(confinement)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -45,14 +47,15 @@ function probe(qemu: string, kernel: string, confinement: Confinement): Promise<
     let timedOut = false;
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // a backstop: timeout passes SIGTERM on to QEMU
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
-    }, PROBE_DEADLINE_MS);
+      child.kill('SIGTERM');
+    }, PROBE_DEADLINE_MS + 2000);
     child.on('error', (e) => resolve(e.message));
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) resolve('timeout');
+      if (timedOut || code === 137) resolve('timeout');
       else if (code === 0 && /Linux version|Kernel panic/.test(out)) resolve('booted');
       else resolve(err.trim().split('\n')[0] || `QEMU exit status ${code}`);
     });

@@ -119,8 +119,9 @@ function succeeds(cmd: string, args: string[]): Promise<boolean> {
 /** Starts an empty machine with these options and quits it through its monitor: exit 0 = they work here. */
 function runsWith(qemu: string, opts: string[]): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(qemu, ['-M', 'none', '-nodefaults', '-no-user-config', '-display', 'none', ...opts, '-monitor', 'stdio'], { stdio: ['pipe', 'ignore', 'ignore'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_DEADLINE_MS);
+    // under coreutils' timeout: it ends even if this process dies before it says quit
+    const child = spawn('timeout', ['-s', 'KILL', String(PROBE_DEADLINE_MS / 1000), qemu, '-M', 'none', '-nodefaults', '-no-user-config', '-display', 'none', ...opts, '-monitor', 'stdio'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGTERM'), PROBE_DEADLINE_MS + 2000);
     child.on('error', () => resolve(false));
     child.on('close', (code) => {
       clearTimeout(timer);
