@@ -126,8 +126,9 @@ test('two runs racing for one name: one wins, the other gets 409, one VM is left
   assert.deepEqual(results.map((r) => r.status).sort(), [201, 409], JSON.stringify(results.map((r) => r.json)));
   const list = (await d.api('GET', '/instances')).json as { Name: string }[];
   assert.deepEqual(list.map((i) => i.Name), ['racer']);
-  // QEMU itself (argv[0]), not its supervisor or the wrappers that bind it to the supervisor
-  const vms = execFileSync('pgrep', ['-fc', `^qemu-system.*${join(d.home, 'instances')}`], { encoding: 'utf8' }).trim();
+  // QEMU itself (argv[0]), not its supervisor or the wrappers that bind it to the supervisor;
+  // both contenders would have been named after the instance
+  const vms = execFileSync('pgrep', ['-fc', `^qemu-system.* -name unik-racer( |$)`], { encoding: 'utf8' }).trim();
   assert.equal(vms, '1', 'the loser\'s VM was stopped');
   assert.equal((await d.api('DELETE', '/instances/racer?force=true')).status, 204);
 });
