@@ -14,6 +14,9 @@ import { hubRoutes } from './unik/hub.js';
 import { DOCKER_PREFIX, dockerApi, rewriteDockerUrl } from './docker/index.js';
 import { handleAttach } from './docker/attach.js';
 
+/** 2016 routes whose clients send a JSON body (or `null`) without a Content-Type */
+const LEGACY_JSON_ROUTES = new Set(['/instances/run', '/instances/:id/start', '/instances/:id/stop', '/images/push/:name', '/images/pull/:name', '/volumes/:name/attach/:instance', '/volumes/:name/detach']);
+
 export interface AppOptions {
   core: Core;
   /** unik's version, reported by the Docker API */
@@ -58,6 +61,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     const no = guard(req.raw);
     if (no) return reply.code(no.status).send(no.body);
+    // the 2016 client libraries POST JSON (or `null`) with no Content-Type, and the 2016 daemon
+    // read it; only on those routes, and only once the guard has passed (a browser's cross-site
+    // "simple" POST never gets this far)
+    if (req.method === 'POST' && req.headers['content-type'] === undefined && LEGACY_JSON_ROUTES.has(req.routeOptions.url ?? '')) req.headers['content-type'] = 'application/json';
   });
   await app.register(multipart, { limits: { fileSize: 8 * 1024 * 1024 * 1024, files: 1, fields: 32 } });
   systemRoutes(app, opts.core);
