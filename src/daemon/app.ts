@@ -64,7 +64,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // the 2016 client libraries POST JSON (or `null`) with no Content-Type, and the 2016 daemon
     // read it; only on those routes, and only once the guard has passed (a browser's cross-site
     // "simple" POST never gets this far)
-    if (req.method === 'POST' && req.headers['content-type'] === undefined && LEGACY_JSON_ROUTES.has(req.routeOptions.url ?? '')) req.headers['content-type'] = 'application/json';
+    if (req.method === 'POST' && req.headers['content-type'] === undefined && hasBody(req.headers) && LEGACY_JSON_ROUTES.has(req.routeOptions.url ?? ''))
+      req.headers['content-type'] = 'application/json';
   });
   await app.register(multipart, { limits: { fileSize: 8 * 1024 * 1024 * 1024, files: 1, fields: 32 } });
   systemRoutes(app, opts.core);
@@ -108,6 +109,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
   });
   return app as unknown as FastifyInstance;
+}
+
+/** A request with a body to parse (an empty POST, as the CLI's push sends, has none). */
+function hasBody(h: { 'content-length'?: string; 'transfer-encoding'?: string }): boolean {
+  return Number(h['content-length'] ?? 0) > 0 || h['transfer-encoding'] !== undefined;
 }
 
 function rawResponse(r: Refusal): string {

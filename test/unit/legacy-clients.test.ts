@@ -38,6 +38,11 @@ test('2016 clients: null bodies on start and stop, a JSON run body, all without 
   assert.match(run.json().message, /no such image|image/i);
   const detach = await bare('/volumes/nope/detach', 'null');
   assert.equal(detach.statusCode, 404, detach.body);
+  // and an empty POST, as the CLI's push and the 2016 start send, is still no body at all
+  for (const url of ['/instances/nope/start', '/images/push/nope']) {
+    const empty = await bare(url, '');
+    assert.equal(empty.statusCode, 404, `${url}: ${empty.body}`);
+  }
 });
 
 test('bad input stays bad: a null run body is a 400; a declared non-JSON type is still a 415; other routes are unchanged', async () => {
