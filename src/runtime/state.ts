@@ -4,7 +4,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readStatus, type SupervisorStatus } from '../supervisor/launch.js';
+import { procStart, readStatus, type SupervisorStatus } from '../supervisor/launch.js';
 
 export const DEFAULT_ROOT = '/run/unik-runc';
 
@@ -96,17 +96,8 @@ export class StateDir {
   }
 }
 
-/** /proc/PID/stat's start time, or '' if there is no such (living) process. */
-export function procStart(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return '';
-    return fields[19] ?? '';
-  } catch {
-    return '';
-  }
-}
+/** /proc/PID/stat's start time, or '' if there is no such (living) process: the supervisor's own reading. */
+export { procStart };
 
 export function processAlive(pid: number, start: string): boolean {
   if (!pid) return false;
