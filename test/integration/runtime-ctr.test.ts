@@ -167,10 +167,13 @@ function bundleOf(name: string, mutate?: (rootfs: string) => void, process?: Rec
   return bundle;
 }
 
+let runcCalls = 0;
 function runc(root: string, bundle: string, args: string[]): { code: number; stdout: string; stderr: string; log: { level: string; msg: string }[] } {
   const logFile = join(bundle, 'log.json');
-  // files, not pipes, for stdio: a created container's monitor keeps them (as it keeps the shim's)
-  const [out, err] = [join(bundle, 'runc.out'), join(bundle, 'runc.err')];
+  // files, not pipes, for stdio: a created container's supervisor keeps them (as it keeps the
+  // shim's) and its VM's console goes on writing there, so each call gets files of its own
+  const call = ++runcCalls;
+  const [out, err] = [join(bundle, `runc.${call}.out`), join(bundle, `runc.${call}.err`)];
   const fds = [openSync(out, 'w'), openSync(err, 'w')];
   const r = spawnSync(UNIK_RUNC, ['--root', root, '--log', logFile, '--log-format', 'json', ...args], { stdio: ['ignore', fds[0]!, fds[1]!], timeout: 120_000 });
   fds.forEach((fd) => closeSync(fd));
