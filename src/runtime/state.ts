@@ -28,7 +28,6 @@ export type Status = 'created' | 'running' | 'stopped';
 /** Files in a container's state directory. Relative names: socket paths must stay short. */
 export const FILES = {
   state: 'state.json',
-  launch: 'launch.json',
   fifo: 'start.fifo',
   qemuErr: 'qemu.err',
   qmp: 'qmp.sock',
