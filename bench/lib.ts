@@ -35,7 +35,7 @@ export interface BenchDaemon {
 /** `unik daemon` on a free port, its state in a fresh UNIK_HOME (kernels from the shared cache). */
 export async function startDaemon(name: string, extraEnv: Record<string, string> = {}): Promise<BenchDaemon> {
   const home = mkdtempSync(join(tmpdir(), `unik-bench-${name}-`));
-  const env = { ...process.env, ...extraEnv, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
+  const env = { ...process.env, UNIK_BRIDGED: 'off', ...extraEnv, UNIK_HOME: home, UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'), UNIK_LOG_LEVEL: 'warn' };
   const port = await freePort();
   const log = openSync(join(home, 'daemon.log'), 'a');
   const daemon = spawn(process.execPath, [join(ROOT, 'bin/unik'), 'daemon', '--port', String(port)], { env, stdio: ['ignore', log, log] });

@@ -17,6 +17,8 @@ APT_PACKAGES=(
   docker-registry skopeo apache2-utils # tests: a real OCI registry (with htpasswd auth) for the hub, and skopeo as a peer
   containerd runc containernetworking-plugins iproute2 # Kubernetes: containerd calls unik-runc; CNI bridge for pods
   chromium                            # tests: cross-origin requests from a real browser page
+  nftables                            # bridged networks: NAT and isolation rules
+  redis-server                        # the counter example's Redis, run as a unikernel through the elf language
   curl openssl procps
 )
 missing=()
@@ -30,7 +32,32 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
+  # redis-server is here only to be copied into images: its package must not start a host
+  # service. A policy-rc.d of our own (only when the host has none: a host's own policy is kept)
+  # denies starting redis while apt runs, and is removed afterwards, also on failure.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && [ ! -e "$policy" ]; then
+    own_policy=1
+    trap '$SUDO rm -f "$policy"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    printf '%s\n' '#!/bin/sh' '# temporary, from unik scripts/setup.sh: never start redis-server on the host' \
+      'for a; do case "$a" in redis-server|redis-server.service) exit 101 ;; esac; done' 'exit 0' |
+      $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then
+    $SUDO rm -f "$policy"
+    trap - EXIT INT TERM
+  fi
+  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    # not at boot either (the package enables its unit), and stopped if a host policy let it start
+    $SUDO systemctl disable redis-server.service >/dev/null 2>&1 || true
+    $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
+    $SUDO service redis-server stop >/dev/null 2>&1 || true
+  fi
 fi
 
 # unprivileged accounts: builds of uploaded code and QEMU never run as root

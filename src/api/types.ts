@@ -36,6 +36,7 @@ export interface InstanceJson {
   Id: string;
   Name: string;
   State: InstanceState;
+  /** its own address on a bridged network (reachable from the host); 10.0.2.15 in user mode (not reachable) */
   IpAddress: string;
   ImageId: string;
   Infrastructure: string;
@@ -51,6 +52,8 @@ export interface InstanceJson {
   StartedAt: string | null;
   FinishedAt: string | null;
   Accel: string;
+  /** the network's name, or "user" for QEMU's user-mode network */
+  Network: string;
 }
 
 /** POST /instances/run body (2016 names; Ports and Mounts are unik additions / 2016 map). */
@@ -63,6 +66,20 @@ export interface RunRequest {
   Mounts?: Record<string, string>;
   NoCleanup?: boolean;
   DebugMode?: boolean;
+  /** a network's name or id, or "user"; absent: the daemon's default (unik addition) */
+  Network?: string;
+}
+
+/** A network, in the Docker Engine API's shape (GET /networks, /networks/{id}); networks were not in the 2016 API. */
+export interface NetworkJson {
+  Name: string;
+  Id: string;
+  Created: string;
+  Driver: string;
+  IPAM: { Config: { Subnet: string; Gateway: string }[] };
+  Containers: Record<string, { Name: string; MacAddress: string; IPv4Address: string }>;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
 }
 
 export interface ErrorJson {

@@ -1,6 +1,6 @@
 // Docker-style output: borderless tables, --json, human sizes and relative times.
 import Table from 'cli-table3';
-import type { ImageJson, InstanceJson, PortMapping, VolumeJson } from '../api/types.js';
+import type { ImageJson, InstanceJson, NetworkJson, PortMapping, VolumeJson } from '../api/types.js';
 
 const BLANK_CHARS = {
   top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
@@ -87,7 +87,7 @@ export function imageRow(img: ImageJson, now = Date.now()): string[] {
   return [img.Name, shortId(img.Id), img.Language ?? '', img.Provider || img.Infrastructure, relativeTime(img.Created, now), humanSize(bytes)];
 }
 
-export const INSTANCE_HEAD = ['NAME', 'ID', 'IMAGE', 'STATE', 'PORTS', 'CREATED'];
+export const INSTANCE_HEAD = ['NAME', 'ID', 'IMAGE', 'STATE', 'ADDRESS', 'PORTS', 'CREATED'];
 
 /** `127.0.0.1:18080->8080/tcp`; the daemon publishes on loopback unless told otherwise. */
 export function formatPort(p: PortMapping): string {
@@ -102,9 +102,18 @@ export function instanceRow(inst: InstanceJson, now = Date.now()): string[] {
     shortId(inst.Id),
     inst.ImageName || shortId(inst.ImageId),
     inst.State,
+    // user mode's 10.0.2.15 is the same for all and reachable from none: shown as "user"
+    inst.Network && inst.Network !== 'user' ? `${inst.IpAddress} (${inst.Network})` : 'user',
     (inst.Ports ?? []).map(formatPort).join(', '),
     relativeTime(inst.Created, now),
   ];
+}
+
+export const NETWORK_HEAD = ['NAME', 'ID', 'SUBNET', 'GATEWAY', 'BRIDGE', 'INSTANCES', 'CREATED'];
+
+export function networkRow(n: NetworkJson, now = Date.now()): string[] {
+  const c = n.IPAM?.Config?.[0];
+  return [n.Name, shortId(n.Id), c?.Subnet ?? '', c?.Gateway ?? '', n.Options?.['com.docker.network.bridge.name'] ?? '', String(Object.keys(n.Containers ?? {}).length), relativeTime(n.Created, now)];
 }
 
 export const VOLUME_HEAD = ['NAME', 'ID', 'TYPE', 'SIZE', 'ATTACHED', 'MOUNT', 'CREATED', 'STATUS'];

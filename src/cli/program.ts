@@ -5,6 +5,7 @@ import { registerDaemonCommand } from './commands/daemon.js';
 import { registerHubCommands } from './commands/hub.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerInstanceCommands } from './commands/instances.js';
+import { registerNetworkCommands } from './commands/networks.js';
 import { registerSystemCommands } from './commands/system.js';
 import { registerVolumeCommands } from './commands/volumes.js';
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerInstanceCommands(program);
   registerVolumeCommands(program);
+  registerNetworkCommands(program);
   registerHubCommands(program);
   registerSystemCommands(program);
   return program;

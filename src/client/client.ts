@@ -2,7 +2,7 @@
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { NDJSON } from '../api/types.js';
-import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
+import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, NetworkJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
 import { dispatcherFor, type ClientTls } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
 import { HubApi } from './hub.js';
@@ -75,6 +75,7 @@ export class UnikClient {
   readonly images: ImagesApi;
   readonly instances: InstancesApi;
   readonly volumes: VolumesApi;
+  readonly networks: NetworksApi;
   readonly hub: HubApi;
   private readonly token: string | undefined;
   private readonly dispatchers: { quick?: object; patient?: object } = {};
@@ -87,6 +88,7 @@ export class UnikClient {
     this.images = new ImagesApi(this);
     this.instances = new InstancesApi(this);
     this.volumes = new VolumesApi(this);
+    this.networks = new NetworksApi(this);
     this.hub = new HubApi(this);
   }
 
@@ -342,5 +344,46 @@ export class VolumesApi {
   async detach(volume: string): Promise<string> {
     const res = await this.c.send('POST', `/volumes/${seg(volume)}/detach`, 202, { accept: 'text/plain, application/json' });
     return (await this.c.readText(res)).trim();
+  }
+}
+
+export interface CreateNetworkOptions {
+  name: string;
+  subnet?: string;
+  gateway?: string;
+  labels?: Record<string, string>;
+}
+
+/** Networks, through the daemon's network routes (the Docker Engine API's shape). */
+export class NetworksApi {
+  constructor(private readonly c: UnikClient) {}
+
+  all(): Promise<NetworkJson[]> {
+    return this.c.json('GET', '/networks', 200);
+  }
+
+  /** `ref` may be a name, a full id or a unique id prefix. */
+  get(ref: string): Promise<NetworkJson> {
+    return this.c.json('GET', `/networks/${seg(ref)}`, 200);
+  }
+
+  async create(o: CreateNetworkOptions): Promise<NetworkJson> {
+    const ipam = o.subnet || o.gateway ? { Config: [{ ...(o.subnet ? { Subnet: o.subnet } : {}), ...(o.gateway ? { Gateway: o.gateway } : {}) }] } : undefined;
+    const made = await this.c.json<{ Id: string }>('POST', '/networks/create', 201, { json: { Name: o.name, Driver: 'bridge', ...(ipam ? { IPAM: ipam } : {}), Labels: o.labels ?? {} } });
+    return this.get(made.Id);
+  }
+
+  delete(ref: string): Promise<void> {
+    return this.c.empty('DELETE', `/networks/${seg(ref)}`, 204);
+  }
+
+  /** Moves a stopped instance onto the network. */
+  connect(network: string, instance: string): Promise<void> {
+    return this.c.empty('POST', `/networks/${seg(network)}/connect`, 200, { json: { Container: instance } });
+  }
+
+  /** Moves a stopped instance off the network, to user-mode networking. */
+  disconnect(network: string, instance: string): Promise<void> {
+    return this.c.empty('POST', `/networks/${seg(network)}/disconnect`, 200, { json: { Container: instance } });
   }
 }

@@ -8,6 +8,7 @@ import { ImageService } from './images.js';
 import { InstanceService } from './instances.js';
 import { VolumeService } from './volumes.js';
 import { HubService } from './hub.js';
+import { NetworkService } from './networks.js';
 import { sweepHome } from './sweep.js';
 import { unikPaths, type UnikPaths } from '../model/paths.js';
 import type { VolumeRecord } from '../model/types.js';
@@ -27,6 +28,7 @@ export interface Core {
   images: ImageService;
   instances: InstanceService;
   volumes: VolumeService;
+  networks: NetworkService;
   hub: HubService;
   /** attaches a volume to a stopped instance at one of its image's mount points */
   attachVolume(volume: string, instance: string, mountPoint: string): Promise<VolumeRecord>;
@@ -58,13 +60,17 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
   const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
   const images = new ImageService(store, paths, providers);
   const volumes = new VolumeService(store, paths, new Set(providers.keys()));
-  const instances = new InstanceService(store, paths, providers, images, volumes);
+  const networks = new NetworkService(store, paths.home, log);
+  const instances = new InstanceService(store, paths, providers, images, volumes, networks);
   try {
+    // the bridges, rules and DNS the records describe, before any VM is adopted or started
+    await networks.restore();
     await images.sweep();
     await volumes.sweep();
     await instances.reconcile();
   } catch (e) {
     instances.close();
+    await networks.close();
     store.close();
     lock.release();
     throw e;
@@ -75,6 +81,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     images,
     instances,
     volumes,
+    networks,
     hub: new HubService(paths, images),
     async attachVolume(volume, instance, mountPoint) {
       // alone with the instance: a start cannot slip in between the check and the attachment
@@ -90,6 +97,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
       ),
     close() {
       instances.close();
+      void networks.close();
       store.close();
       lock.release();
     },

@@ -11,6 +11,7 @@ import { parsePort } from './ports.js';
 import { forgetLog, stampLog } from './logs.js';
 import type { ImageService } from './images.js';
 import type { VolumeService } from './volumes.js';
+import { USER_MODE, type NetworkService } from './networks.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from '../model/types.js';
 
@@ -26,6 +27,8 @@ export interface RunRequest {
   /** delete the instance once its app exits (Docker's --rm) */
   autoRemove?: boolean;
   labels?: Record<string, string>;
+  /** a network's name or id, or `user` (QEMU user-mode); absent: the default (see NetworkService.forRun) */
+  network?: string;
 }
 
 /** How long a guest may take from QEMU start to starting the app before it counts as hung. */
@@ -52,6 +55,7 @@ export class InstanceService {
     private readonly providers: Map<string, Provider>,
     private readonly images: ImageService,
     private readonly volumes: VolumeService,
+    private readonly networks: NetworkService,
   ) {}
 
   list(): InstanceRecord[] {
@@ -83,6 +87,8 @@ export class InstanceService {
     const spec: InstanceSpec = { env, memoryMb, ports: (req.ports ?? []).map(toPort), args: req.args ?? [], autoRemove: !!req.autoRemove, labels: req.labels ?? {} };
     const provider = this.provider(image);
     await provider.preflight(spec);
+    // may make the default network (its own record and bridge): before this instance's record
+    const network = await this.networks.forRun(req.network);
     const inst: InstanceRecord = {
       id: newId(),
       name,
@@ -95,6 +101,8 @@ export class InstanceService {
     /** stores the record and its volume attachments in one transaction */
     const commit = () =>
       this.store.tx(() => {
+        // the address is taken in the same transaction that stores the instance: no two runs get one
+        if (network !== USER_MODE) inst.spec.network = this.networks.allocate(network, inst.id);
         this.store.insertInstance(inst);
         for (const m of mounts) {
           // re-checked inside the transaction: another run may have taken it meanwhile
@@ -135,7 +143,7 @@ export class InstanceService {
         release();
       }
       try {
-        const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
+        const { pid, accel } = await provider.start(inst, image, { volumes: disks, nic: this.networks.nicFor(inst) }, () => void this.refresh(inst.id));
         this.setStatus(inst, { ...inst.status, phase: undefined, pid, accel, startedAt: new Date().toISOString() });
       } catch (e) {
         await this.forget(inst).catch((undo: Error) => {
@@ -164,12 +172,13 @@ export class InstanceService {
       if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
       const provider = this.provider(inst);
       const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
+      const nic = this.networks.nicFor(inst);
       await provider.preflight(inst.spec);
       const before = inst.status;
       // recorded before the VM starts: a daemon that dies meanwhile settles it on start-up
       this.store.updateInstanceStatus(inst.id, { ...before, state: 'pending', pid: null, phase: 'starting' });
       try {
-        const { pid, accel } = await provider.start(inst, image, disks, () => void this.refresh(inst.id));
+        const { pid, accel } = await provider.start(inst, image, { volumes: disks, nic }, () => void this.refresh(inst.id));
         this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
       } catch (e) {
         this.store.updateInstanceStatus(inst.id, before);
@@ -235,6 +244,28 @@ export class InstanceService {
 
   async deleteAllOfImage(imageId: string): Promise<void> {
     for (const inst of this.store.listInstances().filter((i) => i.imageId === imageId)) await this.ops.run(inst.id, () => this.remove(inst));
+  }
+
+  /**
+   * Moves a stopped instance to another network (or to user mode): a VM's one network interface
+   * is fixed while it runs. Its new address is taken in the transaction that records it.
+   */
+  async setNetwork(ref: string, network: string): Promise<InstanceRecord> {
+    return this.exclusive(ref, async (inst) => {
+      if (inst.status.state === 'running' || inst.status.state === 'pending')
+        throw failedPrecondition('INSTANCE_RUNNING', `instance ${inst.name} is ${inst.status.state}: its network interface is fixed while it runs`, 'stop it first (unik stop), then connect it');
+      const target = await this.networks.forRun(network);
+      if (target !== USER_MODE && inst.spec.network?.networkId === target.id) return inst;
+      this.store.tx(() => {
+        const spec = { ...inst.spec };
+        delete spec.network;
+        if (target !== USER_MODE) spec.network = this.networks.allocate(target, inst.id);
+        this.store.updateInstanceSpec(inst.id, spec);
+        inst.spec = spec;
+      });
+      this.events.emit('change', inst);
+      return inst;
+    });
   }
 
   /** The record for an id, if any (volumes ask who they are attached to). */

@@ -54,6 +54,31 @@ export interface InstanceSpec {
   args?: string[];
   autoRemove?: boolean;
   labels?: Record<string, string>;
+  /** its place on a bridged network, fixed when it is created and kept across stop/start; absent: QEMU's user-mode network */
+  network?: NetworkAttachment;
+}
+
+/** An instance's address on a bridged network. */
+export interface NetworkAttachment {
+  networkId: string;
+  /** its IPv4 address, without the prefix */
+  ip: string;
+  /** locally administered, derived from the instance id */
+  mac: string;
+}
+
+/** A bridged network: a Linux bridge on the host, its subnet, gateway (the bridge's own address) and DNS. */
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  driver: 'bridge';
+  /** A.B.C.D/PREFIX */
+  subnet: string;
+  gateway: string;
+  /** the Linux bridge's name (at most 15 bytes) */
+  bridge: string;
+  created: string;
+  labels: Record<string, string>;
 }
 
 /** The observed state, kept up to date by the provider and the reconciler. */

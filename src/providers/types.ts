@@ -1,5 +1,23 @@
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../model/types.js';
 
+/** A VM's interface on a bridged network: its tap on the bridge and the address its guest takes. */
+export interface BridgedNic {
+  bridge: string;
+  tap: string;
+  /** A.B.C.D/PREFIX */
+  ip: string;
+  gateway: string;
+  dns: string;
+  mac: string;
+}
+
+/** What an instance is attached to when it boots. */
+export interface Attachments {
+  volumes: VolumeMount[];
+  /** absent: QEMU's user-mode network */
+  nic?: BridgedNic;
+}
+
 export interface ProviderInfo {
   name: string;
   infrastructure: string;
@@ -24,8 +42,8 @@ export interface Provider {
   info(): Promise<ProviderInfo>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;
-  /** Boots the VM with its volumes; resolves once it is running, or throws why it could not start. */
-  start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }>;
+  /** Boots the VM with its volumes and network; resolves once it is running, or throws why it could not start. */
+  start(inst: InstanceRecord, image: ImageRecord, attach: Attachments, onExit: () => void): Promise<{ pid: number; accel: string }>;
   /** Asks the app to stop, waits up to graceMs, then kills the VM. Resolves once it is gone. */
   stop(inst: InstanceRecord, graceMs: number): Promise<void>;
   /** Passes a signal to the app through the guest init; SIGKILL ends the VM at once. */

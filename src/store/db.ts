@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { migrations } from './migrations.js';
 import { failedPrecondition } from '../model/errors.js';
-import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus, VolumeRecord, VolumeType } from '../model/types.js';
+import type { ImageManifest, ImageRecord, InstanceRecord, InstanceSpec, InstanceStatus, NetworkRecord, VolumeRecord, VolumeType } from '../model/types.js';
 
 /** The state store: every change is one SQLite transaction, so it is never half-written. */
 export class Store {
@@ -108,6 +108,46 @@ export class Store {
   deleteVolume(id: string): void {
     this.db.prepare('DELETE FROM volumes WHERE id = ?').run(id);
   }
+
+  /** Changes an instance's spec (its network, while it is not running). */
+  updateInstanceSpec(id: string, spec: InstanceSpec): void {
+    this.db.prepare('UPDATE instances SET spec = ? WHERE id = ?').run(JSON.stringify(spec), id);
+  }
+
+  // networks
+
+  listNetworks(): NetworkRecord[] {
+    return (this.db.prepare('SELECT * FROM networks ORDER BY created').all() as NetworkRow[]).map((r) => ({
+      id: r.id,
+      name: r.name,
+      driver: 'bridge',
+      subnet: r.subnet,
+      gateway: r.gateway,
+      bridge: r.bridge,
+      created: r.created,
+      labels: JSON.parse(r.labels) as Record<string, string>,
+    }));
+  }
+
+  insertNetwork(n: NetworkRecord): void {
+    this.db
+      .prepare('INSERT INTO networks (id, name, driver, subnet, gateway, bridge, created, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(n.id, n.name, n.driver, n.subnet, n.gateway, n.bridge, n.created, JSON.stringify(n.labels));
+  }
+
+  deleteNetwork(id: string): void {
+    this.db.prepare('DELETE FROM networks WHERE id = ?').run(id);
+  }
+}
+
+interface NetworkRow {
+  id: string;
+  name: string;
+  subnet: string;
+  gateway: string;
+  bridge: string;
+  created: string;
+  labels: string;
 }
 
 interface VolumeRow {

@@ -30,4 +30,15 @@ export const migrations: string[] = [
      mount_point TEXT,
      UNIQUE (instance_id, mount_point)
    );`,
+  // 3: bridged networks; which instances are on one is in their spec (spec.network)
+  `CREATE TABLE networks (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     driver TEXT NOT NULL,
+     subnet TEXT NOT NULL UNIQUE,
+     gateway TEXT NOT NULL,
+     bridge TEXT NOT NULL UNIQUE,
+     created TEXT NOT NULL,
+     labels TEXT NOT NULL
+   );`,
 ];

@@ -5,6 +5,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BootConfig } from '../base/linux/contract.js';
+import type { ProxyRule } from './port-proxy.js';
 
 export const LAUNCH_FILE = 'launch.json';
 export const STATUS_FILE = 'supervisor.json';
@@ -31,6 +32,10 @@ export interface Launch {
   commandSocket?: string;
   /** until the VM is up: if this process stops being our parent (it died mid-launch), undo everything */
   parentPid?: number;
+  /** a bridged network: QEMU makes the tap, the supervisor puts it on the bridge before the VM runs */
+  nic?: { tap: string; bridge: string };
+  /** published ports, relayed by the supervisor to the guest's own address (bridged networks) */
+  proxies?: ProxyRule[];
   /** error lines (unik-runc's --log): a file, else stderr; runc's text or json format */
   log?: { file?: string; format: 'text' | 'json' };
 }

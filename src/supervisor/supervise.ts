@@ -21,6 +21,8 @@ import { RotatingConsole } from './console.js';
 import { GuestLines } from './guest-lines.js';
 import { parentOf, procStart, readLaunch, writeStatus, type Launch, type SupervisorStatus } from './launch.js';
 import { STATE_FD, loadSnapshot } from './restore.js';
+import { startProxies, type Proxies } from './port-proxy.js';
+import { plugTap } from '../network/host.js';
 
 const REPORT_FD = 3;
 const QEMU_UP_DEADLINE_MS = 30_000;
@@ -75,6 +77,20 @@ export async function supervise(dir: string): Promise<void> {
   save();
   if (parentGone()) {
     report({ ok: false, phase: 'launch', message: 'the launcher died before the VM started' });
+    process.exit(1);
+  }
+
+  // published ports are held before QEMU starts: one that is taken fails the launch at once
+  let proxies: Proxies | undefined;
+  try {
+    if (launch.proxies?.length) proxies = await startProxies(launch.proxies);
+  } catch (e) {
+    const message = (e as Error).message;
+    report({ ok: false, phase: 'launch', message });
+    status.state = 'exited';
+    status.exitCode = 1;
+    status.error = message;
+    save();
     process.exit(1);
   }
 
@@ -148,6 +164,7 @@ export async function supervise(dir: string): Promise<void> {
       await Promise.race([consoleDrained, sleep(500)]);
       consoleSink?.close();
       control?.destroy();
+      proxies?.close();
       status.state = 'exited';
       status.appExitCode = guest.exitCode;
       status.ready ||= guest.ready;
@@ -211,6 +228,14 @@ export async function supervise(dir: string): Promise<void> {
       await loadSnapshot(qmp);
     } catch (e) {
       return finish(1, `restoring the boot snapshot of ${launch.id} failed: ${(e as Error).message}`, 'restore');
+    }
+  }
+
+  if (launch.nic) {
+    try {
+      await plugTap(launch.nic.tap, launch.nic.bridge);
+    } catch (e) {
+      return finish(1, `cannot put the VM of ${launch.id} on its network: ${(e as Error).message}`);
     }
   }
 

@@ -33,6 +33,7 @@ export class CrashDaemon {
     this.env = {
       ...process.env,
       UNIK_HOME: home,
+      UNIK_BRIDGED: 'off',
       UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'),
       UNIK_HOST: `127.0.0.1:${port}`,
       UNIK_LOG_LEVEL: 'warn',

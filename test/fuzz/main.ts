@@ -8,6 +8,8 @@ import { runFuzz, summaryLine } from './api.fuzz.js';
 import { fuzzReadmeBlock, writeFuzzReadme } from './readme.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
+// fuzzed requests never make bridges on this host
+process.env.UNIK_BRIDGED = 'off';
 const cases = Number(process.env.FUZZ_CASES) || 10_000;
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 

@@ -143,8 +143,8 @@ test('bad input: clear Docker-style errors, nothing changed, no hung client', as
   assert.ok(((await malformed.json()) as { message: string }).message);
   const noImage = await fetch(`${d.url}/v1.43/containers/create`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Cmd": ["x"]}' });
   assert.equal(noImage.status, 400);
-  const unsupported = await docker(['network', 'ls']);
+  const unsupported = await docker(['swarm', 'init']);
   assert.notEqual(unsupported.code, 0);
-  assert.match(unsupported.stderr, /unik does not support GET \/networks/);
+  assert.match(unsupported.stderr, /unik does not support POST \/swarm\/init/);
   assert.equal((await d.api('GET', '/instances')).text, before);
 });

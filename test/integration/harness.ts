@@ -32,7 +32,19 @@ export class Daemon {
       UNIK_KERNEL_CACHE: process.env.UNIK_KERNEL_CACHE || join(homedir(), '.unik', 'kernels'),
       UNIK_HOST: '',
       UNIK_LOG_LEVEL: 'warn',
+      // tests outside a network namespace of their own make no bridge on the host (network.test.ts makes one)
+      UNIK_BRIDGED: 'off',
     };
+  }
+
+  /** how its processes start: [] here; `ip netns exec NS` for a daemon inside a namespace */
+  protected prefix(): string[] {
+    return [];
+  }
+
+  /** how the test reaches its API: plain fetch here; through a relay into the namespace there */
+  protected fetch(url: string, init?: RequestInit): Promise<Response> {
+    return fetch(url, init);
   }
 
   get url(): string {
@@ -43,10 +55,11 @@ export class Daemon {
     if (!this.port) this.port = await freePort();
     this.env.UNIK_HOST = `127.0.0.1:${this.port}`;
     const log = openSync(join(this.home, 'daemon.log'), 'a');
-    this.proc = spawn(process.execPath, [CLI, 'daemon', '--port', String(this.port)], { env: this.env, stdio: ['ignore', log, log] });
+    const [cmd, ...args] = [...this.prefix(), process.execPath, CLI, 'daemon', '--port', String(this.port)];
+    this.proc = spawn(cmd!, args, { env: this.env, stdio: ['ignore', log, log] });
     for (let i = 0; i < 100; i++) {
       if (this.proc.exitCode !== null) throw new Error(`daemon exited: ${this.log()}`);
-      if (await fetch(`${this.url}/available_providers`).then(() => true, () => false)) return;
+      if (await this.fetch(`${this.url}/available_providers`).then(() => true, () => false)) return;
       await sleep(100);
     }
     throw new Error(`daemon did not come up: ${this.log()}`);
@@ -78,7 +91,8 @@ export class Daemon {
   /** Runs the real CLI against this daemon. */
   cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [CLI, ...args], { env: this.env, timeout: opts.timeoutMs ?? 600_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const [cmd, ...argv] = [...this.prefix(), process.execPath, CLI, ...args];
+      execFile(cmd!, argv, { env: this.env, timeout: opts.timeoutMs ?? 600_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
       });
@@ -89,12 +103,12 @@ export class Daemon {
   async upload(name: string, body: Blob, query = ''): Promise<{ status: number; json: any }> {
     const form = new FormData();
     form.append('tarfile', body, 'app.tar.gz');
-    const res = await fetch(`${this.url}/images/${name}/create${query}`, { method: 'POST', body: form });
+    const res = await this.fetch(`${this.url}/images/${name}/create${query}`, { method: 'POST', body: form });
     return { status: res.status, json: await res.json() };
   }
 
   async api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-    const res = await fetch(this.url + path, {
+    const res = await this.fetch(this.url + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

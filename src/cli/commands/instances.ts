@@ -22,6 +22,7 @@ interface RunFlags {
   memory?: string;
   instanceMemory?: string;
   vol?: string[];
+  network?: string;
   detach?: boolean;
   json?: boolean;
 }
@@ -39,6 +40,7 @@ export function buildRunRequest(image: string | undefined, flags: RunFlags): Run
   if (flags.port?.length) req.Ports = flags.port.map((p) => parsePortFlag(p).spec);
   const mounts = parseVolFlags(flags.vol ?? []);
   if (Object.keys(mounts).length) req.Mounts = mounts;
+  if (flags.network) req.Network = flags.network;
   return req;
 }
 
@@ -77,6 +79,7 @@ async function runAction(image: string | undefined, flags: RunFlags, cmd: Comman
   }
   printTable(INSTANCE_HEAD, [instanceRow(inst)]);
   for (const p of inst.Ports ?? []) process.stdout.write(`reachable at ${reachableUrl(p, ctx.daemonHost)}\n`);
+  if (inst.Network !== 'user' && inst.IpAddress) process.stdout.write(`address ${inst.IpAddress} on network ${inst.Network} (from this host, and by name "${inst.Name}" from instances on it)\n`);
 }
 
 /** Copies the log stream to stdout; drops the NUL keep-alive bytes a following daemon may send. */
@@ -105,6 +108,7 @@ export function registerInstanceCommands(program: Command): void {
     .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect)
     .option('-m, --memory <MB>', "memory in MB (0: the image's default)")
     .option('--vol <VOLUME:MOUNTPOINT>', 'attach a volume at a mount point (repeatable)', collect)
+    .option('--network <NETWORK>', 'a bridged network (own address, DNS by name), or "user" for user-mode networking (default: the daemon\'s)')
     .option('-d, --detach', 'print the instance id and return without waiting')
     .option('--json', 'print the instance as JSON')
     .addOption(legacyOption('--imageName <IMAGE>', 'image name (2016 form)'))

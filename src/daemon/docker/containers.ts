@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { failedPrecondition, invalid } from '../../model/errors.js';
+import { failedPrecondition, invalid, isUnikError } from '../../model/errors.js';
 import { dockerBool } from './errors.js';
 import { parseSignal, resolveImage } from './names.js';
 import { containerInspect, containerSummary } from './serialize.js';
@@ -36,7 +36,12 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
     const image = resolveImage(core, req.body.Image);
     const name = req.query.name ? req.query.name.replace(/^\//, '') : undefined;
     const run = await toRunRequest(req.body, name, image.id, freePort);
-    const inst = await core.instances.create(run);
+    const inst = await core.instances.create(run).catch((e: unknown) => {
+      // not a 404: on a 404 from create the docker CLI goes to pull the image
+      if (isUnikError(e) && e.code === 'UNIK_ERR_NETWORK_NOT_FOUND')
+        throw invalid('NETWORK_NOT_FOUND', `network ${run.network} not found`, `create it first (docker network create ${run.network}), or leave --network out`);
+      throw e;
+    });
     return reply.code(201).send({ Id: inst.id, Warnings: [] });
   });
 

@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import { containerRoutes } from './containers.js';
 import { dockerErrorHandler } from './errors.js';
 import { imageRoutes } from './images.js';
+import { networkRoutes } from './networks.js';
 import { API_VERSION, systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
 
@@ -20,6 +21,7 @@ export function rewriteDockerUrl(url: string): string {
  * The Docker Engine API, registered twice: under /_docker (every versioned path, as the docker
  * CLI sends them) and at the root for the unversioned paths dockerode sends, except where they
  * collide with the 2016 API (GET/POST/DELETE /volumes…, DELETE /images/:name), which keeps them.
+ * Networks were not in the 2016 API: their routes are at both roots.
  */
 export async function dockerApi(app: FastifyInstance, opts: { core: Core; version: string; unversioned: boolean }): Promise<void> {
   const { core, version, unversioned } = opts;
@@ -33,9 +35,10 @@ export async function dockerApi(app: FastifyInstance, opts: { core: Core; versio
   systemRoutes(app, core, version);
   imageRoutes(app, core, { unversioned });
   containerRoutes(app, core);
-  // `docker inspect NAME` tries containers, images, then networks and more: those lookups must
-  // be 404s, so the CLI says "No such object"
-  app.get<{ Params: { id: string } }>('/networks/:id', async (req, reply) => reply.code(404).send({ message: `network ${req.params.id} not found` }));
+  // not in the 2016 API: served at both roots. `docker inspect NAME` tries containers, images,
+  // then networks and more: an unknown network is a 404 "network NAME not found", so the CLI
+  // goes on to the next kind and finally says "No such object"
+  networkRoutes(app, core);
   app.get<{ Params: { id: string } }>('/plugins/:id/json', async (req, reply) => reply.code(404).send({ message: `plugin ${req.params.id} not found` }));
   if (!unversioned) {
     volumeRoutes(app, core);

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Core } from '../../core/core.js';
-import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
+import type { ImageRecord, InstanceRecord, NetworkRecord, VolumeRecord } from '../../model/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
+import { USER_MODE } from '../../core/networks.js';
 
 // unik records in Docker's shapes. Every field the docker CLI reads is filled (a missing
 // Config makes `docker logs` panic), checked against podman in test/integration/docker-*.
@@ -50,14 +51,61 @@ export function containerSummary(core: Core, i: InstanceRecord) {
     Labels: i.spec.labels ?? {},
     State: dockerState(i),
     Status: statusText(i),
-    HostConfig: { NetworkMode: 'default' },
-    NetworkSettings: { Networks: { unik: { IPAddress: live(i) ? ip() : '', Gateway: USER_NET.gateway } } },
+    HostConfig: { NetworkMode: endpoint(core, i).name },
+    NetworkSettings: { Networks: networks(core, i) },
     Mounts: mounts(core, i),
   };
 }
 
 const live = (i: InstanceRecord) => i.status.state === 'running' || i.status.state === 'pending';
-const ip = () => USER_NET.ip.split('/')[0]!;
+
+const prefixOf = (subnet: string) => Number(subnet.split('/')[1] ?? 0);
+
+/**
+ * An instance's one network interface: a bridged network's name, address and MAC, or QEMU's
+ * user mode (named "user": 10.0.2.15 behind 10.0.2.2, the same for every instance). Its
+ * address is shown only while it runs, as Docker does.
+ */
+function endpoint(core: Core, i: InstanceRecord) {
+  const a = i.spec.network;
+  if (!a) {
+    const [addr, prefix] = USER_NET.ip.split('/');
+    return { name: USER_MODE, networkId: '', endpointId: '', ip: live(i) ? addr! : '', prefix: Number(prefix), gateway: USER_NET.gateway, mac: '' };
+  }
+  const net = core.networks.list().find((n) => n.id === a.networkId);
+  return {
+    // a record whose network is gone (it cannot be removed while in use): named by its id
+    name: net?.name ?? a.networkId,
+    networkId: a.networkId,
+    endpointId: i.id,
+    ip: live(i) ? a.ip : '',
+    prefix: net ? prefixOf(net.subnet) : 0,
+    gateway: net?.gateway ?? '',
+    mac: a.mac,
+  };
+}
+
+/** NetworkSettings.Networks: Docker's EndpointSettings, keyed by the network's name. */
+function networks(core: Core, i: InstanceRecord) {
+  const e = endpoint(core, i);
+  return {
+    [e.name]: {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: null,
+      NetworkID: e.networkId,
+      EndpointID: e.endpointId,
+      Gateway: e.gateway,
+      IPAddress: e.ip,
+      IPPrefixLen: e.prefix,
+      IPv6Gateway: '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      MacAddress: e.mac,
+      DriverOpts: null,
+    },
+  };
+}
 
 function mounts(core: Core, i: InstanceRecord) {
   return core.volumes
@@ -77,6 +125,7 @@ export function containerInspect(core: Core, i: InstanceRecord) {
   const m = img?.manifest;
   const s = i.status;
   const env = { ...(m?.env ?? {}), ...i.spec.env };
+  const net = endpoint(core, i);
   return {
     Id: i.id,
     Created: i.created,
@@ -114,7 +163,7 @@ export function containerInspect(core: Core, i: InstanceRecord) {
     AppArmorProfile: '',
     HostConfig: {
       Binds: mounts(core, i).map((mm) => `${mm.Name}:${mm.Destination}`),
-      NetworkMode: 'default',
+      NetworkMode: net.name,
       PortBindings: portMap(i),
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       AutoRemove: i.spec.autoRemove ?? false,
@@ -152,8 +201,8 @@ export function containerInspect(core: Core, i: InstanceRecord) {
       SandboxID: '',
       SandboxKey: '',
       HairpinMode: false,
-      EndpointID: '',
-      // user-mode networking: IPv4 only
+      EndpointID: net.endpointId,
+      // IPv4 only
       GlobalIPv6Address: '',
       GlobalIPv6PrefixLen: 0,
       IPv6Gateway: '',
@@ -162,11 +211,11 @@ export function containerInspect(core: Core, i: InstanceRecord) {
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
       Ports: portMap(i),
-      IPAddress: live(i) ? ip() : '',
-      IPPrefixLen: 24,
-      Gateway: USER_NET.gateway,
-      MacAddress: '',
-      Networks: { unik: { IPAddress: live(i) ? ip() : '', Gateway: USER_NET.gateway, IPPrefixLen: 24 } },
+      IPAddress: net.ip,
+      IPPrefixLen: net.prefix,
+      Gateway: net.gateway,
+      MacAddress: net.mac,
+      Networks: networks(core, i),
     },
   };
 }
@@ -225,6 +274,36 @@ export function volumeShape(core: Core, v: VolumeRecord) {
     Labels: {},
     Scope: 'local',
     Options: { type: v.type, size: String(Math.ceil(v.sizeBytes / 1024 / 1024)) },
+  };
+}
+
+/**
+ * Docker's network shape. Containers: the instances on it that run (Docker lists connected,
+ * that is running, endpoints); `docker network ls` gets them too (Docker leaves the list's empty
+ * since API 1.28, but clients read the same field, and unik's CLI counts them).
+ */
+export function networkShape(n: NetworkRecord, instances: InstanceRecord[]) {
+  const prefix = prefixOf(n.subnet);
+  return {
+    Name: n.name,
+    Id: n.id,
+    Created: n.created,
+    Scope: 'local',
+    Driver: n.driver,
+    EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, Gateway: n.gateway }] },
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: Object.fromEntries(
+      instances
+        .filter((i) => i.spec.network?.networkId === n.id && live(i))
+        .map((i) => [i.id, { Name: i.name, EndpointID: i.id, MacAddress: i.spec.network!.mac, IPv4Address: `${i.spec.network!.ip}/${prefix}`, IPv6Address: '' }]),
+    ),
+    Options: { 'com.docker.network.bridge.name': n.bridge },
+    Labels: n.labels ?? {},
   };
 }
 

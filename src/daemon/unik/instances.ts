@@ -27,6 +27,7 @@ const RunBody = Type.Object({
   Mounts: Type.Optional(Type.Union([Type.Null(), Type.Record(Type.String(), Type.String())])),
   NoCleanup: Type.Optional(Type.Boolean()),
   DebugMode: Type.Optional(Type.Boolean()),
+  Network: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
 });
 
 type IdParams = { Params: { id: string } };
@@ -34,7 +35,8 @@ type IdParams = { Params: { id: string } };
 export function instanceRoutes(app: FastifyInstance, core: Core): void {
   const json = (i: InstanceRecord) => {
     const image = core.images.list().find((x) => x.id === i.imageId);
-    return instanceJson(i, image?.name ?? '', i.provider.toUpperCase());
+    const net = i.spec.network && core.networks.list().find((n) => n.id === i.spec.network!.networkId);
+    return instanceJson(i, image?.name ?? '', i.provider.toUpperCase(), i.spec.network ? (net?.name ?? i.spec.network.networkId.slice(0, 12)) : 'user');
   };
   const refreshed = async (i: InstanceRecord) => (await core.instances.refresh(i.id)) ?? i;
 
@@ -51,6 +53,7 @@ export function instanceRoutes(app: FastifyInstance, core: Core): void {
       memoryMb: b.MemoryMb,
       ports: (b.Ports ?? []).map((p) => (typeof p === 'string' ? p : { hostIp: p.HostIp, hostPort: p.HostPort, guestPort: p.GuestPort, protocol: p.Protocol })),
       mounts: b.Mounts ?? {},
+      network: b.Network,
     });
     return reply.code(201).send(json(inst));
   });

@@ -28,15 +28,16 @@ export function imageJson(i: ImageRecord, infrastructure: string): ImageJson {
   };
 }
 
-export function instanceJson(i: InstanceRecord, imageName: string, infrastructure: string): InstanceJson {
+export function instanceJson(i: InstanceRecord, imageName: string, infrastructure: string, network: string): InstanceJson {
   const s = i.status;
   const live = s.state === 'running' || s.state === 'pending';
   return {
     Id: i.id,
     Name: i.name,
     State: s.state,
-    // the guest's address on its user-mode network; the host reaches it through Ports
-    IpAddress: live ? USER_NET.ip.split('/')[0]! : '',
+    // bridged: its own address, fixed at creation (reachable from the host); user mode: QEMU's
+    // private 10.0.2.15, which the host reaches only through Ports
+    IpAddress: i.spec.network ? i.spec.network.ip : live ? USER_NET.ip.split('/')[0]! : '',
     ImageId: i.imageId,
     Infrastructure: infrastructure,
     Created: i.created,
@@ -50,6 +51,7 @@ export function instanceJson(i: InstanceRecord, imageName: string, infrastructur
     StartedAt: s.startedAt,
     FinishedAt: s.finishedAt,
     Accel: s.accel,
+    Network: network,
   };
 }
 

@@ -8,9 +8,9 @@ import { command, startSupervisor } from '../../supervisor/client.js';
 import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeLaunch, type Launch, type SupervisorStatus } from '../../supervisor/launch.js';
 import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
-import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../../model/types.js';
+import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
-import type { Observed, Provider, ProviderInfo } from '../types.js';
+import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
@@ -102,7 +102,7 @@ export class QemuProvider implements Provider {
     return this.accel;
   }
 
-  async start(inst: InstanceRecord, image: ImageRecord, volumes: VolumeMount[], onExit: () => void): Promise<{ pid: number; accel: string }> {
+  async start(inst: InstanceRecord, image: ImageRecord, { volumes, nic }: Attachments, onExit: () => void): Promise<{ pid: number; accel: string }> {
     const dir = this.dir(inst);
     const imageDir = join(this.paths.images, image.id);
     const kernel = join(imageDir, image.manifest.kernel.file);
@@ -128,7 +128,8 @@ export class QemuProvider implements Provider {
       cwd: m.cwd,
       hostname: inst.name,
       time: Date.now() / 1000,
-      net: USER_NET,
+      // bridged: the guest takes its own address and MAC (a restored VM would keep its template's otherwise)
+      net: nic ? { ifname: 'eth0', ip: nic.ip, gateway: nic.gateway, dns: nic.dns, mac: nic.mac } : USER_NET,
       mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
       seed: randomBytes(32),
     };
@@ -138,7 +139,9 @@ export class QemuProvider implements Provider {
       memoryMb: inst.spec.memoryMb,
       kernel,
       name: `unik-${inst.name}`,
-      ports: inst.spec.ports,
+      // bridged: QEMU makes the tap and the supervisor relays published ports; user mode: QEMU forwards them
+      ports: nic ? [] : inst.spec.ports,
+      ...(nic ? { tap: { ifname: nic.tap, mac: nic.mac } } : {}),
       controlSocket: socket,
       qmpSocket: this.qmpSocket(inst),
       disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
@@ -146,15 +149,21 @@ export class QemuProvider implements Provider {
       confinement,
     };
 
+    // bridged: the supervisor puts the tap on the bridge and relays published ports to the guest
+    const guestIp = nic?.ip.split('/')[0];
+    const net: Pick<Launch, 'nic' | 'proxies'> = nic
+      ? { nic: { tap: nic.tap, bridge: nic.bridge }, proxies: inst.spec.ports.map((p) => ({ ...p, guestIp: guestIp! })) }
+      : {};
+
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
     // template has no disks) and a config small enough for the serial control channel.
     if (volumes.length === 0 && fitsSnapshot(bootConfigFrame(config))) {
-      const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz);
+      const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz, nic ? 'tap' : 'user');
       if (snap) {
         const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
         const restore = { stateFile: snap.state, snapshotDir: snap.dir };
         const launchConfig = { ...config, seed: config.seed!.toString('hex') };
-        const r = await this.launch(inst, argv, onExit, { restore, config: launchConfig });
+        const r = await this.launch(inst, argv, onExit, { restore, config: launchConfig, ...net });
         if (r.ok) return { pid: r.pid, accel };
         if (r.report.phase !== 'restore') throw this.launchError(inst, r.report);
         this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${r.report.message}`);
@@ -167,7 +176,7 @@ export class QemuProvider implements Provider {
     const initrd = join(dir, 'initrd');
     await writeStartInitrd(initrd, root, config);
     // paused until its supervisor has it all in hand, then resumed
-    const r = await this.launch(inst, [...qemuArgs({ ...common, initrd }), '-S'], onExit, {});
+    const r = await this.launch(inst, [...qemuArgs({ ...common, initrd }), '-S'], onExit, net);
     if (!r.ok) throw this.launchError(inst, r.report);
     return { pid: r.pid, accel };
   }
@@ -177,7 +186,7 @@ export class QemuProvider implements Provider {
    * reports once the VM runs. The supervisor outlives the daemon (the daemon reattaches after a
    * restart), but not while launching: if the daemon dies then, it undoes the VM itself.
    */
-  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
+  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config' | 'nic' | 'proxies'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
     const dir = this.dir(inst);
     await rm(this.qmpSocket(inst), { force: true });
     await rm(join(dir, STATUS_FILE), { force: true });
@@ -214,6 +223,7 @@ export class QemuProvider implements Provider {
     const why = r.stderr ?? '';
     const argvFile = join(this.dir(inst), 'qemu.argv');
     if (/lock/i.test(why)) return conflict('VOLUME_LOCKED', `a volume's disk is in use by another VM: ${why}`, 'stop the VM that uses it');
+    if (/cannot listen on .*EADDRINUSE/.test(r.message)) return conflict('PORT_IN_USE', r.message, 'pick another host port with -p');
     if (/host forwarding|Could not set up/i.test(why)) return conflict('PORT_IN_USE', `QEMU could not forward a host port: ${why}`, 'pick another host port with -p');
     if (r.code === 0) {
       // QEMU ran, and the guest reset at once: it died while booting (too little memory, say)

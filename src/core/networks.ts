@@ -1,0 +1,240 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Store } from '../store/db.js';
+import { alreadyExists, conflict, failedPrecondition, invalid, isUnikError, unavailable } from '../model/errors.js';
+import type { InstanceRecord, NetworkAttachment, NetworkRecord } from '../model/types.js';
+import type { BridgedNic } from '../providers/types.js';
+import { checkName, newId, resolveRef } from './ids.js';
+import { bridgedUnavailable, deleteBridge, enableForwarding, ensureBridge, hostSubnets, requireBridged } from '../network/host.js';
+import { applyRules } from '../network/nft.js';
+import { formatIp, formatSubnet, isHostAddress, macFor, nextFree, overlaps, parseIp, parseSubnet, pickSubnet, type Subnet } from '../network/subnet.js';
+import { parseResolvConf, startDnsServer, type DnsServer } from '../network/dns.js';
+
+/** The network a run joins when it names none (Docker's name for its own default). */
+export const DEFAULT_NETWORK = 'bridge';
+/** QEMU's user-mode network: no bridge, no address reachable from the host, no root needed. */
+export const USER_MODE = 'user';
+/** names a user network cannot take: they mean something already */
+const RESERVED = new Set([USER_MODE, 'host', 'none', 'default']);
+
+export interface CreateNetworkRequest {
+  name: string;
+  subnet?: string;
+  gateway?: string;
+  labels?: Record<string, string>;
+}
+
+/**
+ * Bridged networks: the record first, then the host's bridge, NAT rules and DNS, all of them
+ * redone at every daemon start from the records (so a crash or a host reboot between the two
+ * leaves nothing half made). Changes are serialised: each rewrites unik's whole nftables table.
+ */
+export class NetworkService {
+  private readonly dns = new Map<string, DnsServer>();
+  private queue: Promise<unknown> = Promise.resolve();
+  /** this home's own nftables table: two homes on one host keep their rules apart */
+  readonly table: string;
+
+  constructor(
+    private readonly store: Store,
+    home: string,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    this.table = `unik_${createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
+  }
+
+  list(): NetworkRecord[] {
+    return this.store.listNetworks();
+  }
+
+  get(ref: string): NetworkRecord {
+    return resolveRef('network', ref, this.list());
+  }
+
+  /** The instances on a network (any state). */
+  endpoints(net: NetworkRecord): InstanceRecord[] {
+    return this.store.listInstances().filter((i) => i.spec.network?.networkId === net.id);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  create(req: CreateNetworkRequest): Promise<NetworkRecord> {
+    return this.serial(() => this.createNow(req));
+  }
+
+  private async createNow(req: CreateNetworkRequest): Promise<NetworkRecord> {
+    checkName('network', req.name);
+    if (RESERVED.has(req.name)) throw invalid('RESERVED_NETWORK', `${req.name} is a reserved network name`, req.name === USER_MODE ? 'user-mode networking needs no network: run with --network user' : 'pick another name');
+    if (this.list().some((n) => n.name === req.name)) throw alreadyExists('NETWORK_EXISTS', `a network named ${req.name} already exists`, 'pick another name, or remove the old one (unik network rm)');
+    for (const [k, v] of Object.entries(req.labels ?? {})) if (k.length > 256 || v.length > 4096) throw invalid('BAD_LABEL', 'a network label is too long');
+    // what was asked is checked first, whatever the host: a bad subnet is the user's to fix
+    const asked = req.subnet ? parseSubnet(req.subnet) : undefined;
+    let askedGateway: number | undefined;
+    if (req.gateway) {
+      const g = parseIp(req.gateway);
+      if (!asked) throw invalid('BAD_GATEWAY', 'a gateway needs its subnet', 'give --subnet too, or leave --gateway out');
+      if (g === undefined || !isHostAddress(asked, g, -1)) throw invalid('BAD_GATEWAY', `gateway ${req.gateway} is not a host address of ${req.subnet}`, 'leave --gateway out: the first address is used');
+      askedGateway = g;
+    }
+    requireBridged();
+
+    const ours = this.list();
+    const host = await hostSubnets(new Set(ours.map((n) => n.bridge)));
+    let subnet: Subnet;
+    if (asked) {
+      subnet = asked;
+      const mine = ours.find((n) => overlaps(parseSubnet(n.subnet), subnet));
+      if (mine) throw conflict('SUBNET_CLASH', `subnet ${req.subnet} overlaps network ${mine.name} (${mine.subnet})`, 'pick a subnet no other network uses, or leave --subnet out to get a free one');
+      const route = host.find((h) => overlaps(h.subnet, subnet));
+      if (route) throw conflict('SUBNET_CLASH', `subnet ${req.subnet} overlaps ${formatSubnet(route.subnet)}, which this host already routes${route.dev ? ` through ${route.dev}` : ''}`, 'pick a subnet the host does not use (see `ip route`), or leave --subnet out to get a free one');
+    } else {
+      const picked = pickSubnet([...ours.map((n) => parseSubnet(n.subnet)), ...host.map((h) => h.subnet)]);
+      if (!picked) throw unavailable('NO_FREE_SUBNET', 'no free /24 is left in 10.89.0.0/16', 'give one with --subnet');
+      subnet = picked;
+    }
+    const gateway = askedGateway ?? subnet.base + 1;
+    const id = newId();
+    const net: NetworkRecord = {
+      id,
+      name: req.name,
+      driver: 'bridge',
+      subnet: formatSubnet(subnet),
+      gateway: formatIp(gateway),
+      // per home and network: two homes on one host never share a bridge
+      bridge: `unikbr${id.slice(0, 8)}`,
+      created: new Date().toISOString(),
+      labels: req.labels ?? {},
+    };
+    // the record first: a daemon that dies before the bridge is made makes it at its next start
+    this.store.insertNetwork(net);
+    try {
+      await this.bringUp(net);
+      await this.applyRules();
+    } catch (e) {
+      this.store.deleteNetwork(net.id);
+      await this.takeDown(net).catch(() => undefined);
+      await this.applyRules().catch(() => undefined);
+      throw isUnikError(e) ? e : unavailable('NETWORK_SETUP_FAILED', `cannot set up network ${net.name}: ${(e as Error).message}`);
+    }
+    return net;
+  }
+
+  remove(ref: string): Promise<NetworkRecord> {
+    return this.serial(async () => {
+      const net = this.get(ref);
+      const users = this.endpoints(net);
+      if (users.length)
+        throw failedPrecondition('NETWORK_IN_USE', `network ${net.name} is in use by ${users.map((i) => i.name).join(', ')}`, 'remove those instances first (unik rm), or move them to another network while stopped (docker network disconnect)');
+      // the effects first, the record last: a crash between leaves a record that the next start makes whole again
+      await this.takeDown(net);
+      const rest = this.list().filter((n) => n.id !== net.id);
+      await applyRules(this.table, rest);
+      this.store.deleteNetwork(net.id);
+      return net;
+    });
+  }
+
+  /** The default bridged network, made on first use. */
+  async ensureDefault(): Promise<NetworkRecord> {
+    const found = this.list().find((n) => n.name === DEFAULT_NETWORK);
+    if (found) return found;
+    return this.serial(async () => this.list().find((n) => n.name === DEFAULT_NETWORK) ?? this.createNow({ name: DEFAULT_NETWORK }));
+  }
+
+  /**
+   * The network a run joins: the one it names, `user` for QEMU's user-mode network, and when it
+   * names none, UNIK_DEFAULT_NETWORK if set, else the default bridged network where this host
+   * can make bridges, else user mode.
+   */
+  async forRun(requested: string | undefined): Promise<NetworkRecord | typeof USER_MODE> {
+    // Docker's "default" means whatever the daemon's default is
+    const asked = requested === 'default' ? undefined : requested;
+    if (asked === 'host' || asked === 'none')
+      throw invalid('UNSUPPORTED_NETWORK', `network mode ${asked} is not possible for a unikernel: it is a VM with its own network interface`, 'use a bridged network (the default), or --network user');
+    const name = asked || process.env.UNIK_DEFAULT_NETWORK || (bridgedUnavailable() ? USER_MODE : DEFAULT_NETWORK);
+    if (name === USER_MODE) return USER_MODE;
+    if (name === DEFAULT_NETWORK) return this.ensureDefault();
+    return this.get(name);
+  }
+
+  /**
+   * A free address on `net` for instance `instanceId`. Synchronous, so that called inside the
+   * transaction that stores the instance, no other run can take the same address meanwhile.
+   */
+  allocate(net: NetworkRecord, instanceId: string): NetworkAttachment {
+    const subnet = parseSubnet(net.subnet);
+    const used = new Set(this.endpoints(net).map((i) => parseIp(i.spec.network!.ip)!));
+    const ip = nextFree(subnet, parseIp(net.gateway)!, used);
+    if (ip === undefined) throw failedPrecondition('NETWORK_FULL', `network ${net.name} (${net.subnet}) has no free address left`, 'remove unused instances, or make a larger network (unik network create --subnet)');
+    return { networkId: net.id, ip: formatIp(ip), mac: macFor(instanceId) };
+  }
+
+  /** What the provider needs to put an instance on its network, or undefined for user mode. */
+  nicFor(inst: InstanceRecord): BridgedNic | undefined {
+    const a = inst.spec.network;
+    if (!a) return undefined;
+    const net = this.list().find((n) => n.id === a.networkId);
+    if (!net) throw failedPrecondition('NETWORK_GONE', `the network of instance ${inst.name} no longer exists`, 'connect it to another network (docker network connect), or remove it');
+    requireBridged();
+    const prefix = parseSubnet(net.subnet).prefix;
+    // tap names hold 15 bytes; the instance id keeps them apart
+    return { bridge: net.bridge, tap: `ukt${inst.id.slice(0, 12)}`, ip: `${a.ip}/${prefix}`, gateway: net.gateway, dns: net.gateway, mac: a.mac };
+  }
+
+  /** At daemon start: every recorded network's bridge, rules and DNS, as the records say. */
+  async restore(): Promise<void> {
+    const nets = this.list();
+    if (!nets.length) return;
+    const why = bridgedUnavailable();
+    if (why) return this.log(`warning: ${nets.length} bridged network(s) cannot be set up: ${why}`);
+    for (const n of nets) await this.bringUp(n).catch((e: Error) => this.log(`warning: network ${n.name}: ${e.message}`));
+    await this.applyRules().catch((e: Error) => this.log(`warning: nftables rules: ${e.message}`));
+  }
+
+  private applyRules(): Promise<void> {
+    return applyRules(this.table, this.list());
+  }
+
+  private async bringUp(net: NetworkRecord): Promise<void> {
+    enableForwarding();
+    await ensureBridge(net.bridge, net.gateway, parseSubnet(net.subnet).prefix);
+    if (this.dns.has(net.id)) return;
+    try {
+      const upstreams = readUpstreams().filter((u) => u !== net.gateway);
+      this.dns.set(net.id, await startDnsServer({ host: net.gateway, port: Number(process.env.UNIK_DNS_PORT) || 53, upstreams, zone: { lookup: (name) => this.lookup(net, name) }, log: this.log }));
+    } catch (e) {
+      // the network still works by address; names do not
+      this.log(`warning: network ${net.name}: no DNS on ${net.gateway}: ${(e as Error).message}`);
+    }
+  }
+
+  private async takeDown(net: NetworkRecord): Promise<void> {
+    await this.dns.get(net.id)?.close();
+    this.dns.delete(net.id);
+    await deleteBridge(net.bridge);
+  }
+
+  /** Names on a network: its live instances by name and by short id. */
+  private lookup(net: NetworkRecord, name: string): string | undefined {
+    const live = this.endpoints(net).filter((i) => i.status.state === 'running' || i.status.state === 'pending');
+    const hit = live.find((i) => i.name.toLowerCase() === name) ?? live.find((i) => name.length >= 12 && i.id.startsWith(name));
+    return hit?.spec.network?.ip;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.dns.values()].map((d) => d.close()));
+    this.dns.clear();
+  }
+}
+
+function readUpstreams(): string[] {
+  try {
+    return parseResolvConf(readFileSync('/etc/resolv.conf', 'utf8'));
+  } catch {
+    return [];
+  }
+}
