@@ -62,6 +62,9 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
   const volumes = new VolumeService(store, paths, new Set(providers.keys()));
   const networks = new NetworkService(store, paths.home, log);
   const instances = new InstanceService(store, paths, providers, images, volumes, networks);
+  // DNS answers follow the instances: rebuilt after any change, never read per query
+  instances.events.on('change', () => networks.invalidateNames());
+  instances.events.on('removed', () => networks.invalidateNames());
   try {
     // the bridges, rules and DNS the records describe, before any VM is adopted or started
     await networks.restore();

@@ -143,6 +143,8 @@ export class InstanceService {
         release();
       }
       try {
+        // its tap's anti-spoofing rules exist before the VM does
+        if (inst.spec.network) await this.networks.syncRules();
         const { pid, accel } = await provider.start(inst, image, { volumes: disks, nic: this.networks.nicFor(inst) }, () => void this.refresh(inst.id));
         this.setStatus(inst, { ...inst.status, phase: undefined, pid, accel, startedAt: new Date().toISOString() });
       } catch (e) {
@@ -240,6 +242,8 @@ export class InstanceService {
     });
     forgetLog(provider.logFile(inst));
     await provider.remove(inst);
+    // its tap's rules go too (stale ones would only name a tap that no longer exists)
+    if (inst.spec.network) await this.networks.syncRules().catch(() => undefined);
   }
 
   async deleteAllOfImage(imageId: string): Promise<void> {
@@ -263,6 +267,7 @@ export class InstanceService {
         this.store.updateInstanceSpec(inst.id, spec);
         inst.spec = spec;
       });
+      await this.networks.syncRules();
       this.events.emit('change', inst);
       return inst;
     });

@@ -5,9 +5,9 @@ import { alreadyExists, conflict, failedPrecondition, invalid, isUnikError, unav
 import type { InstanceRecord, NetworkAttachment, NetworkRecord } from '../model/types.js';
 import type { BridgedNic } from '../providers/types.js';
 import { checkName, newId, resolveRef } from './ids.js';
-import { bridgedUnavailable, deleteBridge, enableForwarding, ensureBridge, hostSubnets, requireBridged } from '../network/host.js';
+import { bridgedUnavailable, deleteBridge, enableForwarding, ensureBridge, hostSubnets, ownedBridges, requireBridged } from '../network/host.js';
 import { applyRules } from '../network/nft.js';
-import { formatIp, formatSubnet, isHostAddress, macFor, nextFree, overlaps, parseIp, parseSubnet, pickSubnet, type Subnet } from '../network/subnet.js';
+import { checkUsable, contains, formatIp, formatSubnet, isHostAddress, macFor, nextFree, overlaps, parseIp, parseSubnet, pickSubnet, type Subnet } from '../network/subnet.js';
 import { parseResolvConf, startDnsServer, type DnsServer } from '../network/dns.js';
 
 /** The network a run joins when it names none (Docker's name for its own default). */
@@ -32,15 +32,23 @@ export interface CreateNetworkRequest {
 export class NetworkService {
   private readonly dns = new Map<string, DnsServer>();
   private queue: Promise<unknown> = Promise.resolve();
-  /** this home's own nftables table: two homes on one host keep their rules apart */
+  /** this home's own nftables tables: two homes on one host keep their rules apart */
   readonly table: string;
+  /** the alias of this home's bridges: what a crash left can be told from another home's */
+  private readonly owner: string;
+  /** networks being removed: no new instance may take an address on them */
+  private readonly removing = new Set<string>();
+  /** per network, its running instances' names (and short ids) → addresses; rebuilt after any instance change */
+  private names?: Map<string, Map<string, string>>;
 
   constructor(
     private readonly store: Store,
     home: string,
     private readonly log: (msg: string) => void = () => {},
   ) {
-    this.table = `unik_${createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
+    const tag = createHash('sha256').update(home).digest('hex').slice(0, 8);
+    this.table = `unik_${tag}`;
+    this.owner = `unik-home-${tag}`;
   }
 
   list(): NetworkRecord[] {
@@ -73,6 +81,7 @@ export class NetworkService {
     for (const [k, v] of Object.entries(req.labels ?? {})) if (k.length > 256 || v.length > 4096) throw invalid('BAD_LABEL', 'a network label is too long');
     // what was asked is checked first, whatever the host: a bad subnet is the user's to fix
     const asked = req.subnet ? parseSubnet(req.subnet) : undefined;
+    if (asked) checkUsable(asked);
     let askedGateway: number | undefined;
     if (req.gateway) {
       const g = parseIp(req.gateway);
@@ -115,8 +124,9 @@ export class NetworkService {
       await this.bringUp(net);
       await this.applyRules();
     } catch (e) {
-      this.store.deleteNetwork(net.id);
+      // the effects undone before the record: a crash between leaves a record, made whole at the next start
       await this.takeDown(net).catch(() => undefined);
+      this.store.deleteNetwork(net.id);
       await this.applyRules().catch(() => undefined);
       throw isUnikError(e) ? e : unavailable('NETWORK_SETUP_FAILED', `cannot set up network ${net.name}: ${(e as Error).message}`);
     }
@@ -129,11 +139,16 @@ export class NetworkService {
       const users = this.endpoints(net);
       if (users.length)
         throw failedPrecondition('NETWORK_IN_USE', `network ${net.name} is in use by ${users.map((i) => i.name).join(', ')}`, 'remove those instances first (unik rm), or move them to another network while stopped (docker network disconnect)');
-      // the effects first, the record last: a crash between leaves a record that the next start makes whole again
-      await this.takeDown(net);
-      const rest = this.list().filter((n) => n.id !== net.id);
-      await applyRules(this.table, rest);
-      this.store.deleteNetwork(net.id);
+      // from here no run takes an address on it (checked and marked in one step)
+      this.removing.add(net.id);
+      try {
+        // the effects first, the record last: a crash between leaves a record that the next start makes whole again
+        await this.takeDown(net);
+        await this.applyRules(net.id);
+        this.store.deleteNetwork(net.id);
+      } finally {
+        this.removing.delete(net.id);
+      }
       return net;
     });
   }
@@ -166,6 +181,8 @@ export class NetworkService {
    * transaction that stores the instance, no other run can take the same address meanwhile.
    */
   allocate(net: NetworkRecord, instanceId: string): NetworkAttachment {
+    if (this.removing.has(net.id) || !this.list().some((n) => n.id === net.id))
+      throw failedPrecondition('NETWORK_GONE', `network ${net.name} is being removed`, 'pick another network');
     const subnet = parseSubnet(net.subnet);
     const used = new Set(this.endpoints(net).map((i) => parseIp(i.spec.network!.ip)!));
     const ip = nextFree(subnet, parseIp(net.gateway)!, used);
@@ -182,30 +199,64 @@ export class NetworkService {
     requireBridged();
     const prefix = parseSubnet(net.subnet).prefix;
     // tap names hold 15 bytes; the instance id keeps them apart
-    return { bridge: net.bridge, tap: `ukt${inst.id.slice(0, 12)}`, ip: `${a.ip}/${prefix}`, gateway: net.gateway, dns: net.gateway, mac: a.mac };
+    return { bridge: net.bridge, tap: tapName(inst.id), ip: `${a.ip}/${prefix}`, gateway: net.gateway, dns: net.gateway, mac: a.mac };
   }
 
   /** At daemon start: every recorded network's bridge, rules and DNS, as the records say. */
   async restore(): Promise<void> {
     const nets = this.list();
-    if (!nets.length) return;
     const why = bridgedUnavailable();
-    if (why) return this.log(`warning: ${nets.length} bridged network(s) cannot be set up: ${why}`);
+    if (why) {
+      if (nets.length) this.log(`warning: ${nets.length} bridged network(s) cannot be set up: ${why}`);
+      return;
+    }
+    await this.sweepBridges().catch((e: Error) => this.log(`warning: sweeping bridges: ${e.message}`));
+    if (!nets.length) return;
     for (const n of nets) await this.bringUp(n).catch((e: Error) => this.log(`warning: network ${n.name}: ${e.message}`));
     await this.applyRules().catch((e: Error) => this.log(`warning: nftables rules: ${e.message}`));
   }
 
-  private applyRules(): Promise<void> {
-    return applyRules(this.table, this.list());
+  /** Bridges of this home with no record (a crash while a network was made or removed): removed. */
+  private async sweepBridges(): Promise<void> {
+    const known = new Set(this.list().map((n) => n.bridge));
+    for (const b of await ownedBridges(this.owner)) if (!known.has(b)) await deleteBridge(b).then(() => this.log(`removed bridge ${b}, left by an unfinished network`), () => undefined);
+  }
+
+  /**
+   * Rewrites unik's rules for the networks and the instances on them (each VM's tap may send
+   * only from its own address and MAC). Called whenever an instance gets, changes or loses its
+   * address; `without` leaves out a network being removed.
+   */
+  syncRules(): Promise<void> {
+    this.names = undefined;
+    return this.serial(() => this.applyRules());
+  }
+
+  private applyRules(without?: string): Promise<void> {
+    const nets = this.list().filter((n) => n.id !== without);
+    const prefix = new Map(nets.map((n) => [n.id, n]));
+    const eps = this.store
+      .listInstances()
+      .filter((i) => i.spec.network && prefix.has(i.spec.network.networkId))
+      .map((i) => ({ tap: tapName(i.id), ip: i.spec.network!.ip, mac: i.spec.network!.mac }));
+    return applyRules(this.table, nets, eps);
+  }
+
+  /** Instance names changed (run, stop, rm…): the DNS answers are rebuilt at the next query. */
+  invalidateNames(): void {
+    this.names = undefined;
   }
 
   private async bringUp(net: NetworkRecord): Promise<void> {
     enableForwarding();
-    await ensureBridge(net.bridge, net.gateway, parseSubnet(net.subnet).prefix);
+    const subnet = parseSubnet(net.subnet);
+    await ensureBridge(net.bridge, net.gateway, subnet.prefix, this.owner);
     if (this.dns.has(net.id)) return;
     try {
       const upstreams = readUpstreams().filter((u) => u !== net.gateway);
-      this.dns.set(net.id, await startDnsServer({ host: net.gateway, port: Number(process.env.UNIK_DNS_PORT) || 53, upstreams, zone: { lookup: (name) => this.lookup(net, name) }, log: this.log }));
+      // only its own network may ask: names do not leak to other networks or the LAN
+      const allowFrom = (a: string) => parseIp(a) !== undefined && contains(subnet, parseIp(a)!);
+      this.dns.set(net.id, await startDnsServer({ host: net.gateway, port: Number(process.env.UNIK_DNS_PORT) || 53, upstreams, allowFrom, zone: { lookup: (name) => this.lookup(net, name) }, log: this.log }));
     } catch (e) {
       // the network still works by address; names do not
       this.log(`warning: network ${net.name}: no DNS on ${net.gateway}: ${(e as Error).message}`);
@@ -218,11 +269,25 @@ export class NetworkService {
     await deleteBridge(net.bridge);
   }
 
-  /** Names on a network: its live instances by name and by short id. */
+  /**
+   * Names on a network: its live instances by name and by 12-character id. Served from a map
+   * rebuilt only after an instance changes, never by reading the store per query: a guest that
+   * floods its DNS server must not load the daemon.
+   */
   private lookup(net: NetworkRecord, name: string): string | undefined {
-    const live = this.endpoints(net).filter((i) => i.status.state === 'running' || i.status.state === 'pending');
-    const hit = live.find((i) => i.name.toLowerCase() === name) ?? live.find((i) => name.length >= 12 && i.id.startsWith(name));
-    return hit?.spec.network?.ip;
+    if (!this.names) {
+      const names = new Map<string, Map<string, string>>();
+      for (const i of this.store.listInstances()) {
+        const a = i.spec.network;
+        if (!a || (i.status.state !== 'running' && i.status.state !== 'pending')) continue;
+        let m = names.get(a.networkId);
+        if (!m) names.set(a.networkId, (m = new Map()));
+        m.set(i.id.slice(0, 12), a.ip);
+        m.set(i.name.toLowerCase(), a.ip);
+      }
+      this.names = names;
+    }
+    return this.names.get(net.id)?.get(name);
   }
 
   async close(): Promise<void> {
@@ -237,4 +302,9 @@ function readUpstreams(): string[] {
   } catch {
     return [];
   }
+}
+
+/** A VM's tap device: 15 bytes at most; the instance id keeps them apart. */
+function tapName(instanceId: string): string {
+  return `ukt${instanceId.slice(0, 12)}`;
 }

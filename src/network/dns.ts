@@ -26,6 +26,8 @@ export interface DnsServerOptions {
    * nameservers of /etc/resolv.conf other than `host`; [] = other names get SERVFAIL
    */
   upstreams?: string[];
+  /** who may ask (the network's own subnet); others are ignored: names do not leak across networks */
+  allowFrom?: (address: string) => boolean;
   log?: (msg: string) => void;
 }
 
@@ -39,6 +41,8 @@ const SUFFIX = '.unik';
 const UPSTREAM_TIMEOUT_MS = 2000;
 const TCP_IDLE_MS = 10_000;
 const TCP_MAX_CONNECTIONS = 64;
+/** queries one client may send per second; beyond, they are dropped (a flooding guest) */
+const PER_CLIENT_PER_SECOND = 200;
 /** bytes of answers queued for a TCP client that asks but does not read, before it is cut off */
 const TCP_MAX_BACKLOG = 256 * 1024;
 /** forwards waiting on an upstream; past this, queries for other names are dropped (clients retry) */
@@ -169,6 +173,19 @@ class NetworkDns implements DnsServer {
   private readonly pending = new Set<() => void>();
   private forwards = 0;
   private readonly lastWarned = new Map<string, number>();
+  private allowFrom: (address: string) => boolean = () => true;
+  /** queries per client address in the current second */
+  private readonly counts = new Map<string, number>();
+  private countsTimer?: NodeJS.Timeout;
+
+  /** the client may ask now: it is allowed here and within its rate */
+  private admit(address: string): boolean {
+    if (!this.allowFrom(address)) return false;
+    const n = (this.counts.get(address) ?? 0) + 1;
+    this.counts.set(address, n);
+    if (n === PER_CLIENT_PER_SECOND + 1) this.warn(`rate ${address}`, `dns: ${address} sends over ${PER_CLIENT_PER_SECOND} queries a second; the rest are dropped`);
+    return n <= PER_CLIENT_PER_SECOND;
+  }
 
   constructor(
     private readonly zone: DnsZone,
@@ -221,12 +238,15 @@ class NetworkDns implements DnsServer {
       break;
     }
 
+    if (o.allowFrom) this.allowFrom = o.allowFrom;
+    this.countsTimer = setInterval(() => this.counts.clear(), 1000).unref();
     // never forward to ourselves: the query would come straight back, again and again
     const self = (u: Upstream) => u.port === this.port && (u.address === o.host || u.address === '0.0.0.0' || u.address === '::');
     this.upstreams = configured.filter((u) => !self(u));
 
     this.udp.on('error', (e) => this.warn('udp', `dns ${o.host}:${this.port}: ${e.message}`));
     this.udp.on('message', (msg, from) => {
+      if (!this.admit(from.address)) return;
       void this.respond(msg, false).then((out) => {
         if (!out || this.closed) return;
         try {
@@ -242,6 +262,7 @@ class NetworkDns implements DnsServer {
   async close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    clearInterval(this.countsTimer);
     for (const cancel of [...this.pending]) cancel();
     for (const conn of this.conns) conn.destroy();
     this.closing = Promise.all([
@@ -260,7 +281,7 @@ class NetworkDns implements DnsServer {
   }
 
   private serveTcp(conn: Socket): void {
-    if (this.closed) {
+    if (this.closed || !this.allowFrom(conn.remoteAddress ?? '')) {
       conn.destroy();
       return;
     }
@@ -278,6 +299,7 @@ class NetworkDns implements DnsServer {
     });
     conn.on('data', (chunk: Buffer) => {
       for (const msg of frames.push(chunk)) {
+        if (!this.admit(conn.remoteAddress ?? '')) continue;
         answering++;
         void this.respond(msg, true).then((out) => {
           answering--;
@@ -322,7 +344,9 @@ class NetworkDns implements DnsServer {
 
       const name = q.name.toLowerCase().replace(/\.$/, '');
       const inZone = name.endsWith(SUFFIX) ? name.slice(0, -SUFFIX.length) : name;
-      const address = this.lookup(inZone);
+      // only bare names are instances': a dotted name (an instance called registry.npmjs.org)
+      // must not take over a public host for its neighbours
+      const address = inZone.includes('.') ? undefined : this.lookup(inZone);
       if (address !== undefined) {
         if (q.type === 'A' || (q.type as string) === 'ANY') return reply(NOERROR, [{ type: 'A', name: q.name, ttl: 0, data: address }]);
         // the name exists, without this type (AAAA included): an empty NOERROR sends resolvers to A at once

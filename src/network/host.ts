@@ -45,6 +45,7 @@ export function requireBridged(): void {
 
 interface IpLink {
   ifname: string;
+  ifalias?: string;
   operstate?: string;
   master?: string;
   linkinfo?: { info_kind?: string };
@@ -59,17 +60,27 @@ export async function linkExists(name: string): Promise<boolean> {
   return (await links()).some((l) => l.ifname === name);
 }
 
-/** The bridge exists, holds exactly the gateway address, and is up. */
-export async function ensureBridge(name: string, gateway: string, prefix: number): Promise<void> {
+/**
+ * The bridge exists, tagged as this home's (`owner`, its alias), without IPv6 (a guest's router
+ * advertisement must not give the host a route), holds exactly the gateway address, and is up.
+ */
+export async function ensureBridge(name: string, gateway: string, prefix: number, owner: string): Promise<void> {
   const link = (await links()).find((l) => l.ifname === name);
   if (link && link.linkinfo?.info_kind !== 'bridge') throw new HostCommandError(`a network device named ${name} exists and is not a bridge`);
   if (!link) await run('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+  await run('ip', ['link', 'set', 'dev', name, 'alias', owner]);
+  writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1\n');
   const addrs = (link?.addr_info ?? []).filter((a) => a.family === 'inet');
   if (!addrs.some((a) => a.local === gateway && a.prefixlen === prefix)) {
     for (const a of addrs) await run('ip', ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', name]);
     await run('ip', ['addr', 'add', `${gateway}/${prefix}`, 'dev', name]);
   }
   await run('ip', ['link', 'set', 'dev', name, 'up']);
+}
+
+/** The bridges tagged with `owner` (this home's), recorded or not. */
+export async function ownedBridges(owner: string): Promise<string[]> {
+  return (await links()).filter((l) => l.linkinfo?.info_kind === 'bridge' && l.ifalias === owner).map((l) => l.ifname);
 }
 
 /** Removes a bridge and, with it, its address and routes; a missing one is fine. */
@@ -84,7 +95,8 @@ export async function plugTap(tap: string, bridge: string): Promise<void> {
 
 /** The subnets the host already routes (but for `ours`, the bridges unik made): a new network must not overlap them. */
 export async function hostSubnets(ours: Set<string>): Promise<{ subnet: Subnet; dev: string }[]> {
-  const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show'])) as { dst?: string; dev?: string }[];
+  // every table: policy routing (VPNs) and the host's own addresses (the local table) count too
+  const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as { dst?: string; dev?: string }[];
   const out: { subnet: Subnet; dev: string }[] = [];
   for (const r of routes) {
     if (!r.dst || r.dst === 'default' || (r.dev && ours.has(r.dev))) continue;

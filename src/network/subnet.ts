@@ -41,6 +41,21 @@ export function parseSubnet(cidr: string): Subnet {
   return { base, prefix };
 }
 
+/** Ranges that are not ordinary unicast networks: a bridge there would shadow the host's own. */
+const SPECIAL: [string, number, string][] = [
+  ['0.0.0.0', 8, '"this network"'],
+  ['127.0.0.0', 8, 'loopback'],
+  ['169.254.0.0', 16, 'link-local (cloud metadata lives there)'],
+  ['224.0.0.0', 4, 'multicast'],
+  ['240.0.0.0', 4, 'reserved'],
+];
+
+/** Refuses a subnet that overlaps a special range. */
+export function checkUsable(s: Subnet): void {
+  for (const [ip, prefix, what] of SPECIAL)
+    if (overlaps(s, { base: parseIp(ip)!, prefix })) throw invalid('BAD_SUBNET', `${formatSubnet(s)} overlaps ${ip}/${prefix}, which is ${what}`, 'use a private range, e.g. 10.89.1.0/24 or 172.30.0.0/24');
+}
+
 export function formatSubnet(s: Subnet): string {
   return `${formatIp(s.base)}/${s.prefix}`;
 }

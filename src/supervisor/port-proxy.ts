@@ -18,6 +18,10 @@ export interface ProxyRule {
 const UDP_IDLE_MS = 60_000;
 /** at most this many UDP peers at once; beyond, new ones are dropped */
 const UDP_MAX_PEERS = 1024;
+/** a UDP peer the guest never answered is dropped after this long (spoofed sources fill no table) */
+const UDP_UNANSWERED_MS = 5_000;
+/** TCP connections relayed at once per published port; beyond, new ones are refused */
+const TCP_MAX_CONNECTIONS = 1024;
 
 export interface Proxies {
   close(): void;
@@ -53,6 +57,7 @@ function tcpProxy(r: ProxyRule): Promise<() => void> {
     client.pipe(guest);
     guest.pipe(client);
   });
+  server.maxConnections = TCP_MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${r.hostIp}:${r.hostPort}/tcp: ${e.code ?? e.message}`)));
     server.listen({ host: r.hostIp, port: r.hostPort, exclusive: true }, () => {
@@ -68,7 +73,7 @@ function tcpProxy(r: ProxyRule): Promise<() => void> {
 
 function udpProxy(r: ProxyRule): Promise<() => void> {
   const front = createSocket('udp4');
-  const peers = new Map<string, { sock: UdpSocket; timer: NodeJS.Timeout }>();
+  const peers = new Map<string, { sock: UdpSocket; answered: boolean; timer: NodeJS.Timeout }>();
   const drop = (key: string) => {
     const p = peers.get(key);
     if (!p) return;
@@ -77,26 +82,32 @@ function udpProxy(r: ProxyRule): Promise<() => void> {
     peers.delete(key);
   };
   front.on('message', (msg, from) => {
+    // a forged source port 0 can never be answered (and sending to it throws)
+    if (from.port === 0) return;
     const key = `${from.address}:${from.port}`;
-    let p = peers.get(key);
-    if (!p) {
+    let peer = peers.get(key);
+    if (!peer) {
       if (peers.size >= UDP_MAX_PEERS) return;
       const sock = createSocket('udp4');
+      // until the guest answers, a short life: a flood of spoofed sources cannot fill the table
+      const p = { sock, answered: false, timer: setTimeout(() => drop(key), UDP_UNANSWERED_MS) };
       sock.on('error', () => drop(key));
       // answers from the guest go back to this peer, from the published address
       sock.on('message', (answer, src) => {
         if (src.address !== r.guestIp || src.port !== r.guestPort) return;
-        front.send(answer, from.port, from.address);
-        touch();
+        try {
+          front.send(answer, from.port, from.address);
+        } catch {
+          return;
+        }
+        if (!p.answered) {
+          p.answered = true;
+          clearTimeout(p.timer);
+          p.timer = setTimeout(() => drop(key), UDP_IDLE_MS);
+        } else p.timer.refresh();
       });
-      p = { sock, timer: setTimeout(() => drop(key), UDP_IDLE_MS) };
-      peers.set(key, p);
-    }
-    const peer = p;
-    function touch() {
-      peer.timer.refresh();
-    }
-    touch();
+      peers.set(key, (peer = p));
+    } else if (peer.answered) peer.timer.refresh();
     peer.sock.send(msg, r.guestPort, r.guestIp);
   });
   return new Promise((resolve, reject) => {

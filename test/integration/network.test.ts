@@ -46,10 +46,12 @@ test('network create makes a bridge with its gateway and NAT; a subnet clash and
   assert.equal(made.code, 0, made.stderr);
   assert.match(made.stdout, /shop\s+[0-9a-f]{12}\s+10\.89\.7\.0\/24\s+10\.89\.7\.1\s+unikbr[0-9a-f]{8}/);
   assert.deepEqual(addrsIn('10.89.7.'), [`${bridges()[0]!.ifname}:10.89.7.1/24`]);
-  const table = ns.nftTables();
-  assert.equal(table.length, 1, table.join('\n'));
-  const rules = ns.sh(['nft', 'list', 'table', 'ip', table[0]!.split(' ').pop()!]);
+  const tables = ns.nftTables();
+  assert.deepEqual(tables.map((t) => t.split(' ')[1]).sort(), ['bridge', 'ip'], tables.join('\n'));
+  const rules = ns.sh(['nft', 'list', 'table', 'ip', tables[0]!.split(' ').pop()!]);
   assert.match(rules, /ip saddr 10\.89\.7\.0\/24 oifname != "unikbr[0-9a-f]{8}" masquerade/);
+  // no IPv6 on the bridge: a guest's router advertisement cannot give the host a route
+  assert.equal(ns.sh(['cat', `/proc/sys/net/ipv6/conf/${bridges()[0]!.ifname}/disable_ipv6`]).trim(), '1');
 
   const ls = await d.cli(['network', 'ls', '--json']);
   const shop = JSON.parse(ls.stdout).find((n: { Name: string }) => n.Name === 'shop');
@@ -92,9 +94,11 @@ test('two instances on one network: the counter finds redis by name, from its ow
   assert.equal(await ns.httpUntil(`http://${counterIp}:8080/`), 'hits: 1\n');
   // the published port, relayed by the instance's supervisor
   assert.equal(await ns.httpUntil('http://127.0.0.1:18080/'), 'hits: 2\n');
-  // each VM's tap is on the bridge
+  // each VM's tap is on the bridge, and may send only from its own MAC and address
   const t = taps();
   assert.equal(t.length, 2);
+  const guard = ns.sh(['nft', 'list', 'chain', 'bridge', ns.nftTables()[0]!.split(' ').pop()!, 'guard']);
+  for (const l of t) assert.match(guard, new RegExp(`iifname "${l.ifname}" arp saddr ip != 10\\.89\\.7\\.\\d+ drop`));
   for (const l of ns.links().filter((x) => x.ifname.startsWith('ukt'))) assert.match(ns.sh(['ip', '-o', 'link', 'show', l.ifname]), /master unikbr/);
 });
 
@@ -123,7 +127,15 @@ test('the 2016 API run request, with no ports and no network, gives an instance 
   // another network: redis is not found by name from here (names are per network)
   const miss = await ns.fetch(`http://${ip}:8080/`);
   assert.equal(miss.status, 503);
-  assert.equal((await d.cli(['rm', '-f', 'legacy'])).code, 0);
+  assert.match(await miss.text(), /redis/);
+  // nor reached by address: nothing is forwarded between two networks
+  const redisIp = (await inst('redis')).IpAddress;
+  const cross = await d.api('POST', '/instances/run', { ImageName: 'counter', InstanceName: 'cross', Env: { REDIS_ADDR: `${redisIp}:6379` } });
+  assert.equal(cross.status, 201, cross.text);
+  await ns.httpUntil(`http://${cross.json.IpAddress}:8080/ping_test`);
+  const blocked = await ns.fetch(`http://${cross.json.IpAddress}:8080/`);
+  assert.equal(blocked.status, 503, 'an instance on another network reached redis');
+  assert.equal((await d.cli(['rm', '-f', 'legacy', 'cross'])).code, 0);
 });
 
 test('docker network ls/create/inspect/connect/disconnect/rm and docker run --network, with the real address', async () => {

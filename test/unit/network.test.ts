@@ -10,7 +10,7 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp, macFor, nextFree, overlaps, parseIp, parseSubnet, pickSubnet } from '../../src/network/subnet.js';
-import { renderTable } from '../../src/network/nft.js';
+import { renderTables } from '../../src/network/nft.js';
 import { NetworkService } from '../../src/core/networks.js';
 import { Store } from '../../src/store/db.js';
 import { isUnikError } from '../../src/model/errors.js';
@@ -37,16 +37,28 @@ test('subnets: parsed strictly, hostile strings refused, overlaps and free addre
   assert.match(macFor('ab'.repeat(32)), /^02:ab:ab:ab:ab:ab$/);
 });
 
-test('the nftables table: NAT per network, and no forwarding between two unik networks', () => {
-  const t = renderTable('unik_1234abcd', [
-    { bridge: 'unikbr11111111', subnet: '10.89.1.0/24' },
-    { bridge: 'unikbr22222222', subnet: '10.89.2.0/24' },
-  ]);
+test('the nftables tables: NAT per network, nothing forwarded in but answers, gateways per network, each tap held to its own MAC and address', () => {
+  const t = renderTables(
+    'unik_1234abcd',
+    [
+      { bridge: 'unikbr11111111', subnet: '10.89.1.0/24', gateway: '10.89.1.1' },
+      { bridge: 'unikbr22222222', subnet: '10.89.2.0/24', gateway: '10.89.2.1' },
+    ],
+    [{ tap: 'ukt0123456789ab', ip: '10.89.1.2', mac: '02:01:23:45:67:89' }],
+  );
   assert.match(t, /^table ip unik_1234abcd \{/);
   assert.match(t, /ip saddr 10\.89\.1\.0\/24 oifname != "unikbr11111111" masquerade/);
   assert.match(t, /ip saddr 10\.89\.2\.0\/24 oifname != "unikbr22222222" masquerade/);
-  assert.match(t, /iifname "unikbr11111111" oifname \{ "unikbr22222222" \} drop/);
-  assert.match(t, /iifname "unikbr22222222" oifname \{ "unikbr11111111" \} drop/);
+  assert.match(t, /iifname "unikbr11111111" ip daddr != 10\.89\.1\.1 drop/);
+  assert.match(t, /ip daddr 10\.89\.2\.1 iifname != \{ "lo", "unikbr22222222" \} drop/);
+  assert.match(t, /oifname "unikbr22222222" ct state established,related accept\n\s+oifname "unikbr22222222" drop/);
+  assert.match(t, /iifname "unikbr11111111" ip saddr != 10\.89\.1\.0\/24 drop/);
+  assert.match(t, /table bridge unik_1234abcd/);
+  assert.match(t, /iifname "ukt0123456789ab" arp saddr ip != 10\.89\.1\.2 drop/);
+  assert.match(t, /iifname "ukt0123456789ab" ether saddr != 02:01:23:45:67:89 drop/);
+  // nothing but checked names and numbers reaches the script
+  assert.throws(() => renderTables('t', [{ bridge: 'x" drop; flush ruleset; "', subnet: '10.0.0.0/8', gateway: '10.0.0.1' }], []), /refusing an nftables rule/);
+  assert.throws(() => renderTables('t', [], [{ tap: 'ukt1', ip: '1.2.3.4 accept', mac: '02:00:00:00:00:00' }]), /refusing an nftables rule/);
 });
 
 test('core: hostile or bad network requests are refused before anything is made; without bridges, runs use user mode', async () => {

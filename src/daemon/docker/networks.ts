@@ -247,17 +247,15 @@ function exact(f: Map<string, string[]>, key: string, source: string): boolean {
   return !values || values.includes(source);
 }
 
-/** Docker's filters.Match: equal, or the value as a regular expression found in the source. */
+/**
+ * Docker's filters.Match: equal, or the value found in the source. Docker reads the value as a
+ * regular expression under Go's linear-time engine; JavaScript's backtracking one would let one
+ * request hang the daemon, so a plain substring stands in (what `--filter name=web` means anyway).
+ */
 function match(f: Map<string, string[]>, key: string, source: string): boolean {
   const values = f.get(key);
   if (!values || values.includes(source)) return true;
-  return values.some((v) => {
-    try {
-      return new RegExp(v).test(source);
-    } catch {
-      return false;
-    }
-  });
+  return values.some((v) => source.includes(v));
 }
 
 /** Docker's filters.MatchKVList: every `key` or `key=value` holds. */
@@ -267,7 +265,7 @@ function matchLabels(f: Map<string, string[]>, key: string, labels: Record<strin
   return values.every((v) => {
     const eq = v.indexOf('=');
     const k = eq < 0 ? v : v.slice(0, eq);
-    return k in labels && (eq < 0 || labels[k] === v.slice(eq + 1));
+    return Object.hasOwn(labels, k) && (eq < 0 || labels[k] === v.slice(eq + 1));
   });
 }
 
