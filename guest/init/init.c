@@ -180,7 +180,10 @@ static int env_has(struct config *c, const char *key) {
   return 0;
 }
 
-static void parse_config(struct config *c, char *buf, size_t len) {
+/* Parses config records into c. With `defaults`, a record only fills what is still unset (the
+ * image's own config under a config drive's): env by key, args only if there are none yet. */
+static void parse_config_as(struct config *c, char *buf, size_t len, int defaults) {
+  int had_args = c->nargs > 0;
   for (size_t off = 0; off < len;) {
     char *rec = buf + off;
     size_t n = strnlen(rec, len - off);
@@ -189,8 +192,17 @@ static void parse_config(struct config *c, char *buf, size_t len) {
     if (!eq) continue;
     *eq = 0;
     char *v = eq + 1;
-    if (!strcmp(rec, "arg") && c->nargs < MAX_ARGS) c->args[c->nargs++] = v;
-    else if (!strcmp(rec, "env") && c->nenv < MAX_ENV) c->env[c->nenv++] = v;
+    if (defaults && strcmp(rec, "arg") && strcmp(rec, "env") && strcmp(rec, "mount")) {
+      /* a scalar the drive already gave is kept */
+      const char **slot = !strcmp(rec, "cwd") ? &c->cwd : !strcmp(rec, "hostname") ? &c->hostname : !strcmp(rec, "net.ip") ? &c->net_ip : NULL;
+      if (slot && *slot) continue;
+    }
+    if (!strcmp(rec, "arg")) { if (!(defaults && had_args) && c->nargs < MAX_ARGS) c->args[c->nargs++] = v; }
+    else if (!strcmp(rec, "env")) {
+      char *k = v, *e = strchr(v, '=');
+      if (defaults && e) { *e = 0; int dup = env_has(c, k); *e = '='; if (dup) continue; }
+      if (c->nenv < MAX_ENV) c->env[c->nenv++] = v;
+    }
     else if (!strcmp(rec, "cwd")) c->cwd = v;
     else if (!strcmp(rec, "hostname")) c->hostname = v;
     else if (!strcmp(rec, "time")) c->time = v;
@@ -205,9 +217,54 @@ static void parse_config(struct config *c, char *buf, size_t len) {
     else say("ignoring unknown config key %s", rec);
   }
   c->args[c->nargs] = NULL;
+  c->env[c->nenv] = NULL;
+}
+
+/* Once every config is read: PATH and HOME if none gave them. */
+static void finish_env(struct config *c) {
   if (!env_has(c, "PATH") && c->nenv < MAX_ENV) c->env[c->nenv++] = "PATH=/usr/local/bin:/usr/bin:/bin";
   if (!env_has(c, "HOME") && c->nenv < MAX_ENV) c->env[c->nenv++] = "HOME=/";
   c->env[c->nenv] = NULL;
+}
+
+static void parse_config(struct config *c, char *buf, size_t len) { parse_config_as(c, buf, len, 0); }
+
+/* A config drive (exported images, where no control channel exists): a FAT disk, or its first
+ * partition, holding /unik/config, attached by the user as cloud-init's NoCloud drive is. The
+ * disks are probed for about a second; the first that holds a config wins. */
+static char *read_config_drive(size_t *len) {
+  mkdir("/unik", 0755);
+  mkdir("/unik/drive", 0700);
+  for (int pass = 0; pass < 20; pass++) {
+    DIR *d = opendir("/sys/block");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (e->d_name[0] == '.' || !strncmp(e->d_name, "loop", 4) || !strncmp(e->d_name, "ram", 3)) continue;
+      const char *suffixes[] = {"", "1", "p1"};
+      for (int i = 0; i < 3; i++) {
+        char dev[300];
+        snprintf(dev, sizeof dev, "/dev/%s%s", e->d_name, suffixes[i]);
+        if (access(dev, F_OK) != 0) continue;
+        if (mount(dev, "/unik/drive", "vfat", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "shortname=mixed") != 0) continue;
+        char *raw = read_file("/unik/drive/unik/config", len);
+        umount("/unik/drive");
+        if (raw) { closedir(d); say("config drive %s", dev); return raw; }
+      }
+    }
+    if (d) closedir(d);
+    usleep(50000);
+  }
+  return NULL;
+}
+
+/* The kernel's DHCP client (ip=dhcp) lists the servers' DNS in /proc/net/pnp. */
+static void dns_from_dhcp(void) {
+  size_t len = 0;
+  char *pnp = read_file("/proc/net/pnp", &len);
+  if (!pnp || !len) return;
+  mkdir("/etc", 0755);
+  int fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) { (void)!write(fd, pnp, len); close(fd); }
 }
 
 static struct timespec config_read_at; /* CLOCK_MONOTONIC when the config arrived */
@@ -481,13 +538,22 @@ int main(void) {
     say("no /unik/config: the image root did not unpack completely (too little memory for this image?)");
     fail(127, "read /unik/config");
   }
-  parse_config(&c, raw, len);
+  if (cmdline_has("unik.drive")) {
+    size_t dlen = 0;
+    char *drive = read_config_drive(&dlen);
+    if (drive) parse_config(&c, drive, dlen);
+    parse_config_as(&c, raw, len, 1);
+  } else {
+    parse_config(&c, raw, len);
+  }
+  finish_env(&c);
   if (c.nargs == 0) { errno = EINVAL; fail(127, "no program in /unik/config"); }
 
   set_clock(c.time, c.now);
   reseed(c.seed);
   if (c.hostname) sethostname(c.hostname, strlen(c.hostname));
   configure_network(&c);
+  if (!c.net_ip && !c.net_dns) dns_from_dhcp();
   mount_volumes(&c);
 
   sigset_t mask;

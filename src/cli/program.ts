@@ -6,6 +6,7 @@ import { registerHubCommands } from './commands/hub.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerNetworkCommands } from './commands/networks.js';
+import { registerExportCommands } from './commands/export.js';
 import { registerSystemCommands } from './commands/system.js';
 import { registerVolumeCommands } from './commands/volumes.js';
 
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerInstanceCommands(program);
   registerVolumeCommands(program);
   registerNetworkCommands(program);
+  registerExportCommands(program);
   registerHubCommands(program);
   registerSystemCommands(program);
   return program;

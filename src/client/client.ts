@@ -198,6 +198,13 @@ export class ImagesApi {
     return this.c.json('GET', `/images/${seg(name)}`, 200);
   }
 
+  /** The image as a bootable disk (format: raw, qcow2, vmdk, vhd, vhdx, ova, gce), as a stream. */
+  async export(name: string, format: string, firmware: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.c.send('POST', `/images/${seg(name)}/export`, 200, { query: { format, firmware }, patient: true, accept: 'application/octet-stream, application/json', ...(signal ? { signal } : {}) });
+    if (!res.body) throw new Error('the daemon sent no disk');
+    return res.body;
+  }
+
   delete(name: string, force = false): Promise<void> {
     return this.c.empty('DELETE', `/images/${seg(name)}`, 204, { query: { force: String(force) } });
   }

@@ -11,7 +11,13 @@ import { HubService } from './hub.js';
 import { NetworkService } from './networks.js';
 import { sweepHome } from './sweep.js';
 import { unikPaths, type UnikPaths } from '../model/paths.js';
-import type { VolumeRecord } from '../model/types.js';
+import type { ProgressFn, VolumeRecord } from '../model/types.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { invalid } from '../model/errors.js';
+import { exportImage } from '../export/export.js';
+import { FORMATS, type ExportFormat } from '../export/formats.js';
+import type { Firmware } from '../export/disk.js';
 
 export interface CompilerInfo {
   /** the 2016 triple: base-language-provider */
@@ -30,6 +36,8 @@ export interface Core {
   volumes: VolumeService;
   networks: NetworkService;
   hub: HubService;
+  /** an image as a bootable disk for a platform (see src/export); the caller removes it with cleanup() */
+  exportImage(ref: string, format: string, firmware: string, progress?: ProgressFn): Promise<{ file: string; fileName: string; cleanup(): Promise<void> }>;
   /** attaches a volume to a stopped instance at one of its image's mount points */
   attachVolume(volume: string, instance: string, mountPoint: string): Promise<VolumeRecord>;
   providers(): Promise<ProviderInfo[]>;
@@ -92,6 +100,20 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
         const image = images.list().find((i) => i.id === fresh.imageId);
         return volumes.attach(volume, fresh, mountPoint, image?.manifest.mountPoints ?? []);
       });
+    },
+    async exportImage(ref, format, firmware, progress) {
+      if (!(FORMATS as readonly string[]).includes(format)) throw invalid('BAD_FORMAT', `unknown export format ${JSON.stringify(format)}`, `one of ${FORMATS.join(', ')}`);
+      if (!['bios', 'uefi', 'both'].includes(firmware)) throw invalid('BAD_FIRMWARE', `unknown firmware ${JSON.stringify(firmware)}`, 'one of bios, uefi, both');
+      const image = images.get(ref);
+      const work = await mkdtemp(join(paths.tmp, 'export-'));
+      const cleanup = () => rm(work, { recursive: true, force: true });
+      try {
+        const r = await exportImage({ image, imageDir: join(paths.images, image.id), kernelsDir: paths.kernels, format: format as ExportFormat, firmware: firmware as Firmware, work, ...(progress ? { progress } : {}) });
+        return { ...r, cleanup };
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
     },
     providers: () => Promise.all(providerList.map((p) => p.info())),
     compilers: () =>

@@ -15,21 +15,24 @@ export interface ExecOptions {
   onLine?: (line: string) => void;
   /** keep at most this many bytes of output (the tail), default 256 KiB */
   maxOutput?: number;
+  /** written to the program's stdin, which is then closed */
+  input?: string;
 }
 
 /** Runs a program with an argv array (never a shell) and collects its output. */
 export function execFileCollect(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const max = opts.maxOutput ?? 256 * 1024;
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
     let output = '';
     const take = (line: string) => {
       output += line + '\n';
       if (output.length > max * 2) output = output.slice(-max);
       opts.onLine?.(line);
     };
-    splitLines(child.stdout, take);
-    splitLines(child.stderr, take);
+    splitLines(child.stdout!, take);
+    splitLines(child.stderr!, take);
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, output: output.slice(-max) }));
   });

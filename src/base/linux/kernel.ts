@@ -160,15 +160,18 @@ export function checkConfig(finalConfig: string, fragments: string[]): string[] 
     const on = /^(CONFIG_\w+)=(.*)$/.exec(line);
     if (on) have.set(on[1]!, on[2]!);
   }
-  const missing: string[] = [];
+  // a later fragment overrides an earlier one (pc turns on the PCI that base turns off), as in merge_config
+  const wanted = new Map<string, string>();
   for (const f of fragments) {
     for (const line of readFileSync(fragmentPath(f), 'utf8').split('\n')) {
       const m = /^(CONFIG_\w+)=(.*)$/.exec(line.trim());
-      if (!m) continue;
-      const [, key, want] = m as unknown as [string, string, string];
-      const got = have.get(key);
-      if (want === 'n' ? got !== undefined && got !== 'n' : got !== want) missing.push(`${key}=${want}`);
+      if (m) wanted.set(m[1]!, m[2]!);
     }
+  }
+  const missing: string[] = [];
+  for (const [key, want] of wanted) {
+    const got = have.get(key);
+    if (want === 'n' ? got !== undefined && got !== 'n' : got !== want) missing.push(`${key}=${want}`);
   }
   return missing;
 }

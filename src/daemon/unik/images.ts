@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { bool2016 } from '../http/errors.js';
@@ -48,5 +50,19 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
       const img = await prepared.run((p) => send({ Progress: { Step: p.step, Message: p.message, ...(p.percent === undefined ? {} : { Percent: p.percent }) } }));
       return { Image: imageJson(img, infra(img.provider)) };
     });
+  });
+
+  // Export (unik addition): the image as a bootable disk for a platform, streamed back; the
+  // work folder goes once the answer is sent or the client leaves
+  app.post<NameParams & { Querystring: { format?: string; firmware?: string } }>('/images/:name/export', { schema: { querystring: queryStrings('format', 'firmware') } }, async (req, reply) => {
+    const r = await core.exportImage(req.params.name, req.query.format ?? 'raw', req.query.firmware ?? 'both');
+    const stream = createReadStream(r.file);
+    stream.once('close', () => void r.cleanup());
+    return reply
+      .code(200)
+      .header('content-type', 'application/octet-stream')
+      .header('content-length', String((await stat(r.file)).size))
+      .header('content-disposition', `attachment; filename="${r.fileName.replace(/[^A-Za-z0-9_.-]/g, '_')}"`)
+      .send(stream);
   });
 }
