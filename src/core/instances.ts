@@ -176,6 +176,8 @@ export class InstanceService {
       const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
       const nic = this.networks.nicFor(inst);
       await provider.preflight(inst.spec);
+      // an instance made by Docker's create has its address, not yet its tap's rules
+      if (nic) await this.networks.syncRules();
       const before = inst.status;
       // recorded before the VM starts: a daemon that dies meanwhile settles it on start-up
       this.store.updateInstanceStatus(inst.id, { ...before, state: 'pending', pid: null, phase: 'starting' });

@@ -151,6 +151,9 @@ test('docker network ls/create/inspect/connect/disconnect/rm and docker run --ne
     return /^10\.89\.9\.\d+$/.test(r.stdout.trim()) ? r.stdout.trim() : undefined;
   });
   assert.equal(await ns.httpUntil(`http://${ip}:8080/ping_test`), 'pong');
+  // made by create, then started: its tap is held to its own addresses too
+  const dcId = (await docker(['inspect', '-f', '{{.Id}}', 'dc'])).stdout.trim();
+  assert.match(ns.sh(['nft', 'list', 'chain', 'bridge', ns.nftTables()[0]!.split(' ').pop()!, 'guard']), new RegExp(`iifname "ukt${dcId.slice(0, 12)}" ip saddr != ${ip.replace(/\./g, '\\.')} drop`));
   const insp = JSON.parse((await docker(['network', 'inspect', 'shop'])).stdout)[0];
   assert.deepEqual(Object.values(insp.Containers as Record<string, { Name: string }>).map((c) => c.Name).sort(), ['counter', 'redis']);
 
