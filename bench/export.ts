@@ -3,11 +3,11 @@
 // beside `unik run` on microvm in the same run — all cold boots (the daemon here has boot
 // snapshots off), all on the same accelerator: process start → first HTTP 200.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ROOT, RUNS, SMOKE, startDaemon, stats, waitOk, writeModuleResult } from './lib.js';
+import { ROOT, RUNS, startDaemon, stats, waitOk, writeModuleResult, writeReadmeBlock } from './lib.js';
 import { freePort } from '../test/integration/harness.js';
 
 const daemon = await startDaemon('export', { UNIK_SNAPSHOTS: '0' });
@@ -52,10 +52,7 @@ try {
   const result = { runs: RUNS, microvmColdMs: stats(micro), exportedBiosMs: stats(bios), exportedUefiMs: stats(uefi) };
   const out = writeModuleResult('export', result);
   const s = (x: { median: number; min: number; max: number }) => `${(x.median / 1000).toFixed(2)} s (${(x.min / 1000).toFixed(2)}–${(x.max / 1000).toFixed(2)})`;
-  const BEGIN = '<!-- export-bench:begin -->';
-  const END = '<!-- export-bench:end -->';
   const block = [
-    BEGIN,
     `Latest \`npm run bench:export\` (cold boot → first HTTP 200 of go-http, TCG, median of ${RUNS} (min–max); \`${out.slice(ROOT.length + 1)}\`):`,
     '',
     '| boot | time | vs `unik run` |',
@@ -63,16 +60,9 @@ try {
     `| \`unik run\` (microvm, cold boot) | ${s(result.microvmColdMs)} | 1× |`,
     `| exported raw disk, q35 + SeaBIOS + syslinux, virtio | ${s(result.exportedBiosMs)} | ${(result.exportedBiosMs.median / result.microvmColdMs.median).toFixed(1)}× |`,
     `| exported raw disk, q35 + OVMF + unified kernel image, virtio | ${s(result.exportedUefiMs)} | ${(result.exportedUefiMs.median / result.microvmColdMs.median).toFixed(1)}× |`,
-    END,
   ].join('\n');
-  console.log('\n' + block.split('\n').slice(1, -1).join('\n'));
-  const readme = join(ROOT, 'README.md');
-  if (!SMOKE && existsSync(readme)) {
-    const text = readFileSync(readme, 'utf8');
-    const a = text.indexOf(BEGIN);
-    const b = text.indexOf(END);
-    if (a >= 0 && b > a) writeFileSync(readme, text.slice(0, a) + block + text.slice(b + END.length));
-  }
+  console.log('\n' + block);
+  writeReadmeBlock('export-bench', block);
   console.log(`\nwritten to ${out}`);
 } finally {
   await daemon.stop();

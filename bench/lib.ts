@@ -2,7 +2,7 @@
 // statistics, the static Go binary the references run, host RSS, the smoke switch, and the
 // per-module result files that bench/report.ts gathers.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -178,4 +178,16 @@ export function writeModuleResult(module: string, result: Record<string, unknown
   const out = join(RESULTS, `${date.slice(0, 10)}-${hostname()}-${module}.json`);
   writeFileSync(out, JSON.stringify({ module, date, host: hostname(), smoke: SMOKE, ...result }, null, 2) + '\n');
   return out;
+}
+
+/** Replaces the README's `<!-- NAME:begin -->…<!-- NAME:end -->` block with `body` (full runs only): the figures there are the bench's. */
+export function writeReadmeBlock(name: string, body: string): void {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const readme = join(ROOT, 'README.md');
+  if (SMOKE || !existsSync(readme)) return;
+  const text = readFileSync(readme, 'utf8');
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) writeFileSync(readme, `${text.slice(0, a)}${begin}\n${body}\n${end}${text.slice(b + end.length)}`);
 }

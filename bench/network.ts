@@ -8,14 +8,11 @@
 //   the same path, with Redis found by name on the bridge, or through the host in user mode.
 // Writes bench/results/<date>-<host>-network.json and the README's network block.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ROOT, RUNS, SMOKE, startDaemon, stats, waitOk, writeModuleResult, type Stats } from './lib.js';
+import { ROOT, RUNS, SMOKE, startDaemon, stats, waitOk, writeModuleResult, writeReadmeBlock, type Stats } from './lib.js';
 
 const REQUESTS = SMOKE ? 20 : 200;
-const BEGIN = '<!-- network-bench:begin -->';
-const END = '<!-- network-bench:end -->';
 
 if (!process.argv.includes('--inside')) {
   // make the namespace, run this same script inside it, remove it
@@ -124,22 +121,14 @@ try {
     ['the same, Redis found by name (a DNS query to the daemon per request)', `${result.instanceToInstanceMs.bridged.toFixed(2)} ms (redis:6379)`, '', ''],
   ];
   const block = [
-    BEGIN,
     `Latest \`npm run bench:network\` (${result.bootBridgedMs.runs} boots and ${REQUESTS} requests each, medians (min–max), TCG, inside a network namespace; \`${rel}\`):`,
     '',
     '| | bridged network | user-mode network | ratio |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
-    END,
   ].join('\n');
-  console.log('\n' + block.split('\n').slice(1, -1).join('\n'));
-  const readme = join(ROOT, 'README.md');
-  if (!SMOKE && existsSync(readme)) {
-    const text = readFileSync(readme, 'utf8');
-    const a = text.indexOf(BEGIN);
-    const b = text.indexOf(END);
-    if (a >= 0 && b > a) writeFileSync(readme, text.slice(0, a) + block + text.slice(b + END.length));
-  }
+  console.log('\n' + block);
+  writeReadmeBlock('network-bench', block);
   console.log(`\nwritten to ${out}`);
 } finally {
   await daemon.stop();

@@ -44,18 +44,19 @@ export function makeSandbox(): Sandbox {
   return { root, home, outside, secretFile, secret };
 }
 
-function imageRecord(): ImageRecord {
+/** An image record that no build made (no kernel or root on disk): for tests of the store and the APIs. */
+export function fakeImage(o: { id: string; name: string; manifestId?: string; sizeBytes?: number; env?: Record<string, string>; mountPoints?: string[]; ports?: number[] }): ImageRecord {
   const created = '2024-01-01T00:00:00.000Z';
   return {
-    id: IMAGE_ID,
-    name: IMAGE_NAME,
+    id: o.id,
+    name: o.name,
     provider: 'qemu',
-    sizeBytes: 1234,
+    sizeBytes: o.sizeBytes ?? 1,
     created,
     manifest: {
       schemaVersion: 1,
-      id: IMAGE_ID,
-      name: IMAGE_NAME,
+      id: o.manifestId ?? o.id,
+      name: o.name,
       created,
       arch: 'x86_64',
       base: 'linux',
@@ -66,12 +67,16 @@ function imageRecord(): ImageRecord {
       root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: 1 },
       argv: ['/app'],
       cwd: '/',
-      env: { GREETING: 'hello' },
-      mountPoints: [MOUNT_POINT],
+      env: o.env ?? {},
+      mountPoints: o.mountPoints ?? [],
       defaultMemoryMb: 64,
-      ports: [8080],
+      ...(o.ports ? { ports: o.ports } : {}),
     },
   };
+}
+
+function imageRecord(): ImageRecord {
+  return fakeImage({ id: IMAGE_ID, name: IMAGE_NAME, sizeBytes: 1234, env: { GREETING: 'hello' }, mountPoints: [MOUNT_POINT], ports: [8080] });
 }
 
 function instanceRecord(f: (typeof INSTANCES)[number]): InstanceRecord {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort, httpUntil, suiteDaemon } from './harness.js';
+import { PLATFORMS } from '../../src/export/formats.js';
 
 const OVMF = '/usr/share/ovmf/OVMF.fd';
 const work = mkdtempSync(join(tmpdir(), 'unik-export-'));
@@ -100,17 +101,17 @@ function toRaw(file: string, format: string): string {
 }
 
 test('raw, BIOS (SeaBIOS, syslinux): boots on q35 with NVMe and virtio-net (a KVM cloud, AWS), DHCP, env from a config drive', async () => {
-  await boot(toRaw(await exported('raw', 'bios'), 'raw'), { firmware: 'bios', nic: 'virtio-net-pci', disk: 'nvme' });
+  await boot(toRaw(await exported('raw', 'bios'), 'raw'), { firmware: 'bios', ...PLATFORMS.raw.qemuDevices });
 });
 
 test('qcow2, UEFI (OVMF, a unified kernel image): boots with virtio-blk and virtio-net (OpenStack, libvirt)', async () => {
-  await boot(toRaw(await exported('qcow2', 'uefi'), 'qcow2'), { firmware: 'uefi', nic: 'virtio-net-pci', disk: 'virtio' });
+  await boot(toRaw(await exported('qcow2', 'uefi'), 'qcow2'), { firmware: 'uefi', ...PLATFORMS.qcow2.qemuDevices });
 });
 
 test('gce: disk.raw in a gzipped GNU tar (Google Cloud), BIOS with virtio', async () => {
   const file = await exported('gce', 'bios');
   assert.match(execFileSync('tar', ['--list', '-v', '-zf', file], { encoding: 'utf8' }), /disk\.raw/);
-  await boot(toRaw(file, 'gce'), { firmware: 'bios', nic: 'virtio-net-pci', disk: 'virtio' });
+  await boot(toRaw(file, 'gce'), { firmware: 'bios', ...PLATFORMS.gce.qemuDevices });
 });
 
 test('ova (vSphere, VirtualBox): the OVF has what OVF 1.0 requires and its manifest matches; boots with vmxnet3 + PVSCSI under BIOS and under UEFI', async () => {
@@ -139,8 +140,8 @@ test('ova (vSphere, VirtualBox): the OVF has what OVF 1.0 requires and its manif
     assert.equal(execFileSync('sha256sum', [join(dir, m[1]!)], { encoding: 'utf8' }).split(' ')[0], m[2]);
   }
   const raw = toRaw(file, 'ova');
-  await boot(raw, { firmware: 'bios', nic: 'vmxnet3', disk: 'pvscsi' });
-  await boot(raw, { firmware: 'uefi', nic: 'vmxnet3', disk: 'pvscsi' });
+  await boot(raw, { firmware: 'bios', ...PLATFORMS.ova.qemuDevices });
+  await boot(raw, { firmware: 'uefi', ...PLATFORMS.ova.qemuDevices });
 });
 
 test('vhd (Azure, Hyper-V): a fixed VHD of a whole number of MiB; boots with e1000 + AHCI (what Hyper-V generation 1 and VirtualBox emulate)', async () => {
@@ -149,12 +150,12 @@ test('vhd (Azure, Hyper-V): a fixed VHD of a whole number of MiB; boots with e10
   const footer = readFileSync(file).subarray(-512);
   assert.equal(footer.subarray(0, 8).toString(), 'conectix');
   assert.equal(Number(footer.readBigUInt64BE(48)) % (1024 * 1024), 0);
-  await boot(toRaw(file, 'vhd'), { firmware: 'bios', nic: 'e1000', disk: 'ahci' });
+  await boot(toRaw(file, 'vhd'), { firmware: 'bios', ...PLATFORMS.vhd.qemuDevices });
 });
 
 test('vmdk and vhdx: what each importer reads, proven by converting back and booting (UEFI)', async () => {
-  await boot(toRaw(await exported('vmdk', 'uefi'), 'vmdk'), { firmware: 'uefi', nic: 'vmxnet3', disk: 'pvscsi' });
-  await boot(toRaw(await exported('vhdx', 'uefi'), 'vhdx'), { firmware: 'uefi', nic: 'e1000', disk: 'ahci' });
+  await boot(toRaw(await exported('vmdk', 'uefi'), 'vmdk'), { firmware: 'uefi', ...PLATFORMS.vmdk.qemuDevices });
+  await boot(toRaw(await exported('vhdx', 'uefi'), 'vhdx'), { firmware: 'uefi', ...PLATFORMS.vhdx.qemuDevices });
 });
 
 test('bad input: an unknown format or firmware, an unknown image: clear errors, nothing left behind', async () => {

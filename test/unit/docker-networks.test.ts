@@ -6,6 +6,7 @@
 process.env.UNIK_DEFAULT_NETWORK = 'user';
 process.env.UNIK_BRIDGED = 'off';
 
+import { fakeImage } from '../fuzz/fixtures.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { createCore, type Core } from '../../src/core/core.js';
 import { networkShape } from '../../src/daemon/docker/serialize.js';
 import { toNetwork } from '../../src/daemon/docker/translate.js';
 import { unikPaths } from '../../src/model/paths.js';
-import type { ImageRecord, InstanceRecord, NetworkRecord } from '../../src/model/types.js';
+import type { InstanceRecord, NetworkRecord } from '../../src/model/types.js';
 import { Store } from '../../src/store/db.js';
 
 const home = mkdtempSync(join(tmpdir(), 'unik-docker-net-'));
@@ -47,35 +48,7 @@ function withStore(fn: (s: Store) => void): void {
   }
 }
 
-function image(): ImageRecord {
-  const id = 'feedface'.repeat(8);
-  const created = '2024-01-01T00:00:00.000Z';
-  return {
-    id,
-    name: IMAGE_NAME,
-    provider: 'qemu',
-    sizeBytes: 1,
-    created,
-    manifest: {
-      schemaVersion: 1,
-      id,
-      name: IMAGE_NAME,
-      created,
-      arch: 'x86_64',
-      base: 'linux',
-      language: 'go',
-      compiler: 'linux-go-qemu',
-      provider: 'qemu',
-      kernel: { file: 'kernel', configHash: '0'.repeat(16), fragments: ['base'], sizeBytes: 1 },
-      root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: 1 },
-      argv: ['/app'],
-      cwd: '/',
-      env: {},
-      mountPoints: [],
-      defaultMemoryMb: 64,
-    },
-  };
-}
+const image = () => fakeImage({ id: 'feedface'.repeat(8), name: IMAGE_NAME });
 
 const H = { host: '127.0.0.1' };
 const get = (url: string) => app.inject({ method: 'GET', url, headers: H });

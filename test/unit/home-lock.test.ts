@@ -14,7 +14,7 @@ import { createCore } from '../../src/core/core.js';
 import { Store } from '../../src/store/db.js';
 import { unikPaths } from '../../src/model/paths.js';
 import type { UnikError } from '../../src/model/errors.js';
-import type { ImageRecord } from '../../src/model/types.js';
+import { fakeImage } from '../fuzz/fixtures.js';
 
 const CLI = join(ROOT, 'bin', 'unik');
 const IMAGE = 'd1'.repeat(32);
@@ -58,34 +58,7 @@ function tree(dir: string, rel = ''): string[] {
     });
 }
 
-function imageRecord(): ImageRecord {
-  const created = new Date().toISOString();
-  return {
-    id: IMAGE,
-    name: 'locked-img',
-    provider: 'qemu',
-    sizeBytes: 2,
-    created,
-    manifest: {
-      schemaVersion: 1,
-      id: IMAGE,
-      name: 'locked-img',
-      created,
-      arch: 'x86_64',
-      base: 'linux',
-      language: 'go',
-      compiler: 'linux-go-qemu',
-      provider: 'qemu',
-      kernel: { file: 'kernel', configHash: '0'.repeat(16), fragments: ['base'], sizeBytes: 1 },
-      root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: 1 },
-      argv: ['/app'],
-      cwd: '/',
-      env: {},
-      mountPoints: [],
-      defaultMemoryMb: 64,
-    },
-  };
-}
+const imageRecord = () => fakeImage({ id: IMAGE, name: 'locked-img', sizeBytes: 2 });
 
 test('a second daemon on the same home exits at once and touches nothing; after a SIGKILL a new one starts and sweeps', async () => {
   const home = mkdtempSync(join(tmpdir(), 'unik-lock-'));
