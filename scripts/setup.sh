@@ -19,6 +19,7 @@ APT_PACKAGES=(
   containerd runc containernetworking-plugins iproute2 # Kubernetes: containerd calls unik-runc; CNI bridge for pods
   chromium                            # tests: cross-origin requests from a real browser page
   nftables                            # bridged networks: NAT and isolation rules
+  libvirt-daemon-system libvirt-clients libxml2-utils # the libvirt provider (virsh; libvirtd is started by its test); xmllint for libvirt's schema check
   redis-server                        # the counter example's Redis, run as a unikernel through the elf language
   curl openssl procps
 )

@@ -82,6 +82,14 @@ export interface NetworkJson {
   Labels: Record<string, string>;
 }
 
+/** GET /providers (a unik addition): whether each provider works here, and why not */
+export interface ProviderJson {
+  Name: string;
+  Infrastructure: string;
+  Available: boolean;
+  Reason: string;
+}
+
 export interface ErrorJson {
   message: string;
   code: string;

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { compilers } from '../compilers/index.js';
-import { createProviders } from '../providers/index.js';
+import { createProviders, type ProviderOptions } from '../providers/index.js';
 import type { Provider, ProviderInfo } from '../providers/types.js';
 import { Store } from '../store/db.js';
 import { lockHome } from '../store/home-lock.js';
@@ -50,7 +50,7 @@ export interface Core {
  * second daemon fails with HOME_LOCKED before it creates, sweeps or migrates anything; then
  * sweeps what a crash left and reconciles the store with the VMs that are really running.
  */
-export async function createCore(opts: { home?: string; log?: (msg: string) => void; watch?: boolean } = {}): Promise<Core> {
+export async function createCore(opts: { home?: string; log?: (msg: string) => void; watch?: boolean } & ProviderOptions = {}): Promise<Core> {
   const paths = unikPaths(opts.home);
   const log = opts.log ?? (() => {});
   const lock = lockHome(paths.home);
@@ -64,7 +64,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     lock.release();
     throw e;
   }
-  const providerList = createProviders(paths, log);
+  const providerList = createProviders(paths, log, { ...(opts.libvirtUri ? { libvirtUri: opts.libvirtUri } : {}) });
   const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
   const images = new ImageService(store, paths, providers);
   const volumes = new VolumeService(store, paths, new Set(providers.keys()));

@@ -127,7 +127,7 @@ export class ImageService {
     const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, manifest: appManifest, progress });
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
-    const fragments = ['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : [])];
+    const fragments = [...new Set(['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])])];
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress);
     progress({ step: 'init', message: 'guest init' });
     const init = await ensureGuestInit(this.paths.cache);

@@ -13,6 +13,8 @@ export interface DaemonOptions {
   /** CA whose certificates clients must present (Docker's --tlsverify) */
   tlsCa?: string;
   allowedHosts?: string[];
+  /** the libvirt provider's connection URI */
+  libvirtUri?: string;
 }
 
 function isLoopback(host: string): boolean {
@@ -51,7 +53,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // the machine's own name is not an attacker's to rebind; any other name must be given
   const allowedHosts = [hostname(), ...(opts.allowedHosts ?? []), ...(process.env.UNIK_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim()).filter(Boolean)];
   // another daemon on this home (HOME_LOCKED), a store too new, a bad UNIK_CACHE_MAX_MB: said plainly
-  const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`) }).catch((e: unknown) => {
+  const core = await createCore({ log: (m) => process.stderr.write(`unik: ${m}\n`), ...(opts.libvirtUri ? { libvirtUri: opts.libvirtUri } : {}) }).catch((e: unknown) => {
     if (!isUnikError(e)) throw e;
     if (e.hint) fail(e.message, e.hint);
     process.stderr.write(`unik: ${e.message}\n`);

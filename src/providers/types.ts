@@ -39,6 +39,8 @@ export interface Observed {
 export interface Provider {
   name: string;
   infrastructure: string;
+  /** kernel fragments every image for this provider needs beside its app's (e.g. a PC's devices) */
+  readonly kernelFragments?: readonly string[];
   info(): Promise<ProviderInfo>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;

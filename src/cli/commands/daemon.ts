@@ -13,7 +13,8 @@ export function registerDaemonCommand(program: Command): void {
     .option('--tls-verify', 'require client certificates signed by --tls-ca (as Docker\'s --tlsverify)')
     .option('--tls-ca <PEM>', 'the CA that signs client certificates')
     .option('--allowed-host <NAME>', 'a host name clients may call the daemon by, beside IP addresses and localhost (repeatable; also UNIK_ALLOWED_HOSTS)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .action(async (flags: { port: string; host: string; tlsCert?: string; tlsKey?: string; tlsVerify?: boolean; tlsCa?: string; allowedHost: string[] }) => {
+    .option('--libvirt-uri <URI>', "the libvirt provider's connection (default: LIBVIRT_DEFAULT_URI, else qemu:///system; e.g. qemu+ssh://root@host/system)")
+    .action(async (flags: { port: string; host: string; tlsCert?: string; tlsKey?: string; tlsVerify?: boolean; tlsCa?: string; allowedHost: string[]; libvirtUri?: string }) => {
       const port = parsePositiveInt(flags.port, '--port');
       if (flags.tlsVerify && !flags.tlsCa) {
         process.stderr.write('unik: --tls-verify needs --tls-ca CA.pem, the CA that signs client certificates\n');
@@ -27,6 +28,7 @@ export function registerDaemonCommand(program: Command): void {
         ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
         ...(flags.tlsVerify && flags.tlsCa ? { tlsCa: flags.tlsCa } : {}),
         allowedHosts: flags.allowedHost,
+        ...(flags.libvirtUri ? { libvirtUri: flags.libvirtUri } : {}),
       });
     });
 }

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
-import { printJson } from '../output.js';
+import { printJson, printTable } from '../output.js';
 import { parsePositiveInt, splitCompilerName } from '../parse.js';
 import { DEFAULT_PORT, resolveTarget, splitHostPort, withPort, writeTarget, type Target } from '../target.js';
 import { clientCommand } from './common.js';
@@ -58,11 +58,13 @@ export function registerSystemCommands(program: Command): void {
       printList(await contextFor(cmd).client.availableCompilers(), flags.json),
     );
 
-  clientCommand(program, 'providers', 'list the providers the daemon has configured')
+  clientCommand(program, 'providers', 'list the providers the daemon has, whether each works there, and why not')
     .option('--json', 'print JSON')
-    .action(async (flags: { json?: boolean }, cmd: Command) =>
-      printList(await contextFor(cmd).client.availableProviders(), flags.json),
-    );
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const list = await contextFor(cmd).client.providers();
+      if (flags.json) return printJson(list);
+      printTable(['NAME', 'INFRASTRUCTURE', 'AVAILABLE', 'DETAILS'], list.map((p) => [p.Name, p.Infrastructure, p.Available ? 'yes' : 'no', p.Reason]));
+    });
 
   clientCommand(program, 'describe-compiler', 'print the usage guide of a compiler')
     .argument('[COMPILER]', 'compiler as listed by "unik compilers", e.g. linux-go-qemu')
