@@ -12,6 +12,7 @@
  *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
  *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D  net.mac=xx:..:xx
  *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
+ *       mount=label=NAME:FSTYPE:/mount/point   a volume found by its filesystem label (config drives)
  *       now=SECONDS        host wall clock when the config was sent (a restored VM's uptime
  *                          says nothing about the host's clock)
  *       seed=HEX           host randomness, credited and used to reseed the kernel's CRNG:
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -436,14 +438,49 @@ static void mkdir_p(const char *path) {
   mkdir(buf, 0755);
 }
 
-/* Finds the block device whose virtio serial is `serial`; disks may still be probing, so wait a little. */
+/* The label of the filesystem on a whole disk (ext2/3/4 or FAT), read from its superblock, or ""
+ * if it has none this reader knows. A volume is a bare filesystem, so a partitioned disk (the
+ * boot disk) never matches. */
+static void fs_label(const char *dev, char *label, size_t len) {
+  unsigned char sb[2048];
+  label[0] = 0;
+  int fd = open(dev, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = pread(fd, sb, sizeof sb, 0);
+  close(fd);
+  if (n != (ssize_t)sizeof sb) return;
+  const unsigned char *at = NULL;
+  size_t max = 0;
+  if (sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xEF) { at = sb + 1024 + 120; max = 16; }       /* ext: s_volume_name */
+  else if (sb[510] == 0x55 && sb[511] == 0xAA && !memcmp(sb + 82, "FAT32   ", 8)) { at = sb + 71; max = 11; }
+  else if (sb[510] == 0x55 && sb[511] == 0xAA && !memcmp(sb + 54, "FAT1", 4)) { at = sb + 43; max = 11; }
+  if (!at || len <= max) return;
+  memcpy(label, at, max);
+  label[max] = 0;
+  for (size_t i = strnlen(label, max); i > 0 && label[i - 1] == ' '; i--) label[i - 1] = 0;  /* FAT pads with spaces */
+}
+
+/* Finds the block device whose virtio serial is `serial`, or, for "label=NAME" (a volume on a
+ * cloud, attached as whatever disk the platform has), whose filesystem is labelled NAME. Disks
+ * may still be probing, so wait a little. */
 static int find_disk(const char *serial, char *dev, size_t devlen) {
+  const char *label = !strncmp(serial, "label=", 6) ? serial + 6 : NULL;
   for (int tries = 0; tries < 200; tries++) {
     DIR *d = opendir("/sys/block");
     struct dirent *e;
     while (d && (e = readdir(d))) {
       if (e->d_name[0] == '.') continue;
       char path[300], got[64] = {0};
+      if (label) {
+        snprintf(path, sizeof path, "/dev/%s", e->d_name);
+        fs_label(path, got, sizeof got);
+        if (got[0] && !strcasecmp(got, label)) {
+          snprintf(dev, devlen, "%s", path);
+          closedir(d);
+          return 0;
+        }
+        continue;
+      }
       snprintf(path, sizeof path, "/sys/block/%s/serial", e->d_name);
       int fd = open(path, O_RDONLY | O_CLOEXEC);
       if (fd < 0) continue;
@@ -473,7 +510,7 @@ static void mount_volumes(struct config *c) {
     *fstype++ = 0;
     *mp++ = 0;
     char dev[300];
-    if (find_disk(spec, dev, sizeof dev) != 0) { errno = ENODEV; say("no disk with serial %s for %s", spec, mp); fail(125, "find volume"); }
+    if (find_disk(spec, dev, sizeof dev) != 0) { errno = ENODEV; say("no disk with %s%s for %s", strncmp(spec, "label=", 6) ? "serial " : "", spec, mp); fail(125, "find volume"); }
     mkdir_p(mp);
     if (mount(dev, mp, fstype, MS_NOATIME, NULL) != 0) { say("mount %s (%s) on %s", dev, fstype, mp); fail(125, "mount volume"); }
   }

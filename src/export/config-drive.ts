@@ -18,6 +18,27 @@ export interface DriveConfig {
   hostname?: string;
   /** a static address (A.B.C.D/P) with its gateway and DNS server; without, DHCP */
   net?: { ip: string; gateway: string; dns: string };
+  /** volumes: disks the platform attaches, found by their filesystem's label */
+  volumes?: DriveVolume[];
+}
+
+export interface DriveVolume {
+  label: string;
+  fstype: 'ext4' | 'vfat';
+  mountPoint: string;
+}
+
+/**
+ * LABEL:/mount/point[:ext4|vfat], as `unik config-drive --vol` takes it. A label is what
+ * mkfs.ext4 -L (16 bytes) or mkfs.fat -n (11) can hold; the mount point is absolute and plain.
+ */
+export function parseDriveVolume(spec: string): DriveVolume {
+  const [label = '', mountPoint = '', fstype = 'ext4', ...rest] = spec.split(':');
+  if (rest.length || !/^[A-Za-z0-9_.-]{1,16}$/.test(label)) throw new Error(`bad volume ${JSON.stringify(spec)}: give LABEL:/mount/point[:ext4|vfat], the label up to 16 letters, digits, "_", "." or "-"`);
+  if (fstype !== 'ext4' && fstype !== 'vfat') throw new Error(`bad volume ${JSON.stringify(spec)}: the filesystem is ext4 or vfat`);
+  if (!/^\/[A-Za-z0-9_.\/-]*$/.test(mountPoint) || mountPoint === '/' || mountPoint.split('/').some((p) => p === '..' || p === '.'))
+    throw new Error(`bad volume ${JSON.stringify(spec)}: the mount point is an absolute path without "..", e.g. /data`);
+  return { label, fstype, mountPoint };
 }
 
 export async function writeConfigDrive(out: string, c: DriveConfig): Promise<void> {
@@ -29,6 +50,8 @@ export async function writeConfigDrive(out: string, c: DriveConfig): Promise<voi
     hostname: c.hostname ?? '',
     time: Date.now() / 1000,
     ...(c.net ? { net: { ifname: 'eth0', ...c.net } } : {}),
+    // re-checked here: the guest mounts what these say before the app starts
+    mounts: (c.volumes ?? []).map((v) => parseDriveVolume(`${v.label}:${v.mountPoint}:${v.fstype}`)).map((v) => ({ serial: `label=${v.label}`, fstype: v.fstype, mountPoint: v.mountPoint })),
   } satisfies BootConfig)
     .toString('utf8')
     .split('\0')

@@ -1,11 +1,12 @@
 // unik export, proven by booting: each exported file is turned back into a disk with the tools
 // a platform would use (qemu-img, tar), booted under QEMU on a PC machine with the firmware
 // (SeaBIOS, or OVMF for UEFI) and the devices that platform gives its VMs, with a config drive
-// carrying env; the app must answer HTTP and read that env.
+// carrying env and a volume found by its label; the app must answer HTTP, read that env and
+// read the volume.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort, httpUntil, suiteDaemon } from './harness.js';
@@ -13,11 +14,18 @@ import { PLATFORMS } from '../../src/export/formats.js';
 
 const OVMF = '/usr/share/ovmf/OVMF.fd';
 const work = mkdtempSync(join(tmpdir(), 'unik-export-'));
+let volumeFile = '';
 const d = suiteDaemon({
   setup: async (dm) => {
     const r = await dm.cli(['push', 'go-http', join(ROOT, 'examples/go-http')]);
     assert.equal(r.code, 0, r.stderr);
-    const drive = await dm.cli(['config-drive', '-o', join(work, 'drive.img'), '-e', 'KEY=from-the-config-drive']);
+    // a volume made by unik, found on the platform's disk controller by its filesystem's label
+    mkdirSync(join(work, 'data'));
+    writeFileSync(join(work, 'data', 'data.txt'), 'volume-by-label');
+    const vol = await dm.cli(['create-volume', 'appdata', '--type', 'fat', '--data', join(work, 'data')]);
+    assert.equal(vol.code, 0, vol.stderr);
+    volumeFile = join(dm.home, 'volumes', (await dm.api('GET', '/volumes/appdata')).json.Id, 'disk.img');
+    const drive = await dm.cli(['config-drive', '-o', join(work, 'drive.img'), '-e', 'KEY=from-the-config-drive', '--vol', 'appdata:/data:vfat']);
     assert.equal(drive.code, 0, drive.stderr);
   },
   teardown: () => rmSync(work, { recursive: true, force: true }),
@@ -49,17 +57,20 @@ async function boot(raw: string, o: { firmware: 'bios' | 'uefi'; nic: string; di
   // a copy of the drive per boot: QEMU locks what it opens
   const drive = join(work, `drive-${port}.img`);
   execFileSync('cp', [join(work, 'drive.img'), drive]);
+  const volume = join(work, `volume-${port}.img`);
+  execFileSync('cp', [volumeFile, volume]);
   const args = [
     '-M', 'q35', '-accel', 'tcg', '-m', '256', '-smp', '1', '-nographic', '-no-reboot', '-nodefaults',
     ...(o.firmware === 'uefi' ? ['-bios', OVMF] : []),
     '-serial', `file:${log}`,
     '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:8080`, '-device', `${o.nic},netdev=n0`,
-    ...diskArgs([{ file: raw, kind: o.firmware === 'uefi' && o.disk === 'pvscsi' ? 'ahci' : o.disk }, { file: drive, kind: o.disk }]),
+    ...diskArgs([{ file: raw, kind: o.firmware === 'uefi' && o.disk === 'pvscsi' ? 'ahci' : o.disk }, { file: drive, kind: o.disk }, { file: volume, kind: o.disk }]),
   ];
   const q: ChildProcess = spawn('qemu-system-x86_64', args, { stdio: 'ignore' });
   try {
     assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`, 180_000).catch((e: Error) => `${e.message}\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : ''}`), 'pong');
     assert.equal(await httpUntil(`http://127.0.0.1:${port}/env_test`), 'from-the-config-drive');
+    assert.equal(await httpUntil(`http://127.0.0.1:${port}/mount_test`), 'volume-by-label');
     return readFileSync(log, 'utf8');
   } finally {
     q.kill('SIGKILL');

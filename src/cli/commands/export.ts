@@ -4,7 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { writeConfigDrive } from '../../export/config-drive.js';
+import { parseDriveVolume, writeConfigDrive } from '../../export/config-drive.js';
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
 import { collect, parseEnvFlags } from '../parse.js';
@@ -45,13 +45,21 @@ export function registerExportCommands(program: Command): void {
     .option('--ip <A.B.C.D/P>', 'a static address (default: DHCP)')
     .option('--gateway <IP>', 'the gateway, with --ip')
     .option('--dns <IP>', 'the DNS server, with --ip')
-    .action(async (flags: { output: string; env?: string[]; arg?: string[]; hostname?: string; ip?: string; gateway?: string; dns?: string }) => {
+    .option('--vol <LABEL:/PATH[:ext4|vfat]>', 'mount the attached disk whose filesystem has this label (e.g. made by unik create-volume NAME) at PATH (repeatable)', collect)
+    .action(async (flags: { output: string; env?: string[]; arg?: string[]; hostname?: string; ip?: string; gateway?: string; dns?: string; vol?: string[] }) => {
       if (flags.ip && !(flags.gateway && flags.dns)) throw new CliError('--ip needs --gateway and --dns');
       await writeConfigDrive(flags.output, {
         env: parseEnvFlags(flags.env ?? []),
         ...(flags.arg ? { argv: flags.arg } : {}),
         ...(flags.hostname ? { hostname: flags.hostname } : {}),
         ...(flags.ip ? { net: { ip: flags.ip, gateway: flags.gateway!, dns: flags.dns! } } : {}),
+        volumes: (flags.vol ?? []).map((v) => {
+          try {
+            return parseDriveVolume(v);
+          } catch (e) {
+            throw new CliError((e as Error).message);
+          }
+        }),
       });
       process.stdout.write(`${flags.output}\n`);
     });

@@ -33,6 +33,7 @@ const DOMAIN_FILE = 'libvirt.domain';
 /** how long a list of running domains is trusted (the watcher asks several times a second) */
 const RUNNING_TTL_MS = 1000;
 const PROBE_DEADLINE_MS = 8000;
+const INFO_TTL_MS = 3000;
 
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
@@ -61,7 +62,15 @@ export class LibvirtProvider implements Provider {
     this.tag = createHash('sha256').update(paths.home).digest('hex').slice(0, 8);
   }
 
-  async info(): Promise<ProviderInfo> {
+  /** asked on every /available_providers call (clients poll it): a fresh answer every few seconds is enough */
+  private lastInfo?: { at: number; info: Promise<ProviderInfo> };
+
+  info(): Promise<ProviderInfo> {
+    if (!this.lastInfo || Date.now() - this.lastInfo.at > INFO_TTL_MS) this.lastInfo = { at: Date.now(), info: this.probeInfo() };
+    return this.lastInfo.info;
+  }
+
+  private async probeInfo(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
     if (!onPath('virsh')) return { ...base, available: false, reason: 'virsh is not installed (apt-get install libvirt-clients libvirt-daemon-system)' };
     try {
