@@ -78,7 +78,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     await networks.restore();
     await images.sweep();
     await volumes.sweep();
-    await instances.reconcile();
+    await instances.reconcile(log);
   } catch (e) {
     instances.close();
     await networks.close();

@@ -300,12 +300,14 @@ export class InstanceService {
     if (inst.status.state !== 'pending' && inst.status.state !== 'running') return inst;
     const provider = this.providers.get(inst.provider);
     if (!provider) return inst;
-    const seen = await provider.inspect(inst);
+    // a provider that cannot answer now (libvirtd down) leaves the record as last known
+    const seen = await provider.inspect(inst).catch(() => undefined);
+    if (!seen) return inst;
     stampLog(provider.logFile(inst));
     const now = new Date().toISOString();
     if (seen.alive) {
       if (seen.ready && inst.status.state === 'pending') this.setStatus(inst, { ...inst.status, state: 'running' });
-      else if (!seen.ready && inst.status.startedAt && Date.now() - Date.parse(inst.status.startedAt) > BOOT_DEADLINE_MS) {
+      else if (!seen.ready && inst.status.state === 'pending' && inst.status.startedAt && Date.now() - Date.parse(inst.status.startedAt) > BOOT_DEADLINE_MS) {
         await provider.stop(inst, 0);
         this.setStatus(inst, { ...inst.status, state: 'error', pid: null, finishedAt: now, error: `the guest did not start the app within ${BOOT_DEADLINE_MS / 1000} s; its console is in \`unik logs ${inst.name}\`` });
       }
@@ -336,34 +338,50 @@ export class InstanceService {
    * On daemon start: finish or undo what a dead daemon left half done, adopt live VMs (through
    * their supervisors), settle dead ones, and stop and drop VMs and files that have no record.
    */
-  async reconcile(): Promise<void> {
+  async reconcile(log: (msg: string) => void = () => {}): Promise<void> {
     for (const inst of this.store.listInstances()) {
       const provider = this.providers.get(inst.provider);
       if (!provider) continue;
-      const phase = inst.status.phase;
-      if (phase === 'removing') {
-        await this.forget(inst);
-      } else if (phase === 'creating' || phase === 'starting') {
-        const adopted = await provider.adopt?.(inst);
-        if (adopted) {
-          this.store.updateInstanceStatus(inst.id, { ...inst.status, phase: undefined, pid: adopted.pid, accel: adopted.accel, startedAt: inst.status.startedAt ?? new Date().toISOString() });
-        } else if (phase === 'creating') {
-          await this.forget(inst); // the run never answered: as if it had failed
-        } else {
-          await provider.stop(inst, 0);
-          this.store.updateInstanceStatus(inst.id, { ...inst.status, state: 'stopped', pid: null, phase: undefined, error: 'the daemon stopped while starting it; start it again' });
-        }
+      try {
+        await this.reconcileOne(inst, provider);
+      } catch (e) {
+        // one provider that cannot answer (libvirtd down) must not keep the daemon, and every
+        // other instance, from starting: the record stays as it is, the watcher looks again
+        log(`cannot settle instance ${inst.name} now: ${(e as Error).message}`);
       }
-      await this.refresh(inst.id);
     }
     const known = new Set(this.store.listInstances().map((i) => i.id));
     if (existsSync(this.paths.instances))
       for (const entry of await readdir(this.paths.instances)) {
         if (known.has(entry)) continue;
-        for (const p of this.providers.values()) await p.abandon?.(join(this.paths.instances, entry));
+        try {
+          for (const p of this.providers.values()) await p.abandon?.(join(this.paths.instances, entry));
+        } catch (e) {
+          // its folder stays, so the next start tries again
+          log(`cannot end the VM of an unrecorded instance folder ${entry} now: ${(e as Error).message}`);
+          continue;
+        }
         await rm(join(this.paths.instances, entry), { recursive: true, force: true });
       }
     await mkdir(this.paths.instances, { recursive: true });
+  }
+
+  private async reconcileOne(inst: InstanceRecord, provider: Provider): Promise<void> {
+    const phase = inst.status.phase;
+    if (phase === 'removing') {
+      await this.forget(inst);
+    } else if (phase === 'creating' || phase === 'starting') {
+      const adopted = await provider.adopt?.(inst);
+      if (adopted) {
+        this.store.updateInstanceStatus(inst.id, { ...inst.status, phase: undefined, pid: adopted.pid, accel: adopted.accel, startedAt: inst.status.startedAt ?? new Date().toISOString() });
+      } else if (phase === 'creating') {
+        await this.forget(inst); // the run never answered: as if it had failed
+      } else {
+        await provider.stop(inst, 0);
+        this.store.updateInstanceStatus(inst.id, { ...inst.status, state: 'stopped', pid: null, phase: undefined, error: 'the daemon stopped while starting it; start it again' });
+      }
+    }
+    await this.refresh(inst.id);
   }
 
   watch(): void {

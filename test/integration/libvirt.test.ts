@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, waitFor } from './harness.js';
@@ -37,21 +37,27 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
   if (why) return;
   if (process.exitCode) console.error(d.log());
-  await d.destroy();
-  // whatever a failed test left of this home's domains goes before the libvirtd does
-  const ours = `unik-${createHash('sha256').update(d.home).digest('hex').slice(0, 8)}-`;
-  for (const dom of virsh(['list', '--all', '--name']).split('\n').filter((n) => n.startsWith(ours))) {
-    for (const verb of ['destroy', 'undefine']) {
-      try {
-        virsh([verb, dom]);
-      } catch {
-        /* not running, or gone */
+  // this home's domains are named after its real path
+  const ours = `unik-${createHash('sha256').update(realpathSync(d.home)).digest('hex').slice(0, 8)}-`;
+  try {
+    await d.destroy();
+    // whatever a failed test left of this home's domains goes before the libvirtd does
+    if (!(await Libvirtd.unavailable())) await libvirtd.start(ns).catch(() => undefined);
+    for (const dom of virsh(['list', '--all', '--name']).split('\n').filter((n) => n.startsWith(ours)))
+      for (const verb of ['destroy', 'undefine']) {
+        try {
+          virsh([verb, dom]);
+        } catch {
+          /* not running, or gone */
+        }
       }
-    }
+    for (const vol of virsh(['vol-list', '--pool', 'unik']).split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((n) => n.startsWith(ours))) virsh(['vol-delete', '--pool', 'unik', vol]);
+  } catch (e) {
+    console.error(`cleaning up after the libvirt test: ${(e as Error).message}`);
+  } finally {
+    await libvirtd.stop();
+    await ns.destroy();
   }
-  for (const vol of virsh(['vol-list', '--pool', 'unik']).split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((n) => n.startsWith(ours))) virsh(['vol-delete', '--pool', 'unik', vol]);
-  await libvirtd.stop();
-  await ns.destroy();
 });
 
 const virsh = (args: string[]) => execFileSync('timeout', ['30', 'virsh', '-q', '-c', 'qemu:///system', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -144,4 +150,22 @@ test('rm undefines the domain and deletes its files from the pool', { skip: why 
   assert.equal((await d.cli(['rm', 'web'])).code, 0);
   assert.equal(domainOf(web.Id), undefined);
   assert.ok(!virsh(['vol-list', '--pool', 'unik']).includes(dom), virsh(['vol-list', '--pool', 'unik']));
+});
+
+test('with libvirtd down, the daemon still starts, says why libvirt is unavailable, and settles the instance once libvirtd is back', { skip: why }, async () => {
+  const run = await d.cli(['run', 'go-lv', '--name', 'web2', '--vol', 'data:/data']);
+  assert.equal(run.code, 0, run.stderr + run.stdout);
+  const web2 = await inst('web2');
+  d.proc!.kill('SIGKILL');
+  await new Promise((r) => d.proc!.once('exit', r));
+  await libvirtd.stop({ keepLogs: true });
+  await d.start();
+  const providers = await d.cli(['providers']);
+  assert.match(providers.stdout, /libvirt\s.*no\s.*cannot reach libvirt/s, providers.stdout);
+  assert.equal((await inst('web2')).State, 'running', 'the record is left as it was');
+  await libvirtd.start(ns);
+  assert.equal(virsh(['domstate', domainOf(web2.Id)!]).trim(), 'running');
+  assert.equal(await ns.httpUntil(`http://${web2.IpAddress}:8080/mount_test`), 'test_data');
+  assert.equal((await d.cli(['rm', '-f', 'web2'])).code, 0);
+  assert.equal(domainOf(web2.Id), undefined);
 });

@@ -4,7 +4,7 @@
 // cannot start its own and says so.
 
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NetNs } from './netns.js';
 
@@ -26,6 +26,8 @@ function pidOf(file: string): number | undefined {
 
 export class Libvirtd {
   private startedLogd = false;
+  /** qemu.conf as it was, if the test changed it */
+  private qemuConf?: string;
 
   /** Why this machine cannot host the test's libvirtd, or undefined. */
   static async unavailable(): Promise<string | undefined> {
@@ -41,7 +43,12 @@ export class Libvirtd {
   async start(ns: NetNs): Promise<void> {
     // QEMU under libvirt as root: without udev here /dev/kvm is root's alone (libvirt's probe
     // of it then loops), and volumes are files in a home only root may enter
-    if (!/^\s*user\s*=\s*"root"/m.test(readFileSync(QEMU_CONF, 'utf8'))) appendFileSync(QEMU_CONF, '\n# unik tests: QEMU runs as root (see test/integration/libvirtd.ts)\nuser = "root"\ngroup = "root"\n');
+    const conf = readFileSync(QEMU_CONF, 'utf8');
+    if (!/^\s*user\s*=\s*"root"/m.test(conf)) {
+      // put back as it was when the test ends
+      this.qemuConf = conf;
+      appendFileSync(QEMU_CONF, '\n# unik tests: QEMU runs as root (see test/integration/libvirtd.ts)\nuser = "root"\ngroup = "root"\n');
+    }
     if (!pidOf('/run/virtlogd.pid')) {
       execFileSync('virtlogd', ['-d']);
       this.startedLogd = true;
@@ -51,8 +58,9 @@ export class Libvirtd {
     if (!(await virshAnswers())) throw new Error('the test libvirtd did not answer within 10 s');
   }
 
-  async stop(): Promise<void> {
-    for (const [file, ours] of [['/run/libvirtd.pid', true], ['/run/virtlogd.pid', this.startedLogd]] as const) {
+  /** Stops libvirtd (its domains run on), and virtlogd if the test started it, unless `keepLogs`. */
+  async stop(o: { keepLogs?: boolean } = {}): Promise<void> {
+    for (const [file, ours] of [['/run/libvirtd.pid', true], ['/run/virtlogd.pid', this.startedLogd && !o.keepLogs]] as const) {
       const pid = ours ? pidOf(file) : undefined;
       if (!pid) continue;
       process.kill(pid, 'SIGTERM');
@@ -61,5 +69,7 @@ export class Libvirtd {
       if (pidOf(file)) process.kill(pid, 'SIGKILL');
       if (existsSync(file) && !pidOf(file)) execFileSync('rm', ['-f', file]);
     }
+    if (this.qemuConf !== undefined) writeFileSync(QEMU_CONF, this.qemuConf);
+    this.qemuConf = undefined;
   }
 }

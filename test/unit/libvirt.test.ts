@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { domainXml, type DomainSpec } from '../../src/providers/libvirt/domain.js';
+import { diskDev, domainXml, type DomainSpec } from '../../src/providers/libvirt/domain.js';
 import { isRemoteUri, xml } from '../../src/providers/libvirt/virsh.js';
 import { sendLine } from '../../src/providers/libvirt/pty.js';
 
@@ -76,6 +76,20 @@ test('the control line is written only to a pty: a path elsewhere is refused bef
     for (const p of [f, '/dev/pts/../../etc/passwd', '/dev/pts/1/../x', '/dev/ptmx'])
       await assert.rejects(sendLine(p, 'stop\n'), /not a pty/);
     assert.equal(execFileSync('cat', [f], { encoding: 'utf8' }), 'untouched');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('virtio disks are named vdb … vdz, vdaa …: any number of volumes makes a valid definition', () => {
+  assert.deepEqual([1, 2, 25, 26, 27, 52, 53].map(diskDev), ['vdb', 'vdc', 'vdz', 'vdaa', 'vdab', 'vdba', 'vdbb']);
+  const disks = Array.from({ length: 30 }, (_, i) => ({ file: `/v/${i}.img`, serial: `s${i}` }));
+  const names = [...domainXml({ ...spec, disks }).matchAll(/<target dev='(vd[a-z]+)' bus='virtio'\/>/g)].map((m) => m[1]);
+  assert.equal(new Set(names).size, 30);
+  const dir = mkdtempSync(join(tmpdir(), 'unik-lvd-'));
+  try {
+    writeFileSync(join(dir, 'd.xml'), domainXml({ ...spec, disks }));
+    execFileSync('virt-xml-validate', [join(dir, 'd.xml'), 'domain'], { stdio: 'pipe' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,7 +32,7 @@ export function domainXml(d: DomainSpec): string {
     (disk, n) => `    <disk type='file' device='disk'>
       <driver name='qemu' type='raw' cache='writeback' discard='unmap'/>
       <source file='${xml(disk.file)}'/>
-      <target dev='vd${String.fromCharCode(98 + n)}' bus='virtio'/>
+      <target dev='${diskDev(n + 1)}' bus='virtio'/>
       <serial>${xml(disk.serial)}</serial>
     </disk>`,
   );
@@ -80,4 +80,11 @@ ${disks.join('\n')}
   </devices>
 </domain>
 `;
+}
+
+/** vda, vdb … vdz, vdaa, vdab …: the name of the Nth virtio disk (vda is never a volume's) */
+export function diskDev(n: number): string {
+  let name = '';
+  for (let i = n + 1; i > 0; i = Math.floor((i - 1) / 26)) name = String.fromCharCode(97 + ((i - 1) % 26)) + name;
+  return `vd${name}`;
 }

@@ -6,14 +6,13 @@
 // Domains are persistent, named after the home and the instance, so a daemon that died finds
 // its own again; published ports are relayed by the daemon to the instance's bridged address.
 
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
-import { USER_NET, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
+import { writeStartInitrd } from '../../base/linux/contract.js';
 import { failedPrecondition, invalid, unavailable, internal } from '../../model/errors.js';
 import type { UnikPaths } from '../../model/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
@@ -21,6 +20,7 @@ import { GuestLines } from '../../supervisor/guest-lines.js';
 import { startProxies, type Proxies } from '../../supervisor/port-proxy.js';
 import { hostTscKhz } from '../qemu/accel.js';
 import { diskSerial } from '../qemu/args.js';
+import { instanceBootConfig } from '../boot-config.js';
 import { checkPortsFree } from '../qemu/ports.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { domainXml } from './domain.js';
@@ -47,7 +47,9 @@ export class LibvirtProvider implements Provider {
   private pool?: Promise<string>;
   private poolPath = DEFAULT_POOL_PATH;
   private accel?: Promise<{ accel: Accel; reason: string }>;
-  private running?: { at: number; names: Set<string> };
+  private running?: { at: number; names: Set<string> } | { at: number; error: Error };
+  /** bumped by every start and stop: a list asked for before one must not overwrite what it did */
+  private generation = 0;
   private readonly proxies = new Map<string, Proxies>();
   /** each instance's control-line reader, from the offset it has read up to */
   private readonly events = new Map<string, { offset: number; lines: GuestLines }>();
@@ -59,7 +61,8 @@ export class LibvirtProvider implements Provider {
   ) {
     this.virsh = new Virsh(uri);
     this.remote = isRemoteUri(uri);
-    this.tag = createHash('sha256').update(paths.home).digest('hex').slice(0, 8);
+    // the home's real path: /srv/unik and /srv/unik/ are one home, with one set of domains
+    this.tag = createHash('sha256').update(realpathOr(paths.home)).digest('hex').slice(0, 8);
   }
 
   /** asked on every /available_providers call (clients poll it): a fresh answer every few seconds is enough */
@@ -73,6 +76,7 @@ export class LibvirtProvider implements Provider {
   private async probeInfo(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
     if (!onPath('virsh')) return { ...base, available: false, reason: 'virsh is not installed (apt-get install libvirt-clients libvirt-daemon-system)' };
+    if (this.needsRoot()) return { ...base, available: false, reason: this.needsRoot()! };
     try {
       const v = await this.virsh.run(['version'], { deadlineMs: 5000 });
       const hv = /Running hypervisor:\s*(.+)/.exec(v)?.[1]?.trim() ?? 'unknown hypervisor';
@@ -83,7 +87,15 @@ export class LibvirtProvider implements Provider {
     }
   }
 
+  /** Why this daemon cannot drive a local libvirt: it reads the logs virtlogd writes as root. */
+  private needsRoot(): string | undefined {
+    if (this.remote || process.getuid?.() === 0) return undefined;
+    return `the libvirt provider on ${this.uri} needs a daemon running as root (it reads the console logs libvirt writes as root)`;
+  }
+
   async preflight(spec: InstanceSpec): Promise<void> {
+    const why = this.needsRoot();
+    if (why) throw unavailable('LIBVIRT_NEEDS_ROOT', why, 'run the daemon as root, or use --provider qemu');
     if (spec.memoryMb < 16 || spec.memoryMb > 65536) throw invalid('BAD_MEMORY', `memory ${spec.memoryMb} MB is out of range (16-65536)`);
     await checkPortsFree(spec.ports);
   }
@@ -138,16 +150,7 @@ export class LibvirtProvider implements Provider {
     const kernel = await uploadVolume(this.virsh, `${dom}.kernel`, kernelFile);
     const { accel } = await this.chooseAccel(kernel, pool);
 
-    const config: BootConfig = {
-      argv: [...m.argv, ...(inst.spec.args ?? [])],
-      env: { ...m.env, ...inst.spec.env },
-      cwd: m.cwd,
-      hostname: inst.name,
-      time: Date.now() / 1000,
-      net: nic ? { ifname: 'eth0', ip: nic.ip, gateway: nic.gateway, dns: nic.dns, mac: nic.mac } : USER_NET,
-      mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
-      seed: randomBytes(32),
-    };
+    const config = instanceBootConfig(inst, image, { volumes, ...(nic ? { nic } : {}) });
     const localInitrd = join(dir, 'initrd');
     let initrd: string;
     try {
@@ -179,6 +182,8 @@ export class LibvirtProvider implements Provider {
       }),
       { mode: 0o600 },
     );
+    // a domain of this instance still active (a start that timed out and finished later) goes first
+    await this.virsh.maybe(['destroy', dom]);
     await this.virsh.run(['define', xmlFile]);
 
     // published ports are held before the domain starts: a taken one fails the run at once
@@ -188,9 +193,12 @@ export class LibvirtProvider implements Provider {
       await this.virsh.run(['start', dom], { deadlineMs: 60_000 });
     } catch (e) {
       this.closeProxies(inst);
+      // virsh may have given up while libvirtd still starts it: it must not run on unwatched
+      await this.virsh.maybe(['destroy', dom]).catch(() => undefined);
+      this.saw(dom, false);
       throw internal('VM_START_FAILED', `libvirt could not start the domain of ${inst.name}: ${(e as Error).message}`, `its definition is ${xmlFile}`);
     }
-    this.running?.names.add(dom);
+    this.saw(dom, true);
     return { pid: this.qemuPid(dom), accel };
   }
 
@@ -217,14 +225,36 @@ export class LibvirtProvider implements Provider {
     }
   }
 
-  /** Is the domain running? From one `virsh list` for all domains, at most RUNNING_TTL_MS old. */
+  /**
+   * Is the domain running? From one `virsh list` for all domains, at most RUNNING_TTL_MS old. A
+   * list that was asked for before a start or stop is used by its caller (whose instance it is
+   * about, under that instance's lock) but not kept; a libvirt that does not answer is
+   * remembered as such for the same time, so the watcher does not wait on it at every turn.
+   */
   private async isRunning(dom: string, fresh = false): Promise<boolean> {
-    if (fresh || !this.running || Date.now() - this.running.at > RUNNING_TTL_MS) {
-      // active domains: running, paused or shutting down
-      const out = await this.virsh.run(['list', '--name'], { deadlineMs: 10_000 });
-      this.running = { at: Date.now(), names: new Set(out.split('\n').map((l) => l.trim()).filter(Boolean)) };
+    let r = this.running;
+    if (fresh || !r || Date.now() - r.at > RUNNING_TTL_MS) {
+      const asked = this.generation;
+      try {
+        // active domains: running, paused or shutting down
+        const out = await this.virsh.run(['list', '--name'], { deadlineMs: 10_000 });
+        r = { at: Date.now(), names: new Set(out.split('\n').map((l) => l.trim()).filter(Boolean)) };
+      } catch (e) {
+        r = { at: Date.now(), error: e as Error };
+      }
+      if (asked === this.generation) this.running = r;
     }
-    return this.running.names.has(dom);
+    if ('error' in r) throw unavailable('LIBVIRT_UNAVAILABLE', `libvirt at ${this.uri} does not answer: ${r.error.message}`, 'start libvirtd; the daemon looks again on its own');
+    return r.names.has(dom);
+  }
+
+  /** Says what a start or stop just did, and voids the lists asked for before it. */
+  private saw(dom: string, running: boolean): void {
+    this.generation++;
+    if (this.running && 'names' in this.running) {
+      if (running) this.running.names.add(dom);
+      else this.running.names.delete(dom);
+    }
   }
 
   /** The guest's events so far (ready, exit N), read from the control line's log as it grows. */
@@ -233,33 +263,39 @@ export class LibvirtProvider implements Provider {
     if (!ev) this.events.set(inst.id, (ev = { offset: 0, lines: new GuestLines() }));
     if (this.remote) return ev.lines;
     const file = this.eventsFile(inst);
-    let size = 0;
     try {
-      size = statSync(file).size;
+      const size = statSync(file).size;
+      // rotated or rewritten by a new start: read it again from its start
+      if (size < ev.offset) ev.offset = 0;
+      if (size === ev.offset) return ev.lines;
+      const fd = openSync(file, 'r');
+      try {
+        // to its end (virtlogd keeps it under its max_size), in bounded pieces
+        const buf = Buffer.alloc(64 * 1024);
+        for (let n = 1; n > 0 && ev.offset < size; ) {
+          n = readSync(fd, buf, 0, Math.min(buf.length, size - ev.offset), ev.offset);
+          ev.offset += n;
+          ev.lines.feed(buf.subarray(0, n).toString('utf8'));
+        }
+      } finally {
+        closeSync(fd);
+      }
     } catch {
-      return ev.lines;
-    }
-    // rotated or rewritten by a new start: read it again from its start
-    if (size < ev.offset) ev.offset = 0;
-    if (size === ev.offset) return ev.lines;
-    const fd = openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(Math.min(size - ev.offset, 64 * 1024));
-      const n = readSync(fd, buf, 0, buf.length, ev.offset);
-      ev.offset += n;
-      ev.lines.feed(buf.subarray(0, n).toString('utf8'));
-    } finally {
-      closeSync(fd);
+      /* not written yet, or unreadable: what was read so far stands */
     }
     return ev.lines;
   }
 
   async inspect(inst: InstanceRecord): Promise<Observed> {
     const dom = this.domainName(inst);
+    // after a daemon restart, the logs are where the pool is
+    await this.ensurePool().catch(() => undefined);
     const alive = await this.isRunning(dom);
+    // a remote host's control log cannot be read from here: a running domain is taken as started
+    if (this.remote) return { alive, ready: alive, exitCode: null };
     const g = this.guest(inst);
     if (!alive) this.closeProxies(inst);
-    else if (inst.spec.ports.length && inst.spec.network && !this.proxies.has(inst.id) && !this.remote) {
+    else if (inst.status.state === 'running' && inst.spec.ports.length && inst.spec.network && !this.proxies.has(inst.id)) {
       // a daemon restarted: the domain ran on, its published ports are relayed again
       const ip = inst.spec.network.ip.split('/')[0]!;
       await this.relayPorts(inst, ip).catch((e: Error) => this.log(`cannot relay the ports of ${inst.name} again: ${e.message}`));
@@ -285,14 +321,10 @@ export class LibvirtProvider implements Provider {
         // the init stops the app (SIGTERM), reports its exit and powers the machine off
         await sendLine(pty, 'stop\n', () => this.guest(inst).exitCode !== null, graceMs).catch((e: Error) => this.log(`cannot ask ${inst.name} to stop: ${e.message}`));
         while (Date.now() < until + 5000 && (await this.isRunning(dom, true))) await sleep(100);
-      } else if (graceMs > 0 && this.remote) {
-        // no control line from here: the ACPI power button, then the plug
-        await this.virsh.maybe(['shutdown', dom]);
-        const until = Date.now() + graceMs;
-        while (Date.now() < until && (await this.isRunning(dom, true))) await sleep(200);
       }
+      // (a remote domain has no control line from here, and the guest has no ACPI button driver)
       await this.virsh.maybe(['destroy', dom]);
-      this.running?.names.delete(dom);
+      this.saw(dom, false);
     }
     this.closeProxies(inst);
   }
@@ -337,7 +369,7 @@ export class LibvirtProvider implements Provider {
   private async undefine(dom: string): Promise<void> {
     await this.virsh.maybe(['destroy', dom]);
     await this.virsh.maybe(['undefine', dom]);
-    this.running?.names.delete(dom);
+    this.saw(dom, false);
     await deleteVolumes(this.virsh, `${dom}.`);
   }
 
@@ -403,4 +435,12 @@ function readTail(file: string): string {
 
 function onPath(name: string): boolean {
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && existsSync(join(d, name)));
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }

@@ -20,9 +20,9 @@ export class Virsh {
   constructor(readonly uri: string) {}
 
   /** Runs `virsh -c URI ARGS`; resolves its stdout, rejects with what virsh said. */
-  run(args: string[], opts: { input?: string; deadlineMs?: number } = {}): Promise<string> {
+  run(args: string[], opts: { deadlineMs?: number } = {}): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = spawn('virsh', ['-q', '-c', this.uri, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      const child = spawn('virsh', ['-q', '-c', this.uri, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
@@ -39,16 +39,15 @@ export class Virsh {
         const why = signal === 'SIGKILL' ? `no answer from libvirt at ${this.uri} within ${(opts.deadlineMs ?? DEFAULT_DEADLINE_MS) / 1000} s` : said || `status ${code}`;
         reject(new VirshError(`virsh ${args[0]}: ${why}`, err));
       });
-      if (opts.input !== undefined) child.stdin!.end(opts.input);
     });
   }
 
   /** The same, but a "no such domain / volume" answer resolves undefined instead of failing. */
-  async maybe(args: string[], opts: { input?: string; deadlineMs?: number } = {}): Promise<string | undefined> {
+  async maybe(args: string[], opts: { deadlineMs?: number } = {}): Promise<string | undefined> {
     try {
       return await this.run(args, opts);
     } catch (e) {
-      if (e instanceof VirshError && /not found|no domain with|no storage vol|Storage volume not found|domain is not running|not running/i.test(e.stderr)) return undefined;
+      if (e instanceof VirshError && /not found|no domain with|failed to get domain|no storage vol|not running/i.test(e.stderr)) return undefined;
       throw e;
     }
   }

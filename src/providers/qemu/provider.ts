@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,8 +8,9 @@ import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeL
 import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
-import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
+import { bootConfigFrame, writeStartInitrd } from '../../base/linux/contract.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
+import { instanceBootConfig } from '../boot-config.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
@@ -121,18 +121,7 @@ export class QemuProvider implements Provider {
     if (socket.length > 100) throw invalid('HOME_TOO_LONG', `UNIK_HOME is too long for a control socket path (${socket})`, 'use a shorter UNIK_HOME');
     await rm(socket, { force: true });
 
-    const m = image.manifest;
-    const config: BootConfig = {
-      argv: [...m.argv, ...(inst.spec.args ?? [])],
-      env: { ...m.env, ...inst.spec.env },
-      cwd: m.cwd,
-      hostname: inst.name,
-      time: Date.now() / 1000,
-      // bridged: the guest takes its own address and MAC (a restored VM would keep its template's otherwise)
-      net: nic ? { ifname: 'eth0', ip: nic.ip, gateway: nic.gateway, dns: nic.dns, mac: nic.mac } : USER_NET,
-      mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
-      seed: randomBytes(32),
-    };
+    const config = instanceBootConfig(inst, image, { volumes, ...(nic ? { nic } : {}) });
     const common = {
       accel,
       tscKhz: hostTscKhz(),
