@@ -168,10 +168,14 @@ export class SnapshotTemplates {
         const receiver = await StateReceiver.listen(join(work, 'state'), () => (child.pid ? processTree(child.pid) : []));
         try {
           await qmp.execute('migrate', { uri: receiver.uri });
+          // continued once: QEMU may still say pre-switchover just after the continue, and a second
+          // continue then finds the migration completed and fails it
+          let continued = false;
           for (;;) {
             const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
             if (m.status === 'completed') break;
-            if (m.status === 'pre-switchover') {
+            if (m.status === 'pre-switchover' && !continued) {
+              continued = true;
               await receiver.waitGenuine(5000);
               await qmp.execute('migrate-continue', { state: 'pre-switchover' });
               continue;
