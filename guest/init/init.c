@@ -9,7 +9,8 @@
  *       env=K=V            environment, in order
  *       cwd=/path          working directory
  *       hostname=name
- *       time=SECONDS       host wall clock when QEMU was started (the guest has no RTC)
+ *       time=SECONDS       host wall clock when QEMU was started (microvm has no RTC; a PC
+ *                          kernel's hardware RTC, where it set the clock, is kept instead)
  *       net.if=eth0  net.ip=A.B.C.D/PREFIX  net.gw=A.B.C.D  net.dns=A.B.C.D  net.mac=xx:..:xx
  *       mount=SERIAL:FSTYPE:/mount/point   a volume: the virtio disk with that serial
  *       mount=label=NAME:FSTYPE:/mount/point   a volume found by its filesystem label (config drives)
@@ -271,9 +272,25 @@ static void dns_from_dhcp(void) {
 
 static struct timespec config_read_at; /* CLOCK_MONOTONIC when the config arrived */
 
+/* Did the kernel set the clock from a hardware RTC at boot? PC kernels (libvirt, exported
+ * images) drive the CMOS clock that every PC hypervisor and cloud keeps; microvm has none. */
+static int clock_from_rtc(void) {
+  size_t len = 0;
+  char *v = read_file("/sys/class/rtc/rtc0/hctosys", &len);
+  int yes = v && len > 0 && v[0] == '1';
+  free(v);
+  return yes;
+}
+
 static void set_clock(const char *boot_time, const char *sent_time) {
   struct timespec up, now;
   clock_gettime(CLOCK_MONOTONIC, &up);
+  if (!sent_time && clock_from_rtc()) {
+    /* the platform's clock beats a config's: a config drive's time is when it was written */
+    clock_gettime(CLOCK_REALTIME, &now);
+    say("clock from the hardware RTC: %lld", (long long)now.tv_sec);
+    return;
+  }
   if (sent_time) {
     /* the host's clock when it sent the config, plus the time since it arrived */
     now.tv_sec = strtoll(sent_time, NULL, 10) + (up.tv_sec - config_read_at.tv_sec);

@@ -51,7 +51,7 @@ function diskArgs(disks: { file: string; kind: Disk }[]): string[] {
  * boot disk is too, but for UEFI on PVSCSI: Debian's OVMF has no PVSCSI driver (vSphere's
  * firmware has), so there the boot disk is on SATA and only the drive proves the kernel's.
  */
-async function boot(raw: string, o: { firmware: 'bios' | 'uefi'; nic: string; disk: Disk }): Promise<string> {
+async function boot(raw: string, o: { firmware: 'bios' | 'uefi'; nic: string; disk: Disk; rtc?: string }): Promise<string> {
   const port = await freePort();
   const log = join(work, `console-${port}.log`);
   // a copy of the drive per boot: QEMU locks what it opens
@@ -62,6 +62,8 @@ async function boot(raw: string, o: { firmware: 'bios' | 'uefi'; nic: string; di
   const args = [
     '-M', 'q35', '-accel', 'tcg', '-m', '256', '-smp', '1', '-nographic', '-no-reboot', '-nodefaults',
     ...(o.firmware === 'uefi' ? ['-bios', OVMF] : []),
+    // the platform's clock (a PC's CMOS RTC), set apart from the host's when a test asks
+    ...(o.rtc ? ['-rtc', `base=${o.rtc}`] : []),
     '-serial', `file:${log}`,
     '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:8080`, '-device', `${o.nic},netdev=n0`,
     ...diskArgs([{ file: raw, kind: o.firmware === 'uefi' && o.disk === 'pvscsi' ? 'ahci' : o.disk }, { file: drive, kind: o.disk }, { file: volume, kind: o.disk }]),
@@ -111,8 +113,12 @@ function toRaw(file: string, format: string): string {
   return raw;
 }
 
-test('raw, BIOS (SeaBIOS, syslinux): boots on q35 with NVMe and virtio-net (a KVM cloud, AWS), DHCP, env from a config drive', async () => {
-  await boot(toRaw(await exported('raw', 'bios'), 'raw'), { firmware: 'bios', ...PLATFORMS.raw.qemuDevices });
+test('raw, BIOS (SeaBIOS, syslinux): boots on q35 with NVMe and virtio-net (a KVM cloud, AWS), DHCP, env from a config drive; the clock is the platform\'s', async () => {
+  const out = await boot(toRaw(await exported('raw', 'bios'), 'raw'), { firmware: 'bios', ...PLATFORMS.raw.qemuDevices, rtc: '2031-05-06T07:08:09' });
+  // the PC's CMOS clock, not the config drive's time (when the drive was written)
+  const seconds = Number(/clock from the hardware RTC: (\d+)/.exec(out)?.[1]);
+  const at = Date.UTC(2031, 4, 6, 7, 8, 9) / 1000;
+  assert.ok(seconds >= at && seconds < at + 600, `guest clock ${seconds}, platform clock ${at}:\n${out.slice(-2000)}`);
 });
 
 test('qcow2, UEFI (OVMF, a unified kernel image): boots with virtio-blk and virtio-net (OpenStack, libvirt)', async () => {

@@ -109,6 +109,9 @@ test('run: a libvirt domain boots the app on a bridged address, with env, a volu
     return r.stdout.includes('hello-from-libvirt') ? r.stdout : undefined;
   });
   assert.match(logs, /go-http listening on :8080/);
+  // the PC kernel set its clock from the domain's CMOS clock (libvirt's <clock offset='utc'/>): the host's time
+  const clock = Number(/clock from the hardware RTC: (\d+)/.exec(logs)?.[1]);
+  assert.ok(Math.abs(clock - Date.now() / 1000) < 300, `guest clock ${clock}`);
 });
 
 test('stop asks the app to end and the domain shuts off; start boots it again at the same address, its volume data kept', { skip: why }, async () => {
