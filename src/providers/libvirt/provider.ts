@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
 import { writeStartInitrd } from '../../base/linux/contract.js';
-import { failedPrecondition, invalid, unavailable, internal } from '../../model/errors.js';
+import { conflict, failedPrecondition, invalid, unavailable, internal } from '../../model/errors.js';
 import type { UnikPaths } from '../../model/paths.js';
 import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
 import { GuestLines } from '../../supervisor/guest-lines.js';
@@ -206,7 +206,7 @@ export class LibvirtProvider implements Provider {
     try {
       this.proxies.set(inst.id, await startProxies(inst.spec.ports.map((p) => ({ ...p, guestIp }))));
     } catch (e) {
-      throw failedPrecondition('PORT_IN_USE', (e as Error).message, 'pick another host port with -p');
+      throw conflict('PORT_IN_USE', (e as Error).message, 'pick another host port with -p');
     }
   }
 
