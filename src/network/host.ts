@@ -4,8 +4,8 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { unavailable } from '../model/errors.js';
+import { onPath } from '../util/exec.js';
 import { parseIp, type Subnet } from './subnet.js';
 
 export class HostCommandError extends Error {}
@@ -22,10 +22,6 @@ export function run(cmd: string, args: string[], input?: string): Promise<string
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new HostCommandError(`${cmd} ${args.join(' ')}: ${err.trim() || `status ${code}`}`))));
     if (input !== undefined) child.stdin!.end(input);
   });
-}
-
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && existsSync(join(d, name)));
 }
 
 /** Why this host cannot make bridged networks, or undefined if it can. */

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { splitLines } from './lines.js';
 
 export interface ExecResult {
@@ -40,4 +42,10 @@ export function execFileCollect(file: string, args: string[], opts: ExecOptions 
 
 export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+/** Is the program installed: a path that exists, or a name found on PATH? */
+export function onPath(name: string): boolean {
+  if (name.includes('/')) return existsSync(name);
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && existsSync(join(d, name)));
 }

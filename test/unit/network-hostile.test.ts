@@ -121,8 +121,17 @@ function child(code: string, done: RegExp, deadlineMs: number): Promise<{ out: s
 
 // ---------------------------------------------------------------------------------------------
 
-test('hostile: a DNS flood from a guest does not read the instance table per query (the daemon stays free)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'unik-nethostile-dns-'));
+/**
+ * A network "shop" in a fresh store, with its DNS server on 127.0.0.1 answering from the
+ * network's zone as NetworkService.bringUp wires it (no upstreams: nothing leaves 127.0.0.1),
+ * and a UDP client bound beside it. `fill` adds instances before the server starts.
+ */
+async function withDnsZone(
+  prefix: string,
+  fill: (store: Store, nets: NetworkService, net: NetworkRecord) => void,
+  body: (z: { store: Store; client: ReturnType<typeof createSocket>; port: number }) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const store = new Store(join(dir, 'state.db'));
   const nets = new NetworkService(store, dir);
   let dns: Awaited<ReturnType<typeof startDnsServer>> | undefined;
@@ -131,33 +140,11 @@ test('hostile: a DNS flood from a guest does not read the instance table per que
     store.insertNetwork(networkRecord());
     store.insertImage({ id: 'img', name: 'img', provider: 'qemu', sizeBytes: 1, created: '', manifest: {} as never });
     const net = nets.get('shop');
-    const INSTANCES = 200;
-    for (let i = 0; i < INSTANCES; i++) instanceOn(store, nets, net, i);
-
-    let scans = 0;
-    const list = store.listInstances.bind(store);
-    store.listInstances = () => (scans++, list());
-    // wired as NetworkService.bringUp wires it; no upstreams, so nothing leaves 127.0.0.1
+    fill(store, nets, net);
     const lookup = (name: string) => (nets as unknown as { lookup(n: NetworkRecord, s: string): string | undefined }).lookup(net, name);
     dns = await startDnsServer({ host: '127.0.0.1', port: 0, upstreams: [], zone: { lookup } });
-
-    const QUERIES = 500;
     await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
-    // one at a time (a burst would overflow the socket's receive buffer while the daemon scans)
-    const ask = (id: number) =>
-      new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => (client.off('message', on), resolve(false)), 2000);
-        const on = () => (clearTimeout(timer), client.off('message', on), resolve(true));
-        client.on('message', on);
-        client.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: id % 2 ? 'vm7' : 'nosuch' }] }), dns!.port, '127.0.0.1');
-      });
-    let answered = 0;
-    const t0 = performance.now();
-    for (let i = 0; i < QUERIES; i++) if (await ask(i)) answered++;
-    const ms = performance.now() - t0;
-    t.diagnostic(`${answered}/${QUERIES} answered in ${ms.toFixed(0)} ms with ${INSTANCES} instances: ${scans} full scans of the instance table (${(ms / QUERIES).toFixed(2)} ms per query, on the daemon's event loop)`);
-    // a lookup should be a map lookup, not SELECT * + JSON.parse of every instance per packet
-    assert.ok(scans <= QUERIES / 10, `${scans} instance-table scans for ${QUERIES} DNS packets: a guest's query flood starves the daemon's event loop (API, every other network's DNS)`);
+    await body({ store, client, port: dns.port });
   } finally {
     client.close();
     await dns?.close();
@@ -165,6 +152,37 @@ test('hostile: a DNS flood from a guest does not read the instance table per que
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('hostile: a DNS flood from a guest does not read the instance table per query (the daemon stays free)', async (t) => {
+  const INSTANCES = 200;
+  let scans = 0;
+  await withDnsZone(
+    'unik-nethostile-dns-',
+    (store, nets, net) => {
+      for (let i = 0; i < INSTANCES; i++) instanceOn(store, nets, net, i);
+      const list = store.listInstances.bind(store);
+      store.listInstances = () => (scans++, list());
+    },
+    async ({ client, port }) => {
+      const QUERIES = 500;
+      // one at a time (a burst would overflow the socket's receive buffer while the daemon scans)
+      const ask = (id: number) =>
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => (client.off('message', on), resolve(false)), 2000);
+          const on = () => (clearTimeout(timer), client.off('message', on), resolve(true));
+          client.on('message', on);
+          client.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: id % 2 ? 'vm7' : 'nosuch' }] }), port, '127.0.0.1');
+        });
+      let answered = 0;
+      const t0 = performance.now();
+      for (let i = 0; i < QUERIES; i++) if (await ask(i)) answered++;
+      const ms = performance.now() - t0;
+      t.diagnostic(`${answered}/${QUERIES} answered in ${ms.toFixed(0)} ms with ${INSTANCES} instances: ${scans} full scans of the instance table (${(ms / QUERIES).toFixed(2)} ms per query, on the daemon's event loop)`);
+      // a lookup should be a map lookup, not SELECT * + JSON.parse of every instance per packet
+      assert.ok(scans <= QUERIES / 10, `${scans} instance-table scans for ${QUERIES} DNS packets: a guest's query flood starves the daemon's event loop (API, every other network's DNS)`);
+    },
+  );
 });
 
 test('hostile: a UDP datagram from source port 0 to a published port does not kill the relay (the VM\'s supervisor)', { skip: canRaw() ? false : 'needs root and python3 for a raw socket on 127.0.0.1' }, async () => {
@@ -309,32 +327,18 @@ test('hostile: the label filter does not match inherited properties ({"label":["
 });
 
 test('hostile: DNS: an instance named like a public host (dots are allowed in names) does not take that name over', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'unik-nethostile-dotted-'));
-  const store = new Store(join(dir, 'state.db'));
-  const nets = new NetworkService(store, dir);
-  let dns: Awaited<ReturnType<typeof startDnsServer>> | undefined;
-  const client = createSocket('udp4');
-  try {
-    store.insertNetwork(networkRecord());
-    store.insertImage({ id: 'img', name: 'img', provider: 'qemu', sizeBytes: 1, created: '', manifest: {} as never });
-    const net = nets.get('shop');
+  await withDnsZone(
+    'unik-nethostile-dotted-',
     // another API user's instance on the shared network, named after a public host
-    instanceOn(store, nets, net, 1, 'registry.npmjs.org');
-    const lookup = (name: string) => (nets as unknown as { lookup(n: NetworkRecord, s: string): string | undefined }).lookup(net, name);
-    dns = await startDnsServer({ host: '127.0.0.1', port: 0, upstreams: [], zone: { lookup } });
-    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
-    const answer = new Promise<Buffer>((r) => client.once('message', r));
-    client.send(dnsPacket.encode({ type: 'query', id: 9, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'registry.npmjs.org' }] }), dns.port, '127.0.0.1');
-    const got = dnsPacket.decode(await answer);
-    const a = got.answers?.find((x) => x.type === 'A');
-    assert.equal(a, undefined, `registry.npmjs.org resolved to instance address ${a && (a as { data: string }).data} for the guests of this network: only single-label and .unik names should be answered from the zone`);
-  } finally {
-    client.close();
-    await dns?.close();
-    await nets.close();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+    (store, nets, net) => instanceOn(store, nets, net, 1, 'registry.npmjs.org'),
+    async ({ client, port }) => {
+      const answer = new Promise<Buffer>((r) => client.once('message', r));
+      client.send(dnsPacket.encode({ type: 'query', id: 9, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'registry.npmjs.org' }] }), port, '127.0.0.1');
+      const got = dnsPacket.decode(await answer);
+      const a = got.answers?.find((x) => x.type === 'A');
+      assert.equal(a, undefined, `registry.npmjs.org resolved to instance address ${a && (a as { data: string }).data} for the guests of this network: only single-label and .unik names should be answered from the zone`);
+    },
+  );
 });
 
 test('holds: Labels {"__proto__": …} on POST /networks/create is refused before any code sees it (no prototype pollution)', async () => {

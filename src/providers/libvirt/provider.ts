@@ -21,6 +21,7 @@ import { startProxies, type Proxies } from '../../supervisor/port-proxy.js';
 import { hostTscKhz } from '../qemu/accel.js';
 import { diskSerial } from '../qemu/args.js';
 import { instanceBootConfig } from '../boot-config.js';
+import { onPath } from '../../util/exec.js';
 import { checkPortsFree } from '../qemu/ports.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { domainXml } from './domain.js';
@@ -431,10 +432,6 @@ function readTail(file: string): string {
   } catch {
     return '';
   }
-}
-
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && existsSync(join(d, name)));
 }
 
 function realpathOr(path: string): string {

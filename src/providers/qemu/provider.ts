@@ -11,6 +11,7 @@ import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/type
 import { bootConfigFrame, writeStartInitrd } from '../../base/linux/contract.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { instanceBootConfig } from '../boot-config.js';
+import { onPath } from '../../util/exec.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { diskSerial, qemuArgs } from './args.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
@@ -41,7 +42,7 @@ export class QemuProvider implements Provider {
 
   async info(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
-    if (!(await hasProgram(QEMU))) return { ...base, available: false, reason: `${QEMU} is not installed (apt-get install qemu-system-x86)` };
+    if (!onPath(QEMU)) return { ...base, available: false, reason: `${QEMU} is not installed (apt-get install qemu-system-x86)` };
     const accel = this.accel ? (await this.accel).reason : 'acceleration is chosen at the first run (KVM if a probe guest boots, else TCG)';
     return { ...base, available: true, reason: accel };
   }
@@ -109,7 +110,7 @@ export class QemuProvider implements Provider {
     const root = join(imageDir, image.manifest.root.file);
     for (const f of [kernel, root])
       if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
-    if (!(await hasProgram(QEMU))) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
+    if (!onPath(QEMU)) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
     const { accel } = await this.chooseAccel(kernel);
     const confinement = await this.confine();
 
@@ -327,10 +328,4 @@ function readTail(file: string, n: number): string {
   } catch {
     return '';
   }
-}
-
-async function hasProgram(name: string): Promise<boolean> {
-  if (name.includes('/')) return existsSync(name);
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, name))) return true;
-  return false;
 }
