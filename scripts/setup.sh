@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils          # the QEMU provider
+  qemu-system-arm gcc-aarch64-linux-gnu g++-aarch64-linux-gnu # arm64: QEMU virt, the cross compilers for its kernel, init, C and C++
   musl-tools                          # the guest init (static, musl)
   golang-go                           # the Go compiler
   python3.11 openjdk-17-jdk-headless  # the Python and Java compilers (Node.js is the daemon's own)

@@ -22,11 +22,13 @@
  *     snapshot template: it writes "unik:waiting" on the control channel and reads the config
  *     from it as "config <length>\n" followed by the records. The host snapshots the VM while
  *     it waits and restores copies of it, each given its own config.
- *   - /dev/ttyS1 is the control channel: init writes "unik:ready <pid>" once the app is
+ *   - /dev/ttyS1 (x86; on arm64's virt machine, which has one UART, the virtio console
+ *     /dev/hvc0) is the control channel: init writes "unik:ready <pid>" once the app is
  *     started and "unik:exit <code>" when it has ended and its data is synced (the host may
  *     end the VM from then on); it reads "stop" (SIGTERM to the app), "kill" (SIGKILL) and
  *     "signal N" lines from the host.
- *   - the app's stdout and stderr are the console (ttyS0), which the host logs to a file.
+ *   - the app's stdout and stderr are the console (ttyS0; ttyAMA0 on arm64), which the host
+ *     logs to a file.
  *   - when the app exits, init kills what is left, syncs and resets the VM; QEMU runs with
  *     -no-reboot, so the reset ends the QEMU process.
  */
@@ -126,8 +128,14 @@ static void open_console(void) {
   if (fd > 2) close(fd);
 }
 
+#if defined(__aarch64__)
+#define CONTROL_TTY "/dev/hvc0"
+#else
+#define CONTROL_TTY "/dev/ttyS1"
+#endif
+
 static void open_control(void) {
-  control_fd = open("/dev/ttyS1", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  control_fd = open(CONTROL_TTY, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (control_fd < 0) return;
   struct termios t;
   if (tcgetattr(control_fd, &t) == 0) {

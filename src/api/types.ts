@@ -30,6 +30,8 @@ export interface ImageJson {
   Provider: string;
   Args: string[];
   KernelConfigHash: string;
+  /** amd64 or arm64 (OCI's names); absent from a 2016 daemon, which built amd64 only */
+  Architecture?: string;
 }
 
 export interface InstanceJson {

@@ -80,11 +80,12 @@ export function relativeTime(iso: string | null | undefined, now: number = Date.
 
 export const shortId = (id: string): string => id.slice(0, 12);
 
-export const IMAGE_HEAD = ['NAME', 'ID', 'LANGUAGE', 'PROVIDER', 'CREATED', 'SIZE'];
+export const IMAGE_HEAD = ['NAME', 'ID', 'LANGUAGE', 'ARCH', 'PROVIDER', 'CREATED', 'SIZE'];
 
 export function imageRow(img: ImageJson, now = Date.now()): string[] {
   const bytes = img.SizeBytes > 0 ? img.SizeBytes : (img.SizeMb ?? 0) * 1_000_000;
-  return [img.Name, shortId(img.Id), img.Language ?? '', img.Provider || img.Infrastructure, relativeTime(img.Created, now), humanSize(bytes)];
+  // a 2016 daemon says nothing of the architecture: it built amd64 only
+  return [img.Name, shortId(img.Id), img.Language ?? '', img.Architecture ?? 'amd64', img.Provider || img.Infrastructure, relativeTime(img.Created, now), humanSize(bytes)];
 }
 
 export const INSTANCE_HEAD = ['NAME', 'ID', 'IMAGE', 'STATE', 'ADDRESS', 'PORTS', 'CREATED'];

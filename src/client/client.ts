@@ -19,6 +19,8 @@ export interface BuildOptions {
   base?: string;
   language?: string;
   provider?: string;
+  /** amd64 or arm64; default: the daemon host's */
+  arch?: string;
   /** One string; the daemon splits it on spaces. */
   args?: string;
   mounts?: string[];
@@ -225,6 +227,7 @@ export class ImagesApi {
       base: opts.base,
       lang: opts.language,
       provider: opts.provider,
+      arch: opts.arch,
       args: opts.args,
       mounts: opts.mounts?.length ? opts.mounts.join(',') : undefined,
       force: String(opts.force ?? false),

@@ -30,6 +30,8 @@ export interface PushResult {
   Ref: string;
   Digest: string;
   Size: number;
+  /** the tag's platforms when it became a multi-architecture index (a unik addition) */
+  Platforms?: string[];
 }
 
 export interface SearchResult {
@@ -58,6 +60,8 @@ export interface PullOptions extends PushOptions {
   name?: string | undefined;
   /** Replace a local image of the same name. */
   force?: boolean;
+  /** The architecture to take from a multi-architecture image (default: the daemon host's). */
+  arch?: string;
 }
 
 export interface SearchOptions {
@@ -123,7 +127,7 @@ export class HubApi {
   /** Pulls `ref` and stores it as a local image (named by opts.name, else localNameOf(ref)). */
   async pull(ref: string, opts: PullOptions = {}, onEvent?: (p: HubProgress) => void): Promise<ImageJson> {
     const path = `/images/pull/${seg(opts.name || localNameOf(ref))}`;
-    const send = this.transfer(opts, { ref, insecure: String(opts.insecure ?? false), force: String(opts.force ?? false) });
+    const send = this.transfer(opts, { ref, insecure: String(opts.insecure ?? false), force: String(opts.force ?? false), arch: opts.arch });
     if (!onEvent) return this.c.json('POST', path, 202, send);
     const res = await this.c.send('POST', path, [200, 202], { ...send, accept: NDJSON });
     if (res.status === 202) return JSON.parse(await this.c.readText(res)) as ImageJson;

@@ -5,6 +5,7 @@ import { invalid } from '../model/errors.js';
 import { hostSystemFile, insideAny, SYSTEM_DIRS } from '../util/safe-path.js';
 import { execFileCollect, type ExecResult } from '../util/exec.js';
 import type { RootEntry } from './types.js';
+import type { Arch } from '../model/arch.js';
 
 // Dynamically linked programs need their loader and shared libraries in the image, at the paths
 // the loader looks for them. `ldd` (glibc's) names them; a library it cannot find is an error
@@ -41,6 +42,50 @@ export async function isElf(path: string): Promise<boolean> {
   } finally {
     await fh.close();
   }
+}
+
+/** ELF e_machine of each architecture unik builds for */
+const ELF_MACHINE: Record<Arch, number> = { amd64: 62, arm64: 183 };
+const MACHINE_NAMES: Record<number, string> = { 3: 'i386', 40: 'arm (32-bit)', 62: 'amd64', 183: 'arm64', 243: 'riscv', 21: 'ppc64' };
+
+/** An ELF file's e_machine, or undefined when it is not a 64-bit little-endian ELF. */
+export async function elfMachine(path: string): Promise<number | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(20);
+    const { bytesRead } = await fh.read(b, 0, 20, 0);
+    if (bytesRead < 20 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return undefined;
+    return b.readUInt16LE(18);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Does the ELF file ask for a program interpreter (PT_INTERP: a dynamic loader)? */
+export async function hasInterpreter(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const h = Buffer.alloc(64);
+    await fh.read(h, 0, 64, 0);
+    const phoff = Number(h.readBigUInt64LE(32));
+    const phentsize = h.readUInt16LE(54);
+    const phnum = h.readUInt16LE(56);
+    if (phentsize < 4 || phnum > 4096) return false;
+    const ph = Buffer.alloc(phentsize * phnum);
+    await fh.read(ph, 0, ph.length, phoff);
+    for (let i = 0; i < phnum; i++) if (ph.readUInt32LE(i * phentsize) === 3) return true;
+    return false;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A program built for another machine than the image's would fail at exec inside the guest: refused here, named. */
+export async function checkElfArch(path: string, arch: Arch, what: string): Promise<void> {
+  const m = await elfMachine(path);
+  if (m === ELF_MACHINE[arch]) return;
+  const is = m === undefined ? 'not a 64-bit little-endian ELF file' : `built for ${MACHINE_NAMES[m] ?? `machine ${m}`}`;
+  throw invalid('WRONG_ARCH', `${what} is ${is}, but the image is for ${arch}`, arch === 'amd64' ? 'build it for amd64' : `build it for ${arch} (a Makefile must use the CC it is given)`);
 }
 
 /** The absolute paths of the loader and every shared library `file` needs (empty when static). */

@@ -8,9 +8,13 @@ import { execFileCollect, lastLines } from '../util/exec.js';
 import { buildUser, sandboxed } from '../util/sandbox.js';
 import { runConfined } from './confined.js';
 import type { AppRoot, CompileContext, Compiler } from './types.js';
+import type { Arch } from '../model/arch.js';
+import { checkElfArch } from './elf-deps.js';
 
-/** How every Go build here compiles: the standard library's cache entries depend on it. */
-const GO_TARGET = { CGO_ENABLED: '0', GOOS: 'linux', GOARCH: 'amd64', GOTOOLCHAIN: 'local', GOPROXY: 'off', GOTELEMETRY: 'off', GOENV: 'off' };
+/** How every Go build here compiles: the standard library's cache entries depend on it. Go cross-compiles by itself. */
+function goTarget(arch: Arch): Record<string, string> {
+  return { CGO_ENABLED: '0', GOOS: 'linux', GOARCH: arch, GOTOOLCHAIN: 'local', GOPROXY: 'off', GOTELEMETRY: 'off', GOENV: 'off' };
+}
 const GO_FLAGS = ['-trimpath'];
 const NOT_INSTALLED = () => unavailable('NO_GO', 'the Go toolchain is not installed on the daemon host', 'apt-get install golang-go (or run `npm run setup`)');
 
@@ -19,6 +23,7 @@ export const goCompiler: Compiler = {
   language: 'go',
   looksFor: 'go.mod',
   hostTools: ['go'],
+  arches: ['amd64', 'arm64'],
   description: [
     'Go (linux base): the upload must be a Go module (go.mod at its root) whose root package is `main`.',
     'It is built with CGO_ENABLED=0 into a static binary; the image holds only the kernel, the unik init and that binary.',
@@ -42,13 +47,13 @@ export const goCompiler: Compiler = {
     const gopath = existsSync(hostGopath) ? hostGopath : undefined;
     const vendored = !!(await insideDir(ctx.sourceDir, 'vendor/modules.txt'));
     const env: Record<string, string> = {
-      ...GO_TARGET,
+      ...goTarget(ctx.arch),
       // the host's module cache, read-only; nothing is downloaded (no network, GOPROXY=off)
       GOPATH: gopath ?? '/tmp/gopath',
       GOFLAGS: vendored ? '-mod=vendor' : '-mod=readonly',
     };
     const cache = await buildCache(ctx, env, gopath);
-    ctx.progress({ step: 'compile', message: `go build ${module} (CGO_ENABLED=0, static${vendored ? ', vendor/' : ''})` });
+    ctx.progress({ step: 'compile', message: `go build ${module} (GOARCH=${ctx.arch}, CGO_ENABLED=0, static${vendored ? ', vendor/' : ''})` });
     const r = await runConfined(ctx, 'go', ['build', ...GO_FLAGS, '-ldflags=-s -w', '-o', out, '.'], { env: { ...env, GOCACHE: cache }, writable: [cache], readable: gopath ? [gopath] : [] }).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') throw NOT_INSTALLED();
       throw e;
@@ -57,6 +62,7 @@ export const goCompiler: Compiler = {
     const binary = await insideDir(ctx.workDir, out);
     if (!binary || !(await isElfExecutable(binary)))
       throw invalid('GO_NOT_MAIN', `go build produced no executable: the module root package is not \`package main\``, 'put the main package at the module root');
+    await checkElfArch(binary, ctx.arch, 'the Go program');
     return {
       entries: [{ kind: 'file', path: `/app/${name}`, source: binary, mode: 0o755 }],
       argv: [`/app/${name}`, ...ctx.args],
@@ -89,7 +95,7 @@ async function sharedCache(ctx: CompileContext): Promise<string> {
     if (e.code === 'ENOENT') throw NOT_INSTALLED();
     throw e;
   });
-  const key = createHash('sha256').update(JSON.stringify([version.output.trim(), GO_TARGET, GO_FLAGS])).digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(JSON.stringify([version.output.trim(), goTarget(ctx.arch), GO_FLAGS])).digest('hex').slice(0, 16);
   const dir = join(ctx.cacheDir, 'go-std', key);
   await mkdir(join(dir, 'cache'), { recursive: true, mode: 0o755 });
   return dir;
@@ -146,7 +152,7 @@ async function warmStd(ctx: CompileContext, shared: string, pkgs: string[]): Pro
   const r = await sandboxed('go', ['build', ...GO_FLAGS, ...missing], {
     cwd: tmp,
     writable: [tmp],
-    env: { ...GO_TARGET, GOCACHE: join(tmp, 'cache'), GOPATH: '/tmp/gopath', GOFLAGS: '' },
+    env: { ...goTarget(ctx.arch), GOCACHE: join(tmp, 'cache'), GOPATH: '/tmp/gopath', GOFLAGS: '' },
     onLine: (l) => ctx.progress({ step: 'compile', message: l }),
   });
   if (r.code !== 0) {

@@ -5,6 +5,7 @@ import { pythonCompiler } from './python.js';
 import { javaCompiler } from './java.js';
 import { cCompiler, cppCompiler, elfCompiler } from './native.js';
 import type { Compiler } from './types.js';
+import type { Arch } from '../model/arch.js';
 
 /**
  * The compiler registry: adding a language is adding an entry here, nothing else. Detection
@@ -16,6 +17,11 @@ export function compilerFor(language: string): Compiler {
   if (!c)
     throw invalid('UNKNOWN_LANGUAGE', `unknown language ${JSON.stringify(language)}`, `available languages: ${compilers.map((x) => x.language).join(', ')}`);
   return c;
+}
+
+/** The languages that build images for an architecture. */
+export function compilersFor(arch: Arch): string[] {
+  return compilers.filter((c) => c.arches.includes(arch)).map((c) => c.language);
 }
 
 /** Picks the compiler whose marker files are in the upload. */

@@ -43,6 +43,7 @@ export const javaCompiler: Compiler = {
   language: 'java',
   looksFor: '*.jar, *.java, pom.xml',
   hostTools: ['jlink', 'jdeps', 'javac'],
+  arches: ['amd64'],
   description: [
     'Java (linux base): the upload is a runnable jar (a fat jar, or a jar with lib/*.jar on its manifest Class-Path),',
     'or, with no jar, plain .java sources (no build tool) that unik compiles with javac and packs into a jar.',

@@ -4,12 +4,20 @@ import { buildFailed, invalid, unavailable } from '../model/errors.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { lastLines } from '../util/exec.js';
 import { confinedLdd, runConfined } from './confined.js';
-import { NSSWITCH, elfClosure, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
+import { NSSWITCH, checkElfArch, elfClosure, hasInterpreter, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
+import type { Arch } from '../model/arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 // C is built static with musl where it can be (one file, no loader, no libc in the image);
 // C++ (no musl libstdc++ on Debian) and prebuilt programs are dynamic: their loader and
-// libraries are copied in (src/compilers/elf-deps.ts).
+// libraries are copied in (src/compilers/elf-deps.ts). For arm64, both are cross-built static
+// with Debian's aarch64 gcc and glibc: no arm64 loader or library is read from this host.
+
+/** The compilers of each architecture: C, C++, and their package. */
+const TOOLCHAIN: Record<Arch, { cc: string; cxx: string[]; pkg: string }> = {
+  amd64: { cc: 'musl-gcc', cxx: ['g++'], pkg: 'build-essential musl-tools' },
+  arm64: { cc: 'aarch64-linux-gnu-gcc', cxx: ['aarch64-linux-gnu-g++', '-static'], pkg: 'gcc-aarch64-linux-gnu g++-aarch64-linux-gnu' },
+};
 
 const C_SOURCES = /\.c$/;
 const CXX_SOURCES = /\.(cc|cpp|cxx)$/;
@@ -22,7 +30,7 @@ async function topFiles(dir: string): Promise<string[]> {
 async function run(ctx: CompileContext, tool: string, args: string[]): Promise<void> {
   ctx.progress({ step: 'compile', message: [tool, ...args].join(' ') });
   const r = await runConfined(ctx, tool, args).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') throw unavailable('NO_TOOLCHAIN', `${tool} is not installed on the daemon host`, 'apt-get install build-essential musl-tools (or run `npm run setup`)');
+    if (e.code === 'ENOENT') throw unavailable('NO_TOOLCHAIN', `${tool} is not installed on the daemon host`, `apt-get install ${TOOLCHAIN[ctx.arch].pkg} (or run \`npm run setup\`)`);
     throw e;
   });
   if (r.code !== 0) throw buildFailed('C_COMPILE', `${tool} failed:\n${lastLines(r.output, 40)}`, 'fix the errors above and build again');
@@ -58,6 +66,7 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
     language,
     looksFor: cxx ? '*.cpp/*.cc' : 'Makefile or *.c',
     hostTools: cxx ? ['g++', 'make'] : ['musl-gcc', 'make'],
+    arches: ['amd64', 'arm64'],
     description: cxx
       ? 'C++: a Makefile project (make with CXX=g++) or plain *.cpp/*.cc sources; linked dynamically, with exactly the shared libraries it loads copied in.'
       : 'C: a Makefile project (make with CC="musl-gcc -static") or plain *.c sources (musl-gcc -static): one static binary. unik.yaml entry: names the program when a Makefile builds several.',
@@ -71,8 +80,10 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
       const started = Date.now() - 1000;
       let binary: string;
       const makefile = files.includes('Makefile') || files.includes('makefile');
+      const tc = TOOLCHAIN[ctx.arch];
+      const staticOnly = ctx.arch !== 'amd64';
       if (makefile) {
-        await run(ctx, 'make', ['-j2', cxx ? 'CXX=g++' : 'CC=musl-gcc -static', ...(cxx ? [] : ['LDFLAGS=-static'])]);
+        await run(ctx, 'make', ['-j2', cxx ? `CXX=${tc.cxx.join(' ')}` : `CC=${tc.cc} -static`, ...(cxx && !staticOnly ? [] : ['LDFLAGS=-static'])]);
         const entry = ctx.manifest.entry;
         if (entry) {
           // the Makefile ran as the upload wished: what it left may be a link to anywhere
@@ -92,15 +103,21 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
         const out = ctx.manifest.entry ?? 'app';
         if (!/^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$/.test(out)) throw invalid('BAD_APP_MANIFEST', `unik.yaml entry ${JSON.stringify(out)}: without a Makefile, entry: is the program's file name (no folders)`);
         binary = join(ctx.workDir, out);
-        if (cxx) await run(ctx, 'g++', ['-O2', '-o', binary, ...sources]);
-        else await run(ctx, 'musl-gcc', ['-static', '-O2', '-o', binary, ...sources]);
+        if (cxx) await run(ctx, tc.cxx[0]!, [...tc.cxx.slice(1), '-O2', '-o', binary, ...sources]);
+        else await run(ctx, tc.cc, ['-static', '-O2', '-o', binary, ...sources]);
         const real = await insideDir(ctx.workDir, binary);
         if (!real) throw buildFailed('C_COMPILE', `the compiler left no program at ${out}`);
         binary = real;
       }
       const name = basename(binary);
+      await checkElfArch(binary, ctx.arch, `the program ${name}`);
+      if (staticOnly) {
+        // this host's loader and libraries are amd64's: a foreign program must carry its own
+        if (await hasInterpreter(binary)) throw invalid('NOT_STATIC', `the ${ctx.arch} program ${name} is linked dynamically; ${ctx.arch} programs are built static here`, 'let the Makefile link with the LDFLAGS it is given (-static)');
+        if (ctx.manifest.libraries?.length) throw invalid('NOT_STATIC', `unik.yaml libraries: the ${ctx.arch} program is static; there is no ${ctx.arch} library on this host to add`);
+      }
       return {
-        entries: await programRoot(binary, `/app/${name}`, ctx.manifest.libraries ?? [], confinedLdd(ctx), ctx.sourceDir),
+        entries: staticOnly ? [{ kind: 'file', path: `/app/${name}`, source: binary, mode: 0o755 }] : await programRoot(binary, `/app/${name}`, ctx.manifest.libraries ?? [], confinedLdd(ctx), ctx.sourceDir),
         argv: [`/app/${name}`, ...ctx.args],
         cwd: '/app',
         env: {},
@@ -119,6 +136,7 @@ export const elfCompiler: Compiler = {
   language: 'elf',
   looksFor: 'unik.yaml with language: elf and entry:',
   hostTools: ['ldd'],
+  arches: ['amd64'],
   description: 'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:.',
   async detect() {
     return false; // never guessed: ask for it with --language elf or unik.yaml

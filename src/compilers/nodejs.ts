@@ -18,6 +18,7 @@ export const nodejsCompiler: Compiler = {
   language: 'nodejs',
   looksFor: 'package.json',
   hostTools: ['node'],
+  arches: ['amd64'],
   description: [
     `Node.js (linux base): the upload is an app directory with package.json at its root; it is copied to /app as it is, node_modules included (run \`npm install\` before pushing; nothing is installed at build time).`,
     `The runtime is the daemon's own Node (${process.version}) at /usr/bin/node, with its shared libraries and those of any native addon (*.node); no npm, no shell in the image.`,

@@ -19,6 +19,7 @@ export const pythonCompiler: Compiler = {
   language: 'python',
   looksFor: 'requirements.txt, *.py',
   hostTools: ['python3.11'],
+  arches: ['amd64'],
   description: [
     "Python 3.11 (linux base): the upload is a directory of .py files; it goes to /app, run by the daemon host's Debian /usr/bin/python3.11.",
     'The entry is unik.yaml `entry:`, else the first of __main__.py, app.py, main.py, server.py.',

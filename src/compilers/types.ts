@@ -1,5 +1,6 @@
 import type { ProgressFn } from '../model/types.js';
 import type { AppManifest } from './app-manifest.js';
+import type { Arch } from '../model/arch.js';
 
 /** One thing to put in the image root. Paths are absolute inside the guest. */
 export type RootEntry =
@@ -31,6 +32,8 @@ export interface CompileContext {
   cacheDir: string;
   /** build-time arguments, baked into the image */
   args: string[];
+  /** the architecture the image is for */
+  arch: Arch;
   /** the app's unik.yaml, merged with the build flags */
   manifest: AppManifest;
   progress: ProgressFn;
@@ -42,6 +45,8 @@ export interface Compiler {
   looksFor: string;
   /** host programs it runs, checked when the daemon lists compilers */
   hostTools: string[];
+  /** the architectures it builds images for */
+  arches: readonly Arch[];
   description: string;
   detect(sourceDir: string): Promise<boolean>;
   compile(ctx: CompileContext): Promise<AppRoot>;

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packedImage } from '../hub/artifact.js';
 import { checkUnpacked, unpackBudget, unpackLayer } from '../hub/layer.js';
 import { ANNOTATIONS, LAYOUT, MT } from '../hub/mediatypes.js';
-import { badImage, checkImageConfig, checkOciManifest, isIndexType, LIMITS, pickAmd64 } from '../hub/oci-check.js';
+import { badImage, checkImageConfig, checkOciManifest, indexEntries, indexOf, isIndexType, LIMITS, pickPlatform, type IndexEntry } from '../hub/oci-check.js';
+import { archOf, hostArch, parseArch, type Arch } from '../model/arch.js';
+import { kernelImageProblem } from '../base/linux/kernel-image.js';
 import { trustedRealmsFromEnv } from '../hub/realm.js';
 import { formatReference, parseReference, type Reference } from '../hub/reference.js';
 import { RegistryClient, type Credentials } from '../hub/registry.js';
-import { failedPrecondition, invalid } from '../model/errors.js';
+import { failedPrecondition, invalid, isUnikError } from '../model/errors.js';
 import { checkPulledManifest } from './manifest-check.js';
 import type { ImageService } from './images.js';
 import { newId } from './ids.js';
@@ -21,6 +23,17 @@ export interface HubOptions {
   insecure?: boolean;
   /** HTTPS token servers on other hosts that may receive the credentials; default: UNIK_TRUSTED_TOKEN_REALMS */
   trustedTokenRealms?: string[];
+  /** pull: the architecture to pick from a multi-architecture image (default: the daemon host's) */
+  arch?: string;
+}
+
+export interface PushResult {
+  ref: string;
+  /** what the tag now names: the image's manifest, or the index that holds it */
+  digest: string;
+  size: number;
+  /** the tag's platforms, when it is a multi-architecture index */
+  platforms?: string[];
 }
 
 export interface TransferProgress extends ProgressEvent {
@@ -54,8 +67,10 @@ export class HubService {
     return Promise.all(repos.map(async (name) => ({ name, tags: await c.tags(name) })));
   }
 
-  async push(image: string, refText: string, o: HubOptions, progress: (p: TransferProgress) => void = () => {}): Promise<{ ref: string; digest: string; size: number }> {
+  async push(image: string, refText: string, o: HubOptions, progress: (p: TransferProgress) => void = () => {}): Promise<PushResult> {
     const img = this.images.get(image);
+    const arch = archOf(img.manifest.arch);
+    if (!arch) throw failedPrecondition('UNSUPPORTED_ARCH', `image ${img.name} is for ${String(img.manifest.arch).slice(0, 32)}, which unik does not know`);
     const ref = parseReference(refText);
     if (ref.digest) throw invalid('PUSH_BY_DIGEST', 'push to a tag, not a digest');
     const client = this.client(ref, o);
@@ -78,9 +93,50 @@ export class HubService {
       });
       sent += b.size;
     }
-    const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
-    progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
-    return { ref: formatReference(ref), digest, size: total };
+    const manifestDigest = `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
+    // the tag may already hold this image for other architectures: they are kept beside it, in an index
+    const others = await this.otherPlatforms(client, ref.repository, ref.tag, arch);
+    if (!others.length) {
+      const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || manifestDigest;
+      progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
+      return { ref: formatReference(ref), digest, size: total };
+    }
+    // the manifest by its digest first, so the index never names what the registry lacks
+    await client.putManifest(ref.repository, manifestDigest, MT.manifest, art.manifestBytes);
+    const entries: IndexEntry[] = [...others, { descriptor: { mediaType: MT.manifest, digest: manifestDigest, size: art.manifestBytes.length }, os: 'linux', architecture: arch }];
+    const index = indexOf(entries);
+    const digest = (await client.putManifest(ref.repository, ref.tag, MT.index, index)) || `sha256:${createHash('sha256').update(index).digest('hex')}`;
+    const platforms = entries.map((e) => `${e.os}/${e.architecture}`);
+    progress({ step: 'push', message: `pushed ${formatReference(ref)}: an index of ${platforms.join(', ')}`, percent: 100, bytes: total, total });
+    return { ref: formatReference(ref), digest, size: total, platforms };
+  }
+
+  /**
+   * What the tag holds for platforms other than `arch`, to keep beside a new push: the entries
+   * of its index, or its single image (whose platform its config says). Nothing: the tag is new,
+   * or holds only `arch`. What the registry says is checked as a pull checks it.
+   */
+  private async otherPlatforms(client: RegistryClient, repo: string, tag: string, arch: Arch): Promise<IndexEntry[]> {
+    let got;
+    try {
+      got = await client.getManifest(repo, tag);
+    } catch (e) {
+      if (isUnikError(e) && e.kind === 'NotFound') return [];
+      throw e;
+    }
+    const where = `what ${repo}:${tag} holds now`;
+    if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096))))
+      return indexEntries(got.body, where).filter((e) => !(e.os === 'linux' && e.architecture === arch));
+    const m = checkOciManifest(got.body, got.mediaType, where);
+    const configFile = join(this.paths.tmp, `push-config-${newId().slice(0, 16)}`);
+    try {
+      await client.downloadBlob(repo, m.config.digest, configFile, m.config.size);
+      const config = checkImageConfig(await readFile(configFile), `${where}, its config`);
+      if (config.os === 'linux' && config.architecture === arch) return [];
+      return [{ descriptor: { mediaType: got.mediaType === MT.dockerManifest ? MT.dockerManifest : MT.manifest, digest: got.digest, size: got.body.length }, os: config.os, architecture: config.architecture }];
+    } finally {
+      await rm(configFile, { force: true });
+    }
   }
 
   /**
@@ -94,14 +150,16 @@ export class HubService {
     const ref = parseReference(refText);
     const refName = formatReference(ref);
     const localName = name || ref.repository.split('/').pop()!;
+    const arch: Arch = o.arch ? parseArch(o.arch) : hostArch() ?? 'amd64';
     this.images.checkNameFree(localName, force);
     const client = this.client(ref, o);
     progress({ step: 'pull', message: `resolving ${refName}` });
     let got = await client.getManifest(ref.repository, ref.digest ?? ref.tag);
     if (ref.digest && got.digest !== ref.digest) throw failedPrecondition('DIGEST_MISMATCH', `the manifest of ${refName} has digest ${got.digest}`);
     if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096)))) {
-      const { entry, platforms } = pickAmd64(got.body, `the index of ${refName}`);
-      if (!entry) throw failedPrecondition('WRONG_ARCH', `${refName} has no linux/amd64 image (it has ${platforms.slice(0, 10).join(', ')})`);
+      const { entry, platforms } = pickPlatform(got.body, `the index of ${refName}`, arch);
+      if (!entry) throw failedPrecondition('WRONG_ARCH', `${refName} has no linux/${arch} image (it has ${platforms.slice(0, 10).join(', ')})`, 'pull one of those with --arch');
+      progress({ step: 'pull', message: `${refName} holds ${platforms.slice(0, 10).join(', ')}: taking linux/${arch}` });
       got = await client.getManifest(ref.repository, entry.digest);
       // the registry must answer with the manifest the index named, byte for byte
       if (got.digest !== entry.digest) throw failedPrecondition('DIGEST_MISMATCH', `the index of ${refName} names manifest ${entry.digest}, but the registry sent ${got.digest}`);
@@ -116,8 +174,8 @@ export class HubService {
       const configFile = join(work, 'config.json');
       await client.downloadBlob(ref.repository, manifest.config.digest, configFile, manifest.config.size);
       const config = checkImageConfig(await readFile(configFile), `the image config of ${refName}`);
-      if (config.architecture !== 'amd64' || config.os !== 'linux')
-        throw failedPrecondition('WRONG_ARCH', `${refName} is built for ${config.os}/${config.architecture}; this host runs linux/amd64`, 'build or push an amd64 image');
+      if (config.architecture !== arch || config.os !== 'linux')
+        throw failedPrecondition('WRONG_ARCH', `${refName} is built for ${config.os}/${config.architecture}, not linux/${arch}`, o.arch ? 'pull another architecture with --arch, or push this one' : `pull it with --arch ${archOf(config.architecture) ?? config.architecture} if this host should run it emulated`);
       const total = manifest.layers.reduce((n, l) => n + l.size, 0);
       const budget = unpackBudget(total, LIMITS.imageBytes);
       let done = 0;
@@ -134,8 +192,10 @@ export class HubService {
         await rm(file);
       }
       const sizes = await checkUnpacked(tree, [LAYOUT.kernel, LAYOUT.root, LAYOUT.manifest], refName);
-      await checkBzImage(join(tree, LAYOUT.kernel), refName);
+      const kernelProblem = kernelImageProblem(join(tree, LAYOUT.kernel), arch);
+      if (kernelProblem) throw badImage(refName, `its /${LAYOUT.kernel} ${kernelProblem}`);
       const m = checkPulledManifest(await readFile(join(tree, LAYOUT.manifest), 'utf8'), {
+        arch,
         id,
         name: localName,
         source: refName,
@@ -161,17 +221,5 @@ export class HubService {
     } finally {
       await rm(work, { recursive: true, force: true });
     }
-  }
-}
-
-/** The kernel must be a Linux bzImage (its "HdrS" boot header), not any file the image calls a kernel. */
-async function checkBzImage(file: string, refName: string): Promise<void> {
-  const fh = await open(file, 'r');
-  try {
-    const head = Buffer.alloc(0x206);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (bytesRead < head.length || head.toString('latin1', 0x202, 0x206) !== 'HdrS') throw badImage(refName, `its /${LAYOUT.kernel} is not a Linux bzImage`);
-  } finally {
-    await fh.close();
   }
 }

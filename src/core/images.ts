@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { link, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
-import { compilerFor, detectCompiler } from '../compilers/index.js';
+import { compilerFor, compilersFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
-import { ensureKernel } from '../base/linux/kernel.js';
+import { ensureKernel, kernelFragments } from '../base/linux/kernel.js';
+import { hostArch, machineArch, parseArch, type Arch } from '../model/arch.js';
 import { ensureGuestInit } from '../base/linux/init.js';
 import { writeInitramfs } from '../base/linux/rootfs.js';
 import { compressInitramfs } from '../base/linux/compress.js';
@@ -26,6 +27,8 @@ export interface BuildRequest {
   base?: string;
   language?: string;
   provider?: string;
+  /** amd64 or arm64 (or their uname names); default: the daemon host's */
+  arch?: string;
   /** build-time args: a string split on spaces (2016), or an array */
   args?: string | string[];
   mountPoints?: string[];
@@ -68,8 +71,12 @@ export class ImageService {
       const base = req.base || 'linux';
       if (base !== 'linux') throw invalid('UNKNOWN_BASE', `unknown base ${JSON.stringify(base)}`, 'available bases: linux');
       const providerName = req.provider || 'qemu';
-      if (!this.providers.has(providerName))
+      const provider = this.providers.get(providerName);
+      if (!provider)
         throw invalid('UNKNOWN_PROVIDER', `unknown provider ${JSON.stringify(providerName)}`, `available providers: ${[...this.providers.keys()].join(', ')}`);
+      const arch = req.arch ? parseArch(req.arch) : defaultArch();
+      if (!provider.arches.includes(arch))
+        throw invalid('ARCH_NOT_SUPPORTED', `the ${providerName} provider does not run ${arch} images`, `it runs ${provider.arches.join(', ')}; for ${arch} use the qemu provider`);
       for (const mp of req.mountPoints ?? []) checkMountPoint(mp);
       const existing = this.store.listImages().find((i) => i.name === req.name);
       if (existing && !req.force)
@@ -87,6 +94,8 @@ export class ImageService {
       // unik.yaml says what flags would; a flag given wins over it
       const app = await readAppManifest(sourceDir);
       const compiler = compiler0 ?? (app.language ? compilerFor(app.language) : await detectCompiler(sourceDir));
+      if (!compiler.arches.includes(arch))
+        throw invalid('ARCH_NOT_SUPPORTED', `${compiler.language} images cannot be built for ${arch} yet`, `languages that build for ${arch}: ${compilersFor(arch).join(', ')}`);
       const flagArgs = Array.isArray(req.args) ? req.args : (req.args ?? '').split(' ').filter(Boolean);
       const args = flagArgs.length ? flagArgs : app.args ?? [];
       const mountPoints = [...new Set(req.mountPoints?.length ? req.mountPoints : app.mountpoints ?? [])];
@@ -104,7 +113,7 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, compiler, sourceDir, work, manifest, !!req.force, progress);
+            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress);
           } finally {
             await release();
           }
@@ -118,19 +127,19 @@ export class ImageService {
     }
   }
 
-  private async build(name: string, provider: string, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+  private async build(name: string, provider: string, arch: Arch, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn): Promise<ImageRecord> {
     const args = appManifest.args ?? [];
     const mountPoints = appManifest.mountpoints ?? [];
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
     await mkdir(this.paths.cache, { recursive: true });
-    const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, manifest: appManifest, progress });
+    const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, arch, manifest: appManifest, progress });
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
-    const fragments = [...new Set(['base', ...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])])];
-    const kernel = await ensureKernel(this.paths.kernels, fragments, progress);
+    const fragments = kernelFragments(arch, [...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
+    const kernel = await ensureKernel(this.paths.kernels, fragments, progress, arch);
     progress({ step: 'init', message: 'guest init' });
-    const init = await ensureGuestInit(this.paths.cache);
+    const init = await ensureGuestInit(this.paths.cache, arch);
 
     const id = newId();
     const stage = join(this.paths.images, `.tmp-${id}`);
@@ -147,7 +156,7 @@ export class ImageService {
         id,
         name,
         created: new Date().toISOString(),
-        arch: 'x86_64',
+        arch: machineArch(arch),
         base: 'linux',
         language: compiler.language,
         compiler: `linux-${compiler.language}-${provider}`,
@@ -228,6 +237,11 @@ export class ImageService {
     for (const entry of await readdir(this.paths.images)) if (!known.has(entry)) await rm(join(this.paths.images, entry), { recursive: true, force: true });
     // tmp/ is emptied by the start-up sweep (core/sweep.ts), before this
   }
+}
+
+/** Images are built for the daemon host's architecture unless asked otherwise (amd64 on hosts unik does not know). */
+function defaultArch(): Arch {
+  return hostArch() ?? 'amd64';
 }
 
 /** `tar czf app.tgz myapp/` wraps everything in one folder: look inside it. */

@@ -1,5 +1,6 @@
 import { failedPrecondition, isUnikError, type UnikError } from '../model/errors.js';
 import type { ImageManifest } from '../model/types.js';
+import { machineArch, type Arch } from '../model/arch.js';
 import { checkMountPoint } from './volumes.js';
 
 // The unik manifest.json inside a pulled image is written by whoever pushed it. It is checked
@@ -47,6 +48,8 @@ function size(v: unknown, field: string, actual: number): number {
 }
 
 export interface PulledFacts {
+  /** the architecture the registry entry is for (its config and index say so) */
+  arch: Arch;
   id: string;
   name: string;
   source: string;
@@ -70,7 +73,8 @@ export function checkPulledManifest(json: string, facts: PulledFacts): ImageMani
   if (!isObject(raw)) throw bad('', 'is not a JSON object');
   const m = raw;
   if (m.schemaVersion !== 1) throw bad('schemaVersion', `is ${JSON.stringify(m.schemaVersion)}; this unik reads version 1`);
-  if (m.arch !== 'x86_64') throw failedPrecondition('WRONG_ARCH', `the image holds a ${JSON.stringify(m.arch)?.slice(0, 40)} unikernel; this host runs x86_64`, 'build or push an x86_64 image');
+  // the image's own word must agree with the platform it was pulled as
+  if (m.arch !== machineArch(facts.arch)) throw failedPrecondition('WRONG_ARCH', `the image holds a ${JSON.stringify(m.arch)?.slice(0, 40)} unikernel, but its registry entry says ${facts.arch}`, 'push the image again with unik hub push');
   if (m.base !== 'linux') throw bad('base', `is ${JSON.stringify(m.base)?.slice(0, 40)}; unik runs linux unikernels`);
   const created = str(m.created, 'created', /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)$/, 40);
   if (Number.isNaN(Date.parse(created))) throw bad('created', 'is not a date');
@@ -132,7 +136,7 @@ export function checkPulledManifest(json: string, facts: PulledFacts): ImageMani
     id: facts.id,
     name: facts.name,
     created,
-    arch: 'x86_64',
+    arch: machineArch(facts.arch),
     base: 'linux',
     language: str(m.language, 'language', /^[a-z0-9][a-z0-9+_.-]*$/, 32),
     compiler: str(m.compiler, 'compiler', /^[A-Za-z0-9][A-Za-z0-9+_.-]*$/, 64),

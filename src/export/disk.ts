@@ -20,7 +20,8 @@ const MIB = 1024 * 1024;
 /** the partition starts at 1 MiB, as every partitioning tool does today */
 const PART_START = MIB;
 
-async function tool(cmd: string, args: string[], input?: string): Promise<void> {
+/** Runs one of Debian's disk tools; its last lines of output make the error. */
+export async function tool(cmd: string, args: string[], input?: string): Promise<void> {
   const r = await execFileCollect(cmd, args, input === undefined ? {} : { input });
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${lastLines(r.output, 8)}`);
 }

@@ -7,18 +7,31 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureKernel } from '../base/linux/kernel.js';
+import { archOf } from '../model/arch.js';
+import { failedPrecondition } from '../model/errors.js';
 import { writeStartInitrd, type BootConfig } from '../base/linux/contract.js';
 import type { ImageRecord, ProgressFn } from '../model/types.js';
 import { writeBootDisk, type Firmware } from './disk.js';
 import { PLATFORMS, packDisk, type ExportFormat } from './formats.js';
+import { RPI_DTB, writeRpiCard } from './rpi.js';
 
 /** the command line of an exported kernel: DHCP unless a config drive gives an address */
 export const EXPORT_CMDLINE = 'console=ttyS0 panic=-1 quiet ip=dhcp unik.drive';
 
 export function exportFragments(image: ImageRecord, format: ExportFormat): string[] {
   const own = image.manifest.kernel.fragments;
-  const want = [...own, 'block', 'fat', 'pc', 'efi', ...PLATFORMS[format].fragments];
+  // the Pi boots from its firmware with the app in the initrd: its board, nothing of a PC's
+  const want = format === 'rpi' ? [...own, 'rpi'] : [...own, 'block', 'fat', 'pc', 'efi', ...PLATFORMS[format].fragments];
   return [...new Set(want)];
+}
+
+/** PC disks boot amd64 images, the Pi's card arm64 ones: anything else is refused before work starts. */
+export function checkExportArch(image: ImageRecord, format: ExportFormat): void {
+  const arch = archOf(image.manifest.arch);
+  if (format === 'rpi' && arch !== 'arm64')
+    throw failedPrecondition('WRONG_ARCH', `image ${image.name} is for ${arch ?? image.manifest.arch}; a Raspberry Pi card needs an arm64 image`, `build it for the Pi: unik push NAME PATH --arch arm64`);
+  if (format !== 'rpi' && arch !== 'amd64')
+    throw failedPrecondition('WRONG_ARCH', `image ${image.name} is for ${arch ?? image.manifest.arch}; ${format} disks boot amd64 images`, 'export arm64 images with --format rpi, or build the image for amd64');
 }
 
 export interface ExportRequest {
@@ -36,15 +49,28 @@ export interface ExportRequest {
 export async function exportImage(r: ExportRequest): Promise<{ file: string; fileName: string }> {
   const progress = r.progress ?? (() => {});
   const m = r.image.manifest;
+  checkExportArch(r.image, r.format);
+  const arch = r.format === 'rpi' ? 'arm64' : 'amd64';
   await mkdir(r.work, { recursive: true });
   const fragments = exportFragments(r.image, r.format);
   progress({ step: 'kernel', message: `kernel for ${r.format} (${fragments.join(', ')})` });
-  const kernel = await ensureKernel(r.kernelsDir, fragments, progress);
+  const kernel = await ensureKernel(r.kernelsDir, fragments, progress, arch);
 
   // the image's own config, as a cold boot's: what a config drive does not override
   const config: BootConfig = { argv: m.argv, env: m.env, cwd: m.cwd, hostname: r.image.name, time: Date.now() / 1000 };
   const initrd = join(r.work, 'initrd.img');
   await writeStartInitrd(initrd, join(r.imageDir, m.root.file), config);
+
+  if (r.format === 'rpi') {
+    const fileName = `${r.image.name}.rpi.img`;
+    const out = join(r.work, fileName);
+    progress({ step: 'disk', message: 'Raspberry Pi 3 SD card (FAT boot partition: config.txt, kernel8.img, the device tree, the initrd)' });
+    const { firmware } = await writeRpiCard(out, { kernelGz: kernel.file, dtb: kernel.dtbs[RPI_DTB]!, initrd, name: r.image.name }, join(r.work, 'parts'));
+    if (!firmware) progress({ step: 'disk', message: "warning: the Pi's boot firmware (Debian's raspi-firmware, non-free-firmware) is not on this host: copy bootcode.bin, start.elf and fixup.dat onto the card (see FIRMWARE.txt on it)" });
+    await rm(initrd, { force: true });
+    await rm(join(r.work, 'parts'), { recursive: true, force: true });
+    return { file: out, fileName };
+  }
 
   progress({ step: 'disk', message: `boot disk (${r.firmware === 'both' ? 'BIOS and UEFI' : r.firmware.toUpperCase()})` });
   const raw = join(r.work, 'disk.img');

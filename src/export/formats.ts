@@ -8,7 +8,11 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { execFileCollect, lastLines } from '../util/exec.js';
 
-export const FORMATS = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'ova', 'gce'] as const;
+/** disks for PC-compatible machines and clouds (amd64 images) */
+export const PC_FORMATS = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'ova', 'gce'] as const;
+export type PcFormat = (typeof PC_FORMATS)[number];
+/** every format: the PC disks, and the Raspberry Pi 3's SD card (arm64 images; src/export/rpi.ts) */
+export const FORMATS = [...PC_FORMATS, 'rpi'] as const;
 export type ExportFormat = (typeof FORMATS)[number];
 
 export interface PlatformInfo {
@@ -24,7 +28,7 @@ export interface PlatformInfo {
   qemuDevices: { nic: string; disk: 'virtio' | 'nvme' | 'pvscsi' | 'ahci' };
 }
 
-export const PLATFORMS: Record<ExportFormat, PlatformInfo> = {
+export const PLATFORMS: Record<PcFormat, PlatformInfo> = {
   raw: { platforms: 'KVM hosts, libvirt, AWS (import-image; NVMe root)', fragments: [], qemuDevices: { nic: 'virtio-net-pci', disk: 'nvme' } },
   qcow2: { platforms: 'OpenStack, libvirt', fragments: [], qemuDevices: { nic: 'virtio-net-pci', disk: 'virtio' } },
   gce: { platforms: 'Google Cloud (disk.raw in a tar.gz)', fragments: [], qemuDevices: { nic: 'virtio-net-pci', disk: 'virtio' } },
@@ -40,7 +44,7 @@ async function tool(cmd: string, args: string[], cwd?: string): Promise<void> {
 }
 
 /** Turns the raw disk `raw` into `format` at `out` (the raw file is consumed). */
-export async function packDisk(raw: string, format: ExportFormat, out: string, meta: { name: string; memoryMb: number }): Promise<void> {
+export async function packDisk(raw: string, format: PcFormat, out: string, meta: { name: string; memoryMb: number }): Promise<void> {
   const dir = dirname(raw);
   switch (format) {
     case 'raw':

@@ -7,6 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as tar from 'tar';
 import { kernelCmdline } from '../base/linux/cmdline.js';
+import { archOf } from '../model/arch.js';
+import { failedPrecondition } from '../model/errors.js';
 import type { ImageManifest } from '../model/types.js';
 import { ANNOTATIONS, LAYOUT, MT, type Descriptor, type OciManifest } from './mediatypes.js';
 
@@ -70,7 +72,9 @@ export async function packImage(imageDir: string, m: ImageManifest, work: string
   await copyFile(join(imageDir, m.kernel.file), join(tree, LAYOUT.kernel));
   await copyFile(join(imageDir, m.root.file), join(tree, LAYOUT.root));
   await copyFile(join(imageDir, 'manifest.json'), join(tree, LAYOUT.manifest));
-  const cmdline = kernelCmdline({ accel: 'kvm' });
+  const arch = archOf(m.arch);
+  if (!arch) throw failedPrecondition('UNSUPPORTED_ARCH', `image ${m.name} is for ${String(m.arch).slice(0, 32)}, which unik does not know`);
+  const cmdline = kernelCmdline({ arch, accel: 'kvm' });
   // urunc reads /urunc.json when a runtime drops the annotations (its values are base64)
   const urunc = { [ANNOTATIONS.uruncType]: 'linux', [ANNOTATIONS.uruncHypervisor]: 'qemu', [ANNOTATIONS.uruncBinary]: `/${LAYOUT.kernel}`, [ANNOTATIONS.uruncCmdline]: cmdline, [ANNOTATIONS.uruncInitrd]: `/${LAYOUT.root}` };
   await writeFile(join(tree, LAYOUT.urunc), JSON.stringify(Object.fromEntries(Object.entries(urunc).map(([k, v]) => [k, Buffer.from(v).toString('base64')]))) + '\n');
@@ -84,7 +88,7 @@ export async function packImage(imageDir: string, m: ImageManifest, work: string
   }
   const configJson = {
     created: m.created,
-    architecture: 'amd64',
+    architecture: arch,
     os: 'linux',
     config: { Entrypoint: m.argv, Env: Object.entries(m.env).map(([k, v]) => `${k}=${v}`), WorkingDir: m.cwd, Labels: { [ANNOTATIONS.unikLanguage]: m.language } },
     rootfs: { type: 'layers', diff_ids: diffIds },

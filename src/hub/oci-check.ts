@@ -77,24 +77,43 @@ export function isIndexType(mediaType: string): boolean {
   return INDEX_TYPES.includes(mediaType);
 }
 
-/** An index: returns the linux/amd64 entry, or undefined (with what it does hold). */
-export function pickAmd64(body: Buffer, where: string): { entry?: Descriptor; platforms: string[] } {
+/** One entry of an index, checked, with the platform it is for ("?" where it says none). */
+export interface IndexEntry {
+  descriptor: Descriptor;
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** An index's entries, each checked (one level: an index of indexes is not followed). */
+export function indexEntries(body: Buffer, where: string): IndexEntry[] {
   const ix = parseJson(body, where);
   if (ix.schemaVersion !== 2) throw badImage(where, `has schemaVersion ${JSON.stringify(ix.schemaVersion)}, expected 2`);
   if (!Array.isArray(ix.manifests) || ix.manifests.length === 0 || ix.manifests.length > LIMITS.indexEntries) throw badImage(where, `must list 1 to ${LIMITS.indexEntries} manifests`);
-  const platforms: string[] = [];
-  for (const [n, raw] of ix.manifests.entries()) {
+  return ix.manifests.map((raw, n): IndexEntry => {
     const p = isObject(raw) && isObject(raw.platform) ? raw.platform : {};
-    const os = typeof p.os === 'string' ? p.os.slice(0, 32) : '?';
-    const arch = typeof p.architecture === 'string' ? p.architecture.slice(0, 32) : '?';
-    platforms.push(`${os}/${arch}`);
-    // an index of indexes is not followed: one level is all an image needs
-    if (os === 'linux' && arch === 'amd64') return { entry: checkDescriptor(raw, `${where}, manifest ${n}`, MANIFEST_TYPES, LIMITS.manifestBytes), platforms };
-  }
-  return { platforms };
+    const os = typeof p.os === 'string' && /^[a-z0-9_-]{1,32}$/.test(p.os) ? p.os : '?';
+    const architecture = typeof p.architecture === 'string' && /^[a-z0-9_-]{1,32}$/.test(p.architecture) ? p.architecture : '?';
+    const variant = typeof p.variant === 'string' && /^[a-z0-9]{1,16}$/.test(p.variant) ? p.variant : undefined;
+    return { descriptor: checkDescriptor(raw, `${where}, manifest ${n}`, MANIFEST_TYPES, LIMITS.manifestBytes), os, architecture, ...(variant ? { variant } : {}) };
+  });
 }
 
-/** The image config: a JSON object that says linux/amd64. */
+/** The index's linux/`arch` entry, or undefined (with what it does hold). */
+export function pickPlatform(body: Buffer, where: string, arch: string): { entry?: Descriptor; platforms: string[] } {
+  const entries = indexEntries(body, where);
+  const platforms = entries.map((e) => `${e.os}/${e.architecture}`);
+  const hit = entries.find((e) => e.os === 'linux' && e.architecture === arch);
+  return hit ? { entry: hit.descriptor, platforms } : { platforms };
+}
+
+/** An index of unik images, one manifest per platform. */
+export function indexOf(entries: IndexEntry[]): Buffer {
+  const manifests = entries.map((e) => ({ ...e.descriptor, platform: { architecture: e.architecture, os: e.os, ...(e.variant ? { variant: e.variant } : {}) } }));
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests }));
+}
+
+/** The image config: a JSON object whose os and architecture the caller checks. */
 export function checkImageConfig(body: Buffer, where: string): { os: string; architecture: string } {
   const c = parseJson(body, where);
   const os = typeof c.os === 'string' ? c.os.slice(0, 32) : JSON.stringify(c.os ?? null).slice(0, 32);

@@ -1,4 +1,5 @@
 // Internal records (camelCase). The daemon's dialects turn them into wire shapes.
+import type { MachineArch } from './arch.js';
 
 /** created: never started (Docker's create); pending: booting; running: the app was started */
 export type InstanceState = 'created' | 'pending' | 'running' | 'stopped' | 'error';
@@ -16,7 +17,8 @@ export interface ImageManifest {
   id: string;
   name: string;
   created: string;
-  arch: 'x86_64';
+  /** `uname -m`'s name (src/model/arch.ts) */
+  arch: MachineArch;
   base: 'linux';
   language: string;
   compiler: string;

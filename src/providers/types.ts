@@ -1,4 +1,5 @@
 import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../model/types.js';
+import type { Arch } from '../model/arch.js';
 
 /** A VM's interface on a bridged network: its tap on the bridge and the address its guest takes. */
 export interface BridgedNic {
@@ -41,6 +42,8 @@ export interface Provider {
   infrastructure: string;
   /** kernel fragments every image for this provider needs beside its app's (e.g. a PC's devices) */
   readonly kernelFragments?: readonly string[];
+  /** the architectures whose images it runs */
+  readonly arches: readonly Arch[];
   info(): Promise<ProviderInfo>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;

@@ -6,6 +6,8 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, 
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { ImageManifest } from '../model/types.js';
 import { LAYOUT } from '../hub/mediatypes.js';
+import { archOf, hostArch, type Arch } from '../model/arch.js';
+import { kernelImageProblem } from '../base/linux/kernel-image.js';
 import { MAX_MANIFEST_BYTES, ManifestError, checkManifest } from './manifest-check.js';
 
 export class ImageError extends Error {}
@@ -22,12 +24,6 @@ export function isUnikRootfs(rootfs: string): boolean {
   return [LAYOUT.manifest, LAYOUT.kernel, LAYOUT.urunc].some((f) => existsSync(join(rootfs, f)));
 }
 
-/** The host's architecture in OCI's words. */
-export function hostArch(): string {
-  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
-}
-
-const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', amd64: 'amd64', aarch64: 'arm64', arm64: 'arm64' };
 
 /** Reads and checks the image: manifest, architecture, kernel and initramfs, before any VM starts. */
 export function loadBundleImage(rootfs: string): BundleImage {
@@ -47,12 +43,13 @@ export function loadBundleImage(rootfs: string): BundleImage {
     if (e instanceof ManifestError) throw new ImageError(e.message);
     throw e;
   }
-  const arch = ARCH_ALIASES[String(manifest.arch)] ?? String(manifest.arch);
-  if (arch !== hostArch()) throw new ImageError(`the unikernel is built for ${manifest.arch} (${arch}), but this host runs ${hostArch()}: build it for ${hostArch()} or schedule it on an ${arch} node`);
+  const arch = archOf(String(manifest.arch));
+  const host = hostArch() ?? process.arch;
+  if (!arch || arch !== host) throw new ImageError(`the unikernel is built for ${String(manifest.arch).slice(0, 32)}${arch ? ` (${arch})` : ''}, but this host runs ${host}: build it for ${host} or schedule it on an ${arch ?? 'other'} node`);
 
   const kernel = imageFile(rootfs, LAYOUT.kernel, `the image is incomplete: the kernel /${LAYOUT.kernel} is missing from the container's rootfs`);
   const root = imageFile(rootfs, LAYOUT.root, `the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
-  checkKernel(kernel, manifest.kernel?.sizeBytes);
+  checkKernel(kernel, manifest.kernel?.sizeBytes, arch);
   checkInitramfs(root, manifest.root?.sizeBytes);
   return { manifest, manifestFile: mfile, kernel, root };
 }
@@ -77,16 +74,11 @@ function imageFile(rootfs: string, rel: string, missing: string): string {
 }
 
 /** A bzImage: the "HdrS" boot header, and at least as many bytes as its header declares. */
-export function checkKernel(file: string, expectSize?: number): void {
+export function checkKernel(file: string, expectSize?: number, arch: Arch = 'amd64'): void {
   const size = statSync(file).size;
   if (expectSize && size !== expectSize) throw new ImageError(`the image is corrupt: the kernel /${LAYOUT.kernel} is ${size} bytes, its manifest says ${expectSize}`);
-  const head = readHead(file, 0x210);
-  if (head.length < 0x210 || head.toString('latin1', 0x202, 0x206) !== 'HdrS')
-    throw new ImageError(`the image is corrupt: /${LAYOUT.kernel} is not a Linux bzImage (no boot header)`);
-  const setupSects = head[0x1f1] || 4;
-  const sysSize = head.readUInt32LE(0x1f4) * 16;
-  const need = (setupSects + 1) * 512 + sysSize;
-  if (size < need) throw new ImageError(`the image is corrupt: the kernel /${LAYOUT.kernel} is truncated (${size} bytes, its header needs ${need})`);
+  const problem = kernelImageProblem(file, arch);
+  if (problem) throw new ImageError(`the image is corrupt: the kernel /${LAYOUT.kernel} ${problem}`);
 }
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);

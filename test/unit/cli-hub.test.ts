@@ -443,8 +443,8 @@ describe('HubApi', () => {
       srv.reply(() => ndjson({ Progress: { Step: 'pull', Message: 'kernel', Percent: 50 } }, { Image: image('app') }));
       const r = await cli(['--host', srv.url, 'hub', 'pull', '127.0.0.1:5000/unik/app:v1', '--force']);
       assert.equal(r.error, undefined);
-      assert.match(r.out, /NAME\s+ID\s+LANGUAGE\s+PROVIDER\s+CREATED\s+SIZE\n/);
-      assert.match(r.out, /app\s+ffffffffffff\s+go\s+qemu\s+.*ago\s+9\.0 MB/);
+      assert.match(r.out, /NAME\s+ID\s+LANGUAGE\s+ARCH\s+PROVIDER\s+CREATED\s+SIZE\n/);
+      assert.match(r.out, /app\s+ffffffffffff\s+go\s+amd64\s+qemu\s+.*ago\s+9\.0 MB/);
       assert.equal(srv.seen.at(-1)?.url, '/images/pull/app?ref=127.0.0.1%3A5000%2Funik%2Fapp%3Av1&insecure=false&force=true');
 
       srv.reply(() => ({ status: 401, body: JSON.stringify({ message: 'unauthorized', code: 'UNIK_ERR_REGISTRY_AUTH' }) }));

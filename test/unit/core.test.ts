@@ -57,7 +57,7 @@ test('a host port in use is refused up front with a conflict', async () => {
 });
 
 test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', () => {
-  const base = { memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abcdef0123456789abcd' }], ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')], confinement: { sandbox: '', dropArgs: [], summary: '' } };
+  const base = { arch: 'amd64' as const, memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abcdef0123456789abcd' }], ports: [parsePort('18080:8080'), parsePort('0.0.0.0:53:53/udp')], confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
   assert.ok(tcg.includes('microvm,acpi=off,x-option-roms=off'));
   assert.ok(tcg.includes('-no-reboot'));
@@ -73,7 +73,7 @@ test('QEMU argv: microvm, forwards, control channel; TSC hint only under TCG', (
 });
 
 test('QEMU argv for boot snapshots: a template writes its RAM file, a restore maps it privately and waits', () => {
-  const base = { accel: 'tcg' as const, memoryMb: 48, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [], ports: [], qmpSocket: '/q.qmp', confinement: { sandbox: '', dropArgs: [], summary: '' } };
+  const base = { arch: 'amd64' as const, accel: 'tcg' as const, memoryMb: 48, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [], ports: [], qmpSocket: '/q.qmp', confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const template = qemuArgs({ ...base, memoryFile: { path: '/snap/ram', shared: true }, waitForConfig: true });
   assert.ok(template.includes('memory-backend-file,id=ram,size=48M,mem-path=/snap/ram,share=on'));
   assert.ok(template.includes('memory-backend=ram'));
@@ -84,6 +84,20 @@ test('QEMU argv for boot snapshots: a template writes its RAM file, a restore ma
   assert.ok(restore.includes('memory-backend-file,id=ram,size=48M,mem-path=/snap/ram,share=off'));
   assert.deepEqual(restore.slice(restore.indexOf('-incoming'), restore.indexOf('-incoming') + 2), ['-incoming', 'defer']);
   assert.doesNotMatch(kernelCmdline({ accel: 'tcg' }), /unik\.wait/);
+});
+
+test('QEMU argv for arm64: the virt machine, the PL011 console, the control line on a virtio console, no x86 options', () => {
+  const base = { arch: 'arm64' as const, memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abc' }], ports: [], confinement: { sandbox: '', dropArgs: [], summary: '' } };
+  const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
+  assert.deepEqual(tcg.slice(tcg.indexOf('-M'), tcg.indexOf('-M') + 6), ['-M', 'virt', '-accel', 'tcg', '-cpu', 'cortex-a72']);
+  assert.ok(tcg.includes('virtconsole,chardev=control') && tcg.includes('virtio-serial-device'));
+  assert.ok(!tcg.some((a) => a.startsWith('isa-serial') || a.includes('microvm')));
+  const cmdline = tcg[tcg.indexOf('-append') + 1]!;
+  assert.match(cmdline, /^console=ttyAMA0 /);
+  assert.doesNotMatch(cmdline, /tsc_early_khz|noapictimer|reboot=t|8250/);
+  assert.ok(tcg.includes('virtio-blk-device,drive=disk0,serial=abc'));
+  const kvm = qemuArgs({ ...base, accel: 'kvm' });
+  assert.deepEqual(kvm.slice(kvm.indexOf('-M'), kvm.indexOf('-M') + 6), ['-M', 'virt,gic-version=host', '-accel', 'kvm', '-cpu', 'host']);
 });
 
 test('the store migrates once, and a failed transaction leaves nothing behind', () => {

@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkPulledManifest, isCanonicalAbsolute } from '../../src/core/manifest-check.js';
-import { checkDigest, checkImageConfig, checkOciManifest, LIMITS, pickAmd64 } from '../../src/hub/oci-check.js';
+import { checkDigest, checkImageConfig, checkOciManifest, LIMITS, pickPlatform, indexOf, indexEntries } from '../../src/hub/oci-check.js';
 
-const facts = { id: 'a'.repeat(64), name: 'pulled', source: '127.0.0.1:5000/x:v1', sourceDigest: `sha256:${'b'.repeat(64)}`, kernelBytes: 1000, rootBytes: 2000 };
+const facts = { arch: 'amd64' as const, id: 'a'.repeat(64), name: 'pulled', source: '127.0.0.1:5000/x:v1', sourceDigest: `sha256:${'b'.repeat(64)}`, kernelBytes: 1000, rootBytes: 2000 };
 const good = {
   schemaVersion: 1,
   id: 'theirs',
@@ -70,7 +70,8 @@ const refused: [string, unknown, RegExp][] = [
   ['memory not an integer', withField('defaultMemoryMb', 64.5), /defaultMemoryMb/],
   ['memory absurd', withField('defaultMemoryMb', 1e12), /defaultMemoryMb/],
   ['memory a string', withField('defaultMemoryMb', '64'), /defaultMemoryMb/],
-  ['another arch', withField('arch', 'aarch64'), /WRONG_ARCH|aarch64/],
+  ['another arch than its registry entry says', withField('arch', 'aarch64'), /WRONG_ARCH|aarch64/],
+  ['an arch unik does not know', withField('arch', 'riscv64'), /WRONG_ARCH|riscv64/],
   ['another base', withField('base', 'osv'), /base is "osv"/],
   ['schema version 2', withField('schemaVersion', 2), /schemaVersion/],
   ['a port out of range', withField('ports', [70000]), /ports\[0\]/],
@@ -137,14 +138,21 @@ test('OCI manifest: a good one passes; hostile shapes, digests, sizes and media 
   for (const [body, message] of cases) assert.throws(() => checkOciManifest(body, '', 'm'), message, body.toString().slice(0, 200));
 });
 
-test('OCI index: picks linux/amd64, checks its descriptor; config: os and arch', () => {
+test('OCI index: picks the wanted platform, checks its descriptor, writes back only what it checked; config: os and arch', () => {
   const ix = (manifests: unknown) => Buffer.from(JSON.stringify({ schemaVersion: 2, manifests }));
   const amd = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D(3), size: 500, platform: { os: 'linux', architecture: 'amd64' } };
-  assert.equal(pickAmd64(ix([{ ...amd, platform: { os: 'linux', architecture: 'arm64' } }, amd]), 'i').entry?.digest, D(3));
-  assert.deepEqual(pickAmd64(ix([{ ...amd, platform: { os: 'windows', architecture: 'amd64' } }]), 'i'), { platforms: ['windows/amd64'] });
-  assert.throws(() => pickAmd64(ix([{ ...amd, digest: 'sha256:../x' }]), 'i'), /not sha256/);
-  assert.throws(() => pickAmd64(ix([{ ...amd, mediaType: 'application/vnd.oci.image.index.v1+json' }]), 'i'), /media type/);
-  assert.throws(() => pickAmd64(ix('x'), 'i'), /1 to 256 manifests/);
+  assert.equal(pickPlatform(ix([{ ...amd, platform: { os: 'linux', architecture: 'arm64' } }, amd]), 'i', 'amd64').entry?.digest, D(3));
+  assert.equal(pickPlatform(ix([amd, { ...amd, digest: D(4), platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }]), 'i', 'arm64').entry?.digest, D(4));
+  assert.deepEqual(pickPlatform(ix([{ ...amd, platform: { os: 'windows', architecture: 'amd64' } }]), 'i', 'amd64'), { platforms: ['windows/amd64'] });
+  // platform strings are shown and written back (push merges an index): odd ones become "?"
+  assert.deepEqual(pickPlatform(ix([{ ...amd, platform: { os: 'linux\n', architecture: 'a'.repeat(200) } }]), 'i', 'amd64'), { platforms: ['?/?'] });
+  assert.throws(() => pickPlatform(ix([{ ...amd, digest: 'sha256:../x' }]), 'i', 'amd64'), /not sha256/);
+  assert.throws(() => pickPlatform(ix([{ ...amd, mediaType: 'application/vnd.oci.image.index.v1+json' }]), 'i', 'amd64'), /media type/);
+  assert.throws(() => pickPlatform(ix('x'), 'i', 'amd64'), /1 to 256 manifests/);
+  // an index written back holds exactly the checked descriptors and their platforms
+  const again = indexEntries(indexOf(indexEntries(ix([amd, { ...amd, digest: D(4), platform: { os: 'linux', architecture: 'arm64' }, urls: ['http://elsewhere/'] }]), 'i')), 'i');
+  assert.deepEqual(again.map((e) => [e.descriptor.digest, e.architecture]), [[D(3), 'amd64'], [D(4), 'arm64']]);
+  assert.ok(!JSON.stringify(indexOf(again)).includes('elsewhere'), 'foreign urls are dropped');
   assert.deepEqual(checkImageConfig(Buffer.from('{"os":"windows","architecture":"arm64"}'), 'c'), { os: 'windows', architecture: 'arm64' });
   assert.throws(() => checkImageConfig(Buffer.from('[]'), 'c'), /not a JSON object/);
   assert.throws(() => checkDigest(`sha256:${'0'.repeat(63)}`, 'd'), /not sha256/);

@@ -81,7 +81,7 @@ test('the probe finds the full seccomp sandbox and, as root, the unprivileged us
 
 test('every QEMU argv ends with the sandbox and the drop; option values cannot smuggle options in', async () => {
   const c = await qemuConfinement(QEMU);
-  const argv = qemuArgs({ accel: 'tcg', memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-a,debug-threads=on', ports: [], consoleLog: '/x,y/console.log', controlSocket: '/s', controlLog: '/l', disks: [{ file: '/v,format=qcow2', serial: 's' }], confinement: c });
+  const argv = qemuArgs({ arch: 'amd64', accel: 'tcg', memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-a,debug-threads=on', ports: [], consoleLog: '/x,y/console.log', controlSocket: '/s', controlLog: '/l', disks: [{ file: '/v,format=qcow2', serial: 's' }], confinement: c });
   assert.deepEqual(argv.slice(argv.indexOf('-sandbox'), argv.indexOf('-sandbox') + 2), ['-sandbox', c.sandbox]);
   assert.deepEqual(argv.slice(-c.dropArgs.length || argv.length), c.dropArgs.length ? c.dropArgs : []);
   assert.equal(argv[argv.indexOf('-name') + 1], 'unik-a,,debug-threads=on');

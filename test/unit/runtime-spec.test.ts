@@ -114,7 +114,7 @@ test('argv parsing keeps unknown verbs for runc', () => {
 
 test('qemuArgs: a tap device replaces user-mode networking, with the pod interface MAC', async () => {
   const { qemuArgs } = await import('../../src/providers/qemu/args.js');
-  const base = { accel: 'tcg' as const, memoryMb: 64, kernel: 'k', initrd: 'i', name: 'unik-x', ports: [], consoleLog: 'c', controlSocket: 's', controlLog: 'l', disks: [], confinement: { sandbox: '', dropArgs: [], summary: '' } };
+  const base = { arch: 'amd64' as const, accel: 'tcg' as const, memoryMb: 64, kernel: 'k', initrd: 'i', name: 'unik-x', ports: [], consoleLog: 'c', controlSocket: 's', controlLog: 'l', disks: [], confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const user = qemuArgs(base);
   assert.ok(user.some((a) => a.startsWith('user,id=net0')));
   const tap = qemuArgs({ ...base, tap: { ifname: 'unik0', mac: '2a:68:0f:c7:18:f3' } });

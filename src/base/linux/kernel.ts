@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { buildFailed, invalid, unavailable } from '../../model/errors.js';
 import type { ProgressFn } from '../../model/types.js';
-import { execFileCollect, lastLines } from '../../util/exec.js';
+import { execFileCollect, lastLines, onPath } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
+import type { Arch } from '../../model/arch.js';
 
 // Kernels are built from Debian's linux-source package: `make tinyconfig`, then the repo's
 // fragments (kernel/<name>.config) merged on top. The result is cached under
@@ -23,6 +24,39 @@ export interface Kernel {
   configHash: string;
   fragments: string[];
   sizeBytes: number;
+  arch: Arch;
+  /** device trees built with it (a board's: the Raspberry Pi's), by file name */
+  dtbs: Record<string, string>;
+}
+
+/** Boards whose firmware needs the kernel's device tree beside it: built with the kernel. */
+const FRAGMENT_DTBS: Record<string, string[]> = { rpi: ['broadcom/bcm2837-rpi-3-b.dtb'] };
+
+function dtbsOf(fragments: string[]): string[] {
+  return fragments.flatMap((f) => FRAGMENT_DTBS[f] ?? []);
+}
+
+/**
+ * How each architecture's kernel is built from the one source: arm64 is cross-built with
+ * Debian's gcc-aarch64-linux-gnu into a gzipped Image (arm64 kernels do not decompress
+ * themselves; QEMU and the Raspberry Pi's firmware do). `arm64` is a fragment on top of
+ * `base`; the base options that exist only on x86 are named so they are not reported missing.
+ */
+const ARCH_BUILD: Record<Arch, { make: string[]; target: string; output: string; file: string; fragments: string[]; x86Only: string[] }> = {
+  amd64: { make: [], target: 'bzImage', output: 'arch/x86/boot/bzImage', file: 'bzImage', fragments: [], x86Only: [] },
+  arm64: {
+    make: ['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-'],
+    target: 'Image.gz',
+    output: 'arch/arm64/boot/Image.gz',
+    file: 'Image.gz',
+    fragments: ['arm64'],
+    x86Only: ['CONFIG_HYPERVISOR_GUEST', 'CONFIG_KVM_GUEST', 'CONFIG_PVH', 'CONFIG_PHYSICAL_START', 'CONFIG_KERNEL_ZSTD'],
+  },
+};
+
+/** The fragments an image's kernel is built from: base, the architecture's, then the rest in order. */
+export function kernelFragments(arch: Arch, wanted: string[]): string[] {
+  return [...new Set(['base', ...ARCH_BUILD[arch].fragments, ...wanted])];
 }
 
 export function fragmentPath(name: string): string {
@@ -40,36 +74,38 @@ export function findKernelSource(): string {
   return join(dir, tarballs[0]!);
 }
 
-/** The cache key: the source release, the fragments' text, and how we build. */
-export function kernelConfigHash(fragments: string[], source = findKernelSource()): string {
+/** The cache key: the source release, the fragments' text, and how we build (amd64 kernels keep their keys from before arm64). */
+export function kernelConfigHash(fragments: string[], arch: Arch = 'amd64', source = findKernelSource()): string {
   const h = createHash('sha256');
   h.update(`builder ${BUILDER_VERSION}\n`);
+  if (arch !== 'amd64') h.update(`arch ${arch}\n`);
   const st = statSync(source);
   h.update(`source ${source} ${st.size}\n`);
   for (const f of fragments) h.update(`fragment ${f}\n${readFileSync(fragmentPath(f), 'utf8')}\n`);
   return h.digest('hex').slice(0, 16);
 }
 
-export function cachedKernel(kernelsDir: string, fragments: string[]): Kernel | undefined {
-  const configHash = kernelConfigHash(fragments);
-  const file = join(kernelsDir, configHash, 'bzImage');
+export function cachedKernel(kernelsDir: string, fragments: string[], arch: Arch = 'amd64'): Kernel | undefined {
+  const configHash = kernelConfigHash(fragments, arch);
+  const file = join(kernelsDir, configHash, ARCH_BUILD[arch].file);
   if (!existsSync(file)) return undefined;
-  return { file, configHash, fragments, sizeBytes: statSync(file).size };
+  const dtbs = Object.fromEntries(dtbsOf(fragments).map((d) => [basename(d), join(kernelsDir, configHash, basename(d))]));
+  return { file, configHash, fragments, sizeBytes: statSync(file).size, arch, dtbs };
 }
 
 /** Returns the kernel for these fragments, building it once if it is not cached. */
-export async function ensureKernel(kernelsDir: string, fragments: string[], progress: ProgressFn = () => {}): Promise<Kernel> {
-  const hit = cachedKernel(kernelsDir, fragments);
+export async function ensureKernel(kernelsDir: string, fragments: string[], progress: ProgressFn = () => {}, arch: Arch = 'amd64'): Promise<Kernel> {
+  const hit = cachedKernel(kernelsDir, fragments, arch);
   if (hit) return hit;
-  const configHash = kernelConfigHash(fragments);
+  const configHash = kernelConfigHash(fragments, arch);
   await mkdir(kernelsDir, { recursive: true });
   const release = await lock(join(kernelsDir, configHash), progress, `another build of kernel ${configHash}`);
   try {
-    const again = cachedKernel(kernelsDir, fragments);
+    const again = cachedKernel(kernelsDir, fragments, arch);
     if (again) return again;
     const src = await ensureSource(kernelsDir, progress);
-    await build(kernelsDir, src, configHash, fragments, progress);
-    return cachedKernel(kernelsDir, fragments)!;
+    await build(kernelsDir, src, configHash, fragments, arch, progress);
+    return cachedKernel(kernelsDir, fragments, arch)!;
   } finally {
     await release();
   }
@@ -110,11 +146,15 @@ async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<s
   }
 }
 
-async function build(kernelsDir: string, src: string, configHash: string, fragments: string[], progress: ProgressFn): Promise<void> {
+async function build(kernelsDir: string, src: string, configHash: string, fragments: string[], arch: Arch, progress: ProgressFn): Promise<void> {
+  const how = ARCH_BUILD[arch];
   const out = join(kernelsDir, `${configHash}.build`);
   const logLines: string[] = [];
   const run = async (step: string, file: string, args: string[], onLine?: (l: string) => void) => {
-    const r = await execFileCollect(file, args, { cwd: src, onLine: (l) => { logLines.push(l); onLine?.(l); } });
+    const r = await execFileCollect(file, args, { cwd: src, onLine: (l) => { logLines.push(l); onLine?.(l); } }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw unavailable('NO_KERNEL_TOOLS', `${file} is not installed`, 'run `npm run setup`');
+      throw e;
+    });
     if (r.code !== 0) {
       await writeFile(join(kernelsDir, `${configHash}.failed.log`), logLines.join('\n'));
       throw buildFailed('KERNEL_BUILD', `kernel ${step} failed:\n${lastLines(r.output, 30)}`, `full log: ${join(kernelsDir, `${configHash}.failed.log`)}`);
@@ -122,18 +162,20 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   };
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
-  progress({ step: 'kernel', message: `configuring kernel ${configHash} (tinyconfig + ${fragments.join(', ')})` });
-  await run('tinyconfig', 'make', [`O=${out}`, 'tinyconfig']);
-  await run('config merge', 'bash', ['scripts/kconfig/merge_config.sh', '-m', '-O', out, join(out, '.config'), ...fragments.map(fragmentPath)]);
-  await run('olddefconfig', 'make', [`O=${out}`, 'olddefconfig']);
-  const missing = checkConfig(await readFile(join(out, '.config'), 'utf8'), fragments);
+  if (arch !== 'amd64' && !onPath('aarch64-linux-gnu-gcc'))
+    throw unavailable('NO_CROSS_COMPILER', `building an ${arch} kernel needs aarch64-linux-gnu-gcc, which is not installed`, 'apt-get install gcc-aarch64-linux-gnu (or run `npm run setup`)');
+  progress({ step: 'kernel', message: `configuring ${arch} kernel ${configHash} (tinyconfig + ${fragments.join(', ')})` });
+  await run('tinyconfig', 'make', [...how.make, `O=${out}`, 'tinyconfig']);
+  await run('config merge', 'env', [...how.make, 'bash', 'scripts/kconfig/merge_config.sh', '-m', '-O', out, join(out, '.config'), ...fragments.map(fragmentPath)]);
+  await run('olddefconfig', 'make', [...how.make, `O=${out}`, 'olddefconfig']);
+  const missing = checkConfig(await readFile(join(out, '.config'), 'utf8'), fragments).filter((o) => !how.x86Only.includes(o.split('=')[0]!));
   if (missing.length) progress({ step: 'kernel', message: `warning: options not applied (their dependencies are off): ${missing.join(' ')}` });
 
   const jobs = String(Math.max(1, availableParallelism()));
   let lines = 0;
   let shown = -1;
-  progress({ step: 'kernel', message: `building kernel ${configHash} with ${jobs} jobs (once; cached afterwards)`, percent: 0 });
-  await run('build', 'make', [`O=${out}`, `-j${jobs}`, 'bzImage'], () => {
+  progress({ step: 'kernel', message: `building ${arch} kernel ${configHash} with ${jobs} jobs (once; cached afterwards)`, percent: 0 });
+  await run('build', 'make', [...how.make, `O=${out}`, `-j${jobs}`, how.target, ...dtbsOf(fragments)], () => {
     const pct = Math.min(99, Math.floor((++lines / EXPECTED_BUILD_LINES) * 100));
     if (pct !== shown && pct % 2 === 0) {
       shown = pct;
@@ -144,7 +186,8 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   const stage = join(kernelsDir, `${configHash}.tmp`);
   await rm(stage, { recursive: true, force: true });
   await mkdir(stage);
-  await cp(join(out, 'arch/x86/boot/bzImage'), join(stage, 'bzImage'));
+  await cp(join(out, how.output), join(stage, how.file));
+  for (const d of dtbsOf(fragments)) await cp(join(out, 'arch', arch === 'arm64' ? 'arm64' : 'x86', 'boot', 'dts', d), join(stage, basename(d)));
   await cp(join(out, '.config'), join(stage, 'config'));
   await writeFile(join(stage, 'build.log'), logLines.join('\n'));
   await writeFile(join(stage, 'fragments'), fragments.join('\n') + '\n');

@@ -5,12 +5,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { parseDriveVolume, writeConfigDrive } from '../../export/config-drive.js';
+import { FORMATS as EXPORT_FORMATS } from '../../export/formats.js';
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
 import { collect, parseEnvFlags } from '../parse.js';
 import { clientCommand, withSigint } from './common.js';
 
-const FORMATS = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'ova', 'gce'];
+const FORMATS: readonly string[] = EXPORT_FORMATS;
 
 export function registerExportCommands(program: Command): void {
   clientCommand(program, 'export', 'write an image as a bootable disk for a platform (see the README for each platform)')

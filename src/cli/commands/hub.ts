@@ -154,7 +154,7 @@ async function pushAction(image: string, refValue: string, flags: TransferFlags,
     );
     progress.finish();
     if (flags.json) printJson(pushed);
-    else process.stdout.write(`pushed ${pushed.Ref || ref}@${pushed.Digest}\n`);
+    else process.stdout.write(`pushed ${pushed.Ref || ref}@${pushed.Digest}${pushed.Platforms ? ` (an index of ${pushed.Platforms.join(', ')})` : ''}\n`);
   } catch (err) {
     throw withLoginHint(err, registry, auth);
   } finally {
@@ -162,7 +162,7 @@ async function pushAction(image: string, refValue: string, flags: TransferFlags,
   }
 }
 
-async function pullAction(refValue: string, flags: TransferFlags & { name?: string; force?: boolean }, cmd: Command): Promise<void> {
+async function pullAction(refValue: string, flags: TransferFlags & { name?: string; force?: boolean; arch?: string }, cmd: Command): Promise<void> {
   const ref = refArg(refValue);
   const name = flags.name || localNameOf(ref);
   if (!name) throw new CliError(`cannot tell a local name from REF "${ref}"`, 'give one with --name NAME');
@@ -172,7 +172,7 @@ async function pullAction(refValue: string, flags: TransferFlags & { name?: stri
   const progress = new ProgressPrinter(flags.json ? process.stderr : process.stdout);
   try {
     const image = await withSigint((signal) =>
-      client.hub.pull(ref, { name, auth, insecure: flags.insecure ?? false, force: flags.force ?? false, signal }, (p) =>
+      client.hub.pull(ref, { name, auth, insecure: flags.insecure ?? false, force: flags.force ?? false, signal, ...(flags.arch ? { arch: flags.arch } : {}) }, (p) =>
         progress.event(p),
       ),
     );
@@ -239,6 +239,7 @@ export function registerHubCommands(program: Command): void {
     .argument('<REF>', 'what to pull, e.g. 127.0.0.1:5000/unik/app:v1')
     .option('--name <NAME>', 'local image name (default: the last part of the repository, e.g. app)')
     .option('--force', 'replace a local image with the same name')
+    .option('--arch <ARCH>', "the architecture to take from a multi-architecture image: amd64 or arm64 (default: the daemon host's)")
     .option('--insecure', INSECURE)
     .option('--json', 'print the image as JSON (progress goes to stderr)')
     .action(pullAction);

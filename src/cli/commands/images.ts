@@ -12,6 +12,7 @@ interface BuildFlags {
   language?: string;
   lang?: string;
   provider?: string;
+  arch?: string;
   base?: string;
   args?: string;
   mountpoint?: string[];
@@ -24,6 +25,7 @@ function addBuildFlags(cmd: Command): Command {
     .option('--language <LANG>', 'language of the app (default: detected by the daemon)')
     .addOption(new Option('--lang <LANG>', 'same as --language').hideHelp())
     .option('--provider <PROVIDER>', 'provider to build for (daemon default: qemu)')
+    .option('--arch <ARCH>', "processor architecture: amd64 or arm64 (default: the daemon host's)")
     .option('--base <BASE>', 'unikernel base (daemon default: linux)')
     .option('--args <ARGS>', 'arguments baked into the image, one string split on spaces')
     .option('--mountpoint <PATH>', 'an absolute path where the app expects a volume (repeatable)', collect)
@@ -48,6 +50,7 @@ async function buildImage(cmd: Command, name: string, dir: string, flags: BuildF
           base: flags.base,
           language: flags.language ?? flags.lang,
           provider: flags.provider,
+          arch: flags.arch,
           args: flags.args,
           mounts,
           force: flags.force ?? false,

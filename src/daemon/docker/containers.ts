@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { failedPrecondition, invalid, isUnikError } from '../../model/errors.js';
+import { failedPrecondition, invalid, isUnikError, notFound } from '../../model/errors.js';
+import { archOf, parsePlatform } from '../../model/arch.js';
 import { dockerBool } from './errors.js';
 import { parseSignal, resolveImage } from './names.js';
 import { containerInspect, containerSummary } from './serialize.js';
@@ -32,8 +33,15 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
 
   // The body is the full Docker Config; the name comes in the query (dockerode repeats the
   // body's fields in the query too: the body wins).
-  app.post<{ Body: CreateBody; Querystring: Q }>('/containers/create', { schema: { body: CreateBody, querystring: queryStrings('name') } }, async (req, reply) => {
+  app.post<{ Body: CreateBody; Querystring: Q }>('/containers/create', { schema: { body: CreateBody, querystring: queryStrings('name', 'platform') } }, async (req, reply) => {
     const image = resolveImage(core, req.body.Image);
+    // docker run --platform: a local image of another architecture is "not found", as Docker
+    // says it, so the CLI pulls that platform (through the hub) and creates again
+    if (req.query.platform) {
+      const want = parsePlatform(req.query.platform);
+      const have = archOf(image.manifest.arch) ?? image.manifest.arch;
+      if (want !== have) throw notFound('IMAGE_PLATFORM_MISMATCH', `image with reference ${req.body.Image} was found but does not match the specified platform: wanted linux/${want}, actual: linux/${have}`);
+    }
     const name = req.query.name ? req.query.name.replace(/^\//, '') : undefined;
     const run = await toRunRequest(req.body, name, image.id, freePort);
     const inst = await core.instances.create(run).catch((e: unknown) => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { dockerBool } from './errors.js';
+import { parsePlatform } from '../../model/arch.js';
 import { formatReference, parseReference } from '../../hub/reference.js';
 import { registryAuth } from '../http/registry-auth.js';
 import { resolveImage } from './names.js';
@@ -13,14 +14,22 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
   app.get('/images/json', async () => core.images.list().map((i) => imageSummary(core, i)));
 
   app.get<Name>('/images/:name/json', async (req) => imageInspect(resolveImage(core, req.params.name)));
+  // a registry reference holds slashes (`docker image inspect 127.0.0.1:5000/unik/app:v1`)
+  app.get<{ Params: { '*': string } }>('/images/*', async (req, reply) => {
+    const m = /^(.+)\/json$/.exec(req.params['*']);
+    if (!m) return reply.code(404).send({ message: `page not found: ${req.url.slice(0, 200)}` });
+    return imageInspect(resolveImage(core, decodeURIComponent(m[1]!)));
+  });
 
   // Pull: through the hub, with Docker's JSON progress lines. After the first byte, errors are
   // in-band ({"error"}), which the CLI prints before exiting 1.
-  app.post<{ Querystring: { fromImage?: string; tag?: string } }>('/images/create', { schema: { querystring: queryStrings('fromImage', 'tag') } }, async (req, reply) => {
+  app.post<{ Querystring: { fromImage?: string; tag?: string; platform?: string } }>('/images/create', { schema: { querystring: queryStrings('fromImage', 'tag', 'platform') } }, async (req, reply) => {
     const from = req.query.fromImage ?? '';
     const tag = req.query.tag ?? 'latest';
     const ref = tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`;
     const creds = registryAuth(req);
+    // docker pull --platform linux/arm64: checked before the stream starts, so a bad one is a 400
+    const arch = req.query.platform ? parsePlatform(req.query.platform) : undefined;
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/json' });
     const send = (e: unknown) => reply.raw.write(JSON.stringify(e) + '\n');
@@ -28,7 +37,7 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
       const r = parseReference(ref);
       send({ status: `Pulling from ${r.repository}`, id: r.tag });
       const existing = core.images.list().find((i) => i.manifest.source === formatReference(r));
-      const img = await core.hub.pull(ref, existing?.name ?? localNameFor(core, r.repository), !!existing, { creds }, (p) => {
+      const img = await core.hub.pull(ref, existing?.name ?? localNameFor(core, r.repository), !!existing, { creds, ...(arch ? { arch } : {}) }, (p) => {
         if (p.bytes !== undefined) send({ status: 'Downloading', progressDetail: { current: p.bytes, total: p.total }, id: p.message });
       });
       send({ status: `Digest: ${img.manifest.sourceDigest}` });

@@ -1,3 +1,4 @@
+import { archOf } from '../../model/arch.js';
 import { hostname } from 'node:os';
 import type { Core } from '../../core/core.js';
 import type { ImageRecord, InstanceRecord, NetworkRecord, VolumeRecord } from '../../model/types.js';
@@ -255,7 +256,7 @@ export function imageInspect(img: ImageRecord) {
       Volumes: Object.fromEntries(m.mountPoints.map((p) => [p, {}])),
       ExposedPorts: Object.fromEntries((m.ports ?? []).map((p) => [`${p}/tcp`, {}])),
     },
-    Architecture: 'amd64',
+    Architecture: archOf(m.arch) ?? m.arch,
     Os: 'linux',
     Size: img.sizeBytes,
     VirtualSize: img.sizeBytes,

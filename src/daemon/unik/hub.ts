@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { Core } from '../../core/core.js';
 import { unavailable } from '../../model/errors.js';
 import type { ImageRecord } from '../../model/types.js';
-import type { TransferProgress } from '../../core/hub.js';
+import type { PushResult, TransferProgress } from '../../core/hub.js';
+import { parseArch } from '../../model/arch.js';
 import { parseReference } from '../../hub/reference.js';
 import { bool2016 } from '../http/errors.js';
 import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
@@ -38,21 +39,22 @@ export function hubRoutes(app: FastifyInstance, core: Core): void {
     const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
     if (!wantsNdjson(req.headers.accept)) {
       const r = await core.hub.push(img.id, ref, o);
-      return reply.code(202).send({ Ref: r.ref, Digest: r.digest, Size: r.size });
+      return reply.code(202).send(pushedJson(r));
     }
     await streamNdjson(reply, async (send) => {
       const r = await core.hub.push(img.id, ref, o, (p) => send(progressLine(p)));
-      return { Pushed: { Ref: r.ref, Digest: r.digest, Size: r.size } };
+      return { Pushed: pushedJson(r) };
     });
   });
 
   // 2016: POST /images/pull/:name → 202. :name is the local name; ?ref= where it comes from.
-  app.post<{ Params: { name: string }; Querystring: Q }>('/images/pull/:name', { schema: { querystring: queryStrings('ref', 'force', 'insecure') } }, async (req, reply) => {
+  app.post<{ Params: { name: string }; Querystring: Q }>('/images/pull/:name', { schema: { querystring: queryStrings('ref', 'force', 'insecure', 'arch') } }, async (req, reply) => {
     const ref = req.query.ref || req.params.name;
+    if (req.query.arch) parseArch(req.query.arch);
     parseReference(ref);
     const force = bool2016(req.query.force);
     core.images.checkNameFree(req.params.name, force);
-    const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure) };
+    const o = { creds: registryAuth(req), insecure: bool2016(req.query.insecure), ...(req.query.arch ? { arch: req.query.arch } : {}) };
     if (!wantsNdjson(req.headers.accept)) {
       const img = await core.hub.pull(ref, req.params.name, force, o);
       return reply.code(202).send(imageJson(img, img.provider.toUpperCase()));
@@ -62,6 +64,11 @@ export function hubRoutes(app: FastifyInstance, core: Core): void {
       return { Image: imageJson(img, img.provider.toUpperCase()) };
     });
   });
+}
+
+/** A push's result; Platforms when the tag became a multi-architecture index. */
+function pushedJson(r: PushResult): { Ref: string; Digest: string; Size: number; Platforms?: string[] } {
+  return { Ref: r.ref, Digest: r.digest, Size: r.size, ...(r.platforms ? { Platforms: r.platforms } : {}) };
 }
 
 /**

@@ -7,6 +7,7 @@ import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
 import { readForm } from './form.js';
 import { imageJson } from './serialize.js';
 import { queryStrings } from './query.js';
+import { parsePlatform } from '../../model/arch.js';
 
 type NameParams = { Params: { name: string } };
 
@@ -28,7 +29,7 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
   // Build: multipart "tarfile" plus base/lang/provider/args/mounts/force (query or form, as in
   // 2016). Every input is checked before the first byte of the answer; with
   // Accept: application/x-ndjson the steps stream as they happen and the result comes last.
-  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'args', 'mounts', 'force') } }, async (req, reply) => {
+  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'arch', 'platform', 'args', 'mounts', 'force') } }, async (req, reply) => {
     const { fields, tarball } = await readForm(req, core.paths.tmp, true);
     const param = (k: string) => fields[k] ?? (req.query as Record<string, string | undefined>)[k];
     const prepared = await core.images.prepare({
@@ -37,6 +38,8 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
       base: param('base'),
       language: param('lang') || param('language'),
       provider: param('provider'),
+      // arch=arm64, or Docker's platform=linux/arm64
+      arch: param('arch') || (param('platform') ? parsePlatform(param('platform')!) : undefined),
       args: param('args'),
       mountPoints: (param('mounts') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
       force: bool2016(param('force')),

@@ -1,3 +1,4 @@
+import { archOf } from '../../model/arch.js';
 import type { ImageJson, InstanceJson, VolumeJson } from '../../api/types.js';
 import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
@@ -25,6 +26,7 @@ export function imageJson(i: ImageRecord, infrastructure: string): ImageJson {
     Provider: i.provider,
     Args: m.argv.slice(1),
     KernelConfigHash: m.kernel.configHash,
+    Architecture: archOf(m.arch) ?? m.arch,
   };
 }
 

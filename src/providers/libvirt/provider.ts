@@ -22,6 +22,7 @@ import { hostTscKhz } from '../qemu/accel.js';
 import { diskSerial } from '../qemu/args.js';
 import { instanceBootConfig } from '../boot-config.js';
 import { onPath } from '../../util/exec.js';
+import type { Arch } from '../../model/arch.js';
 import { checkPortsFree } from '../qemu/ports.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { domainXml } from './domain.js';
@@ -39,6 +40,8 @@ const INFO_TTL_MS = 3000;
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
   readonly infrastructure = 'libvirt';
+  /** libvirt domains here are PCs (x86_64): arm64 images run under the qemu provider */
+  readonly arches: readonly Arch[] = ['amd64'];
   /** a PC's devices: PCI, ACPI power-off, virtio-pci; block and filesystems for volumes */
   readonly kernelFragments = ['block', 'ext4', 'fat', 'pc'];
   private readonly virsh: Virsh;

@@ -3,6 +3,8 @@ import { constants, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { confinementArgs, type Confinement } from './confine.js';
+import { QEMU_BINARY, machineOptions } from './args.js';
+import { hostArch, type Arch } from '../../model/arch.js';
 
 export interface AccelChoice {
   accel: Accel;
@@ -14,9 +16,12 @@ const PROBE_DEADLINE_MS = 8000;
 /**
  * Chooses KVM only if a probe guest really boots under it within a deadline: a /dev/kvm that
  * opens is not proof (a nested "PVM" host opens it and then hangs every ordinary guest).
- * UNIK_ACCEL=kvm|tcg skips the probe.
+ * UNIK_ACCEL=kvm|tcg skips the probe. A guest of another architecture than the host's is
+ * always emulated (TCG).
  */
-export async function chooseAccel(qemu: string, kernel: string, confinement: Confinement): Promise<AccelChoice> {
+export async function chooseAccel(arch: Arch, kernel: string, confinement: Confinement): Promise<AccelChoice> {
+  const host = hostArch();
+  if (arch !== host) return { accel: 'tcg', reason: `${arch} guests on this ${host ?? process.arch} host: TCG emulation (much slower than KVM on an ${arch} host)` };
   const forced = process.env.UNIK_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `UNIK_ACCEL=${forced}` };
   try {
@@ -24,7 +29,7 @@ export async function chooseAccel(qemu: string, kernel: string, confinement: Con
   } catch {
     return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)' };
   }
-  const result = await probe(qemu, kernel, confinement);
+  const result = await probe(arch, kernel, confinement);
   if (result === 'booted') return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
   const why = result === 'timeout' ? `did not boot within ${PROBE_DEADLINE_MS / 1000} s` : `failed (${result})`;
   return { accel: 'tcg', reason: `/dev/kvm is present but a probe guest under KVM ${why}: using TCG software emulation (much slower)` };
@@ -32,14 +37,14 @@ export async function chooseAccel(qemu: string, kernel: string, confinement: Con
 
 /** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. Confined
  *  as every VM is: the kernel is an image's, maybe a pulled one. */
-function probe(qemu: string, kernel: string, confinement: Confinement): Promise<'booted' | 'timeout' | string> {
+function probe(arch: Arch, kernel: string, confinement: Confinement): Promise<'booted' | 'timeout' | string> {
   return new Promise((resolve) => {
     // under coreutils' timeout, which ends it even if this process dies meanwhile (a probe QEMU
     // drops to an unprivileged user, so no parent-death signal could)
     const child = spawn(
       'timeout',
-      ['-s', 'KILL', String(PROBE_DEADLINE_MS / 1000), qemu, '-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
-        '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio', ...confinementArgs(confinement)],
+      ['-s', 'KILL', String(PROBE_DEADLINE_MS / 1000), QEMU_BINARY[arch].binary, ...machineOptions(arch, 'kvm'), '-m', '64', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+        '-kernel', kernel, '-append', arch === 'arm64' ? 'console=ttyAMA0 panic=-1' : 'console=ttyS0 panic=-1 reboot=t', '-serial', 'stdio', ...confinementArgs(confinement)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

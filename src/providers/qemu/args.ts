@@ -1,8 +1,33 @@
 import type { PortForward } from '../../model/types.js';
 import { kernelCmdline, type Accel } from '../../base/linux/cmdline.js';
 import { confinementArgs, type Confinement } from './confine.js';
+import type { Arch } from '../../model/arch.js';
+
+/** The QEMU of each architecture, and the Debian package that has it. */
+export const QEMU_BINARY: Record<Arch, { binary: string; pkg: string }> = {
+  amd64: { binary: process.env.UNIK_QEMU || 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  arm64: { binary: process.env.UNIK_QEMU_ARM64 || 'qemu-system-aarch64', pkg: 'qemu-system-arm' },
+};
+
+/**
+ * The machine: microvm on x86 (virtio-mmio only; no ACPI/PCI/option ROMs to probe; the RTC
+ * stays: without it the kernel waits about a second for a clock that never answers). On arm64
+ * the virt machine, which is as bare: a device tree, virtio-mmio transports, one PL011 UART
+ * and the PL031 clock. Under TCG its CPU is a Cortex-A72 rather than `max`: max adds pointer
+ * authentication and SVE, which TCG emulates slowly.
+ */
+export function machineOptions(arch: Arch, accel: Accel): string[] {
+  if (arch === 'arm64') return ['-M', accel === 'kvm' ? 'virt,gic-version=host' : 'virt', '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'cortex-a72'];
+  return ['-M', 'microvm,acpi=off,x-option-roms=off', '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'max'];
+}
+
+/** The control channel's device: a second 16550 on x86; a virtio console (hvc0) on arm64, whose virt machine has one UART. */
+function controlDevice(arch: Arch): string[] {
+  return arch === 'arm64' ? ['-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=control'] : ['-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3'];
+}
 
 export interface MachineArgs {
+  arch: Arch;
   accel: Accel;
   /** host TSC frequency, given to TCG guests: without it 1 boot in 3 hangs calibrating */
   tscKhz?: number;
@@ -43,11 +68,7 @@ export function qemuArgs(a: MachineArgs): string[] {
   const fwd = a.ports.map((p) => `,hostfwd=${p.protocol}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`).join('');
   return [
     '-name', optValue(a.name),
-    // microvm: virtio-mmio only; no ACPI/PCI/option ROMs to probe. The RTC stays: without it
-    // the kernel waits about a second for a clock that never answers.
-    '-M', 'microvm,acpi=off,x-option-roms=off',
-    '-accel', a.accel,
-    '-cpu', a.accel === 'kvm' ? 'host' : 'max',
+    ...machineOptions(a.arch, a.accel),
     '-m', String(a.memoryMb),
     ...(a.memoryFile
       ? ['-object', `memory-backend-file,id=ram,size=${a.memoryMb}M,mem-path=${optValue(a.memoryFile.path)},share=${a.memoryFile.shared ? 'on' : 'off'}`, '-machine', 'memory-backend=ram']
@@ -60,12 +81,12 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-netdev', a.tap ? `tap,id=net0,ifname=${optValue(a.tap.ifname)},script=no,downscript=no` : `user,id=net0${fwd}`,
     '-device', `virtio-net-device,netdev=net0${a.tap?.mac ? `,mac=${a.tap.mac}` : ''}`,
     '-device', 'virtio-rng-device',
-    // ttyS0: the console (the app's stdout/stderr): QEMU's stdout (to its supervisor), or a file
+    // ttyS0 (ttyAMA0 on arm64): the console (the app's stdout/stderr): QEMU's stdout (to its supervisor), or a file
     '-chardev', a.consoleLog ? `file,id=console,path=${optValue(a.consoleLog)},append=on` : 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
-    // ttyS1: the control channel (guest events in, stop and signals out)
+    // ttyS1 (hvc0 on arm64): the control channel (guest events in, stop and signals out)
     '-chardev', `socket,id=control,path=${optValue(a.controlSocket)},server=on,wait=off${a.controlLog ? `,logfile=${optValue(a.controlLog)}` : ''}`,
-    '-device', 'isa-serial,chardev=control,iobase=0x2f8,irq=3',
+    ...controlDevice(a.arch),
     ...(a.qmpSocket ? ['-qmp', `unix:${optValue(a.qmpSocket)},server=on,wait=off`] : []),
     // the migration stream comes later, over QMP, from a file descriptor QEMU inherited (see snapshot.ts)
     ...(a.incoming ? ['-incoming', 'defer'] : []),

@@ -13,38 +13,46 @@ import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js'
 import { instanceBootConfig } from '../boot-config.js';
 import { onPath } from '../../util/exec.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
-import { diskSerial, qemuArgs } from './args.js';
+import { QEMU_BINARY, diskSerial, qemuArgs } from './args.js';
+import { archOf, type Arch } from '../../model/arch.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
 import { boundToParent, privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
 import { isOurVm } from './process.js';
 
-const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
 /** the VM runs within this long of its supervisor starting (a restore included), or the launch failed */
 const LAUNCH_DEADLINE_MS = 45_000;
 /** a console file is rotated (to console.log.1) past this size */
 const CONSOLE_MAX_BYTES = Number(process.env.UNIK_CONSOLE_MAX_BYTES) || 16 * 1024 * 1024;
 
-/** Local VMs under QEMU (microvm), one detached QEMU process per instance. */
+/** Local VMs under QEMU (microvm on amd64, virt on arm64), one QEMU process per instance. */
 export class QemuProvider implements Provider {
   readonly name = 'qemu';
   readonly infrastructure = 'QEMU';
-  private accel?: Promise<AccelChoice>;
-  private confinement?: Promise<Confinement>;
+  readonly arches: readonly Arch[] = ['amd64', 'arm64'];
+  /** the accelerator of each architecture, chosen once */
+  private readonly accel = new Map<Arch, Promise<AccelChoice>>();
   private readonly templates: SnapshotTemplates;
 
   constructor(
     private readonly paths: UnikPaths,
     private readonly log: (msg: string) => void = () => {},
   ) {
-    this.templates = new SnapshotTemplates(QEMU, paths.sockets, log);
+    this.templates = new SnapshotTemplates(paths.sockets, log);
   }
 
   async info(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
-    if (!onPath(QEMU)) return { ...base, available: false, reason: `${QEMU} is not installed (apt-get install qemu-system-x86)` };
-    const accel = this.accel ? (await this.accel).reason : 'acceleration is chosen at the first run (KVM if a probe guest boots, else TCG)';
-    return { ...base, available: true, reason: accel };
+    const amd64 = QEMU_BINARY.amd64;
+    if (!onPath(amd64.binary)) return { ...base, available: false, reason: `${amd64.binary} is not installed (apt-get install ${amd64.pkg})` };
+    const details: string[] = [];
+    for (const arch of this.arches) {
+      const q = QEMU_BINARY[arch];
+      const chosen = this.accel.get(arch);
+      if (!onPath(q.binary)) details.push(`${arch}: ${q.binary} is not installed (apt-get install ${q.pkg})`);
+      else details.push(`${arch}: ${chosen ? (await chosen).reason : 'acceleration is chosen at the first run (KVM if a probe guest boots, else TCG)'}`);
+    }
+    return { ...base, available: true, reason: details.join('; ') };
   }
 
   async preflight(spec: InstanceSpec): Promise<void> {
@@ -75,32 +83,53 @@ export class QemuProvider implements Provider {
   /** Boots a new image's snapshot template at its default memory, so its first run is a restore too. */
   prepare(image: ImageRecord): void {
     if (!SNAPSHOTS_ON) return;
+    const arch = archOf(image.manifest.arch);
+    if (!arch || !onPath(QEMU_BINARY[arch].binary)) return;
     const kernel = join(this.paths.images, image.id, image.manifest.kernel.file);
-    void this.chooseAccel(kernel)
-      .then(({ accel }) => this.templates.ensure(this.templateSource(image), image.manifest.defaultMemoryMb, accel, hostTscKhz()))
+    void this.chooseAccel(arch, kernel)
+      .then(({ accel }) => this.templates.ensure(this.templateSource(image, arch), image.manifest.defaultMemoryMb, accel, hostTscKhz()))
       .catch(() => {});
   }
 
-  private templateSource(image: ImageRecord): TemplateSource {
+  private templateSource(image: ImageRecord, arch: Arch): TemplateSource {
     const dir = join(this.paths.images, image.id);
-    return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), name: image.name };
+    return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), name: image.name, arch };
   }
 
-  /** How QEMU is confined here, probed and logged once. */
-  private confine(): Promise<Confinement> {
-    this.confinement ??= qemuConfinement(QEMU).then((c) => {
-      this.log(c.summary);
-      return c;
-    });
-    return this.confinement;
+  /** How this QEMU binary is confined here, probed and logged once per binary. */
+  private readonly confinements = new Map<string, Promise<Confinement>>();
+  private confine(qemu: string): Promise<Confinement> {
+    let c = this.confinements.get(qemu);
+    if (!c) {
+      c = qemuConfinement(qemu).then((x) => {
+        this.log(`${qemu}: ${x.summary}`);
+        return x;
+      });
+      this.confinements.set(qemu, c);
+    }
+    return c;
   }
 
-  private chooseAccel(kernel: string): Promise<AccelChoice> {
-    this.accel ??= this.confine().then((confinement) => chooseAccel(QEMU, kernel, confinement)).then((c) => {
-      if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
-      return c;
-    });
-    return this.accel;
+  private chooseAccel(arch: Arch, kernel: string): Promise<AccelChoice> {
+    let a = this.accel.get(arch);
+    if (!a) {
+      a = this.confine(QEMU_BINARY[arch].binary).then((confinement) => chooseAccel(arch, kernel, confinement)).then((c) => {
+        if (c.accel === 'tcg') this.log(`warning: ${c.reason}`);
+        return c;
+      });
+      this.accel.set(arch, a);
+    }
+    return a;
+  }
+
+  /** The image's architecture, if this host can run it: never started on the wrong QEMU. */
+  private archOf(image: ImageRecord): { arch: Arch; qemu: string } {
+    const arch = archOf(image.manifest.arch);
+    if (!arch || !this.arches.includes(arch))
+      throw failedPrecondition('UNSUPPORTED_ARCH', `image ${image.name} is built for ${String(image.manifest.arch).slice(0, 32)}, which unik cannot run`, `unik runs ${this.arches.join(' and ')} images: rebuild it with --arch`);
+    const q = QEMU_BINARY[arch];
+    if (!onPath(q.binary)) throw unavailable('NO_QEMU', `image ${image.name} is for ${arch}, and ${q.binary}, which runs ${arch} guests, is not installed`, `apt-get install ${q.pkg} (or run \`npm run setup\`)`);
+    return { arch, qemu: q.binary };
   }
 
   async start(inst: InstanceRecord, image: ImageRecord, { volumes, nic }: Attachments, onExit: () => void): Promise<{ pid: number; accel: string }> {
@@ -110,9 +139,9 @@ export class QemuProvider implements Provider {
     const root = join(imageDir, image.manifest.root.file);
     for (const f of [kernel, root])
       if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
-    if (!onPath(QEMU)) throw unavailable('NO_QEMU', `${QEMU} is not installed`, 'apt-get install qemu-system-x86 (or run `npm run setup`)');
-    const { accel } = await this.chooseAccel(kernel);
-    const confinement = await this.confine();
+    const { arch, qemu } = this.archOf(image);
+    const { accel } = await this.chooseAccel(arch, kernel);
+    const confinement = await this.confine(qemu);
 
     // root's alone: the launch there holds the app's env and seed (QEMU opens what it needs before it drops root)
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -124,6 +153,7 @@ export class QemuProvider implements Provider {
 
     const config = instanceBootConfig(inst, image, { volumes, ...(nic ? { nic } : {}) });
     const common = {
+      arch,
       accel,
       tscKhz: hostTscKhz(),
       memoryMb: inst.spec.memoryMb,
@@ -148,12 +178,12 @@ export class QemuProvider implements Provider {
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
     // template has no disks) and a config small enough for the serial control channel.
     if (volumes.length === 0 && fitsSnapshot(bootConfigFrame(config))) {
-      const snap = await this.templates.ensure(this.templateSource(image), inst.spec.memoryMb, accel, common.tscKhz, nic ? 'tap' : 'user');
+      const snap = await this.templates.ensure(this.templateSource(image, arch), inst.spec.memoryMb, accel, common.tscKhz, nic ? 'tap' : 'user');
       if (snap) {
         const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
         const restore = { stateFile: snap.state, snapshotDir: snap.dir };
         const launchConfig = { ...config, seed: config.seed!.toString('hex') };
-        const r = await this.launch(inst, argv, onExit, { restore, config: launchConfig, ...net });
+        const r = await this.launch(inst, [qemu, ...argv], onExit, { restore, config: launchConfig, ...net });
         if (r.ok) return { pid: r.pid, accel };
         if (r.report.phase !== 'restore') throw this.launchError(inst, r.report);
         this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${r.report.message}`);
@@ -166,7 +196,7 @@ export class QemuProvider implements Provider {
     const initrd = join(dir, 'initrd');
     await writeStartInitrd(initrd, root, config);
     // paused until its supervisor has it all in hand, then resumed
-    const r = await this.launch(inst, [...qemuArgs({ ...common, initrd }), '-S'], onExit, net);
+    const r = await this.launch(inst, [qemu, ...qemuArgs({ ...common, initrd }), '-S'], onExit, net);
     if (!r.ok) throw this.launchError(inst, r.report);
     return { pid: r.pid, accel };
   }
@@ -176,16 +206,16 @@ export class QemuProvider implements Provider {
    * reports once the VM runs. The supervisor outlives the daemon (the daemon reattaches after a
    * restart), but not while launching: if the daemon dies then, it undoes the VM itself.
    */
-  private async launch(inst: InstanceRecord, argv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config' | 'nic' | 'proxies'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
+  private async launch(inst: InstanceRecord, qemuArgv: string[], onExit: () => void, extra: Pick<Launch, 'restore' | 'config' | 'nic' | 'proxies'>): Promise<{ ok: true; pid: number } | { ok: false; report: Extract<LaunchReport, { ok: false }> }> {
     const dir = this.dir(inst);
     await rm(this.qmpSocket(inst), { force: true });
     await rm(join(dir, STATUS_FILE), { force: true });
     // bound to its supervisor (it dies with it), where the host can make PID namespaces; where it
     // cannot, binding would cost the drop to an unprivileged user, so the VM is not bound, and a
     // QEMU whose supervisor was killed is ended by the daemon instead (killStray)
-    const confinement = await this.confine();
-    const cmd = confinement.parentBound ? [QEMU, ...argv] : boundToParent(confinement, [QEMU, ...argv]);
-    await writeFile(join(dir, 'qemu.argv'), JSON.stringify([QEMU, ...argv]) + '\n');
+    const confinement = await this.confine(qemuArgv[0]!);
+    const cmd = confinement.parentBound ? qemuArgv : boundToParent(confinement, qemuArgv);
+    await writeFile(join(dir, 'qemu.argv'), JSON.stringify(qemuArgv) + '\n');
     writeLaunch(dir, {
       id: inst.name,
       argv: cmd,

@@ -5,7 +5,8 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
-import { qemuArgs } from './args.js';
+import { QEMU_BINARY, qemuArgs } from './args.js';
+import type { Arch } from '../../model/arch.js';
 import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement } from './confine.js';
 import { Qmp } from './qmp.js';
 import { StateReceiver, processTree } from './state-receiver.js';
@@ -32,6 +33,7 @@ export interface TemplateSource {
   kernel: string;
   root: string;
   name: string;
+  arch: Arch;
 }
 
 /** The VM's network back-end: QEMU's user-mode network (unik run) or a tap device (pods). */
@@ -61,7 +63,6 @@ export class SnapshotTemplates {
   private readonly failed = new Set<string>();
 
   constructor(
-    private readonly qemu: string,
     /** where the templates' short-lived monitor and control sockets go */
     private readonly socketsDir: string,
     private readonly log: (msg: string) => void,
@@ -112,12 +113,14 @@ export class SnapshotTemplates {
     await privateDir(this.socketsDir);
     // a template must die with its parent (a daemon stopped mid-template, a killed `unik-runc
     // create`), or it would wait for a config for ever
-    const confinement = parentBoundConfinement(await qemuConfinement(this.qemu));
+    const qemu = QEMU_BINARY[image.arch].binary;
+    const confinement = parentBoundConfinement(await qemuConfinement(qemu));
     const tag = randomBytes(6).toString('hex');
     const qmpSocket = join(this.socketsDir, `tpl-${tag}.qmp`);
     const controlSocket = join(this.socketsDir, `tpl-${tag}.ctl`);
     const controlLog = join(work, 'control.log');
     const argv = qemuArgs({
+      arch: image.arch,
       accel,
       tscKhz,
       memoryMb,
@@ -136,7 +139,7 @@ export class SnapshotTemplates {
       waitForConfig: true,
       confinement,
     });
-    const [cmd, ...args] = boundToParent(confinement, [this.qemu, ...argv]);
+    const [cmd, ...args] = boundToParent(confinement, [qemu, ...argv]);
     const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -7,7 +7,8 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
-import { qemuArgs } from '../../providers/qemu/args.js';
+import { QEMU_BINARY, qemuArgs } from '../../providers/qemu/args.js';
+import { hostArch } from '../../model/arch.js';
 import { boundToParent, parentBoundConfinement, qemuConfinement, type Confinement } from '../../providers/qemu/confine.js';
 import { SnapshotTemplates, fitsSnapshot, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
 import type { Accel } from '../../base/linux/cmdline.js';
@@ -21,7 +22,9 @@ import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
 import { FILES, StateDir, procStart, validateId, type ContainerState } from '../state.js';
 
-export const QEMU = process.env.UNIK_QEMU || 'qemu-system-x86_64';
+/** a node runs images of its own architecture (loadBundleImage refuses others): its own QEMU */
+const ARCH = hostArch() ?? 'amd64';
+export const QEMU = QEMU_BINARY[ARCH].binary;
 const MONITOR_READY_DEADLINE_MS = 60_000;
 // The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
 // supervisor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a
@@ -68,6 +71,7 @@ export async function create(ctx: Ctx): Promise<number> {
     const { accel } = await accelFor(ctx.root, image.kernel, confinement);
     const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32) };
     const common = {
+      arch: ARCH,
       accel,
       tscKhz: hostTscKhz(),
       memoryMb: plan.memoryMb,
@@ -163,8 +167,8 @@ async function snapshotFor(ctx: Ctx, image: BundleImage, memoryMb: number, accel
   }
   ctx.log.debug(`${image.manifest.name}: kernel and root hashed in ${Date.now() - started} ms: boot snapshot key ${entry.key}`);
   // the templates' short-lived sockets go in the cache's own private folder (short paths)
-  const templates = new SnapshotTemplates(QEMU, cacheDir(), (m) => ctx.log.warn(m));
-  const snap = await templates.ensure({ dir: entry.dir, kernel: entry.kernel, root: entry.root, name: image.manifest.name || entry.key.slice(0, 12) }, memoryMb, accel, tscKhz, network);
+  const templates = new SnapshotTemplates(cacheDir(), (m) => ctx.log.warn(m));
+  const snap = await templates.ensure({ dir: entry.dir, kernel: entry.kernel, root: entry.root, name: image.manifest.name || entry.key.slice(0, 12), arch: ARCH }, memoryMb, accel, tscKhz, network);
   return { snap, kernel: entry.kernel, root: entry.root };
 }
 
@@ -182,7 +186,7 @@ async function accelFor(root: string, kernel: string, confinement: Confinement):
       /* not probed yet */
     }
   }
-  const c = await chooseAccel(QEMU, kernel, confinement);
+  const c = await chooseAccel(ARCH, kernel, confinement);
   try {
     writeFileSync(file, JSON.stringify(c) + '\n');
   } catch {
