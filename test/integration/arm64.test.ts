@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { Daemon, suiteDaemon, ROOT, freePort, httpUntil, waitFor, tarOf } from './harness.js';
 import { Registry } from './registry.js';
 
@@ -80,6 +81,23 @@ test('C for arm64: the Makefile gets the cross compiler and links static; a volu
   assert.equal(await httpUntil(`http://127.0.0.1:${port}/mount_test`), 'from an arm64 volume');
   assert.ok(!bootedFrom((await d.api('GET', '/instances/carm')).json.Id).includes('-incoming'), 'with a volume: a cold boot');
   assert.equal((await d.cli(['rm', '-f', 'carm'])).code, 0);
+});
+
+test('C++ for arm64: plain sources, cross-compiled and linked static; the program runs and its exit status comes back', { timeout: 180_000 }, async () => {
+  const dir = join(scratch, 'cpp');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'hello.cpp'), '#include <iostream>\n#include <string>\nint main(int argc, char** argv) { std::string who = argc > 1 ? argv[1] : "nobody"; std::cout << "hello from arm64 c++, " << who << std::endl; return 5; }\n');
+  const r = await d.upload('cpp-arm', tarOf(dir), '?arch=arm64&args=unik');
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  assert.equal(r.json.Language, 'cpp');
+  assert.equal(r.json.Architecture, 'arm64');
+  assert.equal((await d.api('POST', '/instances/run', { ImageName: 'cpp-arm', InstanceName: 'cpparm' })).status, 201);
+  const done = await waitFor('the program to finish', async () => {
+    const i = (await d.api('GET', '/instances/cpparm')).json;
+    return i.State === 'stopped' ? i : undefined;
+  }, 90_000);
+  assert.equal(done.ExitCode, 5);
+  assert.match((await d.cli(['logs', 'cpparm'])).stdout, /hello from arm64 c\+\+, unik/);
 });
 
 test('the Raspberry Pi: an SD card whose boot partition the firmware reads; it boots under -M raspi3b to the app', { timeout: KERNEL_BUILD_MS + 180_000 }, async () => {
@@ -186,6 +204,24 @@ test("multi-architecture hub: two pushes to one tag make an OCI index; pulls pic
   assert.equal((await d.cli(['run', 'multi-arm', '--name', 'pulled-arm', '-p', `${port}:8080`])).code, 0);
   assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`), 'pong');
   assert.equal((await d.cli(['rm', '-f', 'pulled-arm'])).code, 0);
+
+  // a config that says arm64 over an amd64 image's layers (pushed with the plain registry API):
+  // asked for arm64, the kernel's own header gives it away; nothing is stored
+  const dockerIndex = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/unik/multi:docker`], { encoding: 'utf8' }));
+  const amdDigest = dockerIndex.manifests.find((m: any) => m.platform.architecture === 'amd64').digest;
+  const src = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/unik/multi@${amdDigest}`], { encoding: 'utf8' }));
+  const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const start = await fetch(`http://${registry.host}/v2/unik/multi/blobs/uploads/`, { method: 'POST' });
+  const loc = new URL(start.headers.get('location')!, `http://${registry.host}`);
+  loc.searchParams.set('digest', digest);
+  assert.equal((await fetch(loc, { method: 'PUT', body: config, headers: { 'content-type': 'application/octet-stream' } })).status, 201);
+  const lying = { ...src, config: { ...src.config, digest, size: config.length } };
+  assert.equal((await fetch(`http://${registry.host}/v2/unik/multi/manifests/lying`, { method: 'PUT', body: JSON.stringify(lying), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })).status, 201);
+  const lie = await d.api('POST', `/images/pull/lying?ref=${registry.host}/unik/multi:lying&arch=arm64`);
+  assert.equal(lie.status, 409, lie.text);
+  assert.match(lie.json.message, /its \/unik\/kernel is not a gzipped arm64 Linux Image/);
+  assert.equal((await d.api('GET', '/images/lying')).status, 404);
 
   // a platform the tag does not hold is named, and nothing is stored
   const single = `${registry.host}/unik/only-amd:v1`;

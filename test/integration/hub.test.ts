@@ -137,7 +137,8 @@ test('an image built for another architecture is refused', async () => {
   assert.equal(put.status, 201);
   const r = await b.api('POST', `/images/pull/armed?ref=${open.host}/unik/go-http:arm`);
   assert.equal(r.status, 409);
-  assert.match(r.json.message, /built for linux\/arm64; this host runs linux\/amd64/);
+  assert.match(r.json.message, /built for linux\/arm64, not linux\/amd64/);
+  assert.match(r.json.hint, /--arch arm64/);
   assert.deepEqual(await images(b), ['fromhub', 'private']);
 });
 
