@@ -61,16 +61,21 @@ export async function elfMachine(path: string): Promise<number | undefined> {
   }
 }
 
-/** Does the ELF file ask for a program interpreter (PT_INTERP: a dynamic loader)? */
+/**
+ * Does the ELF file ask for a program interpreter (PT_INTERP: a dynamic loader)? A program
+ * header table Linux would not load (entries not 56 bytes, over 4 KiB in all) counts as yes:
+ * the caller refuses it rather than believe it static.
+ */
 export async function hasInterpreter(path: string): Promise<boolean> {
   const fh = await open(path, 'r');
   try {
     const h = Buffer.alloc(64);
-    await fh.read(h, 0, 64, 0);
+    const { bytesRead } = await fh.read(h, 0, 64, 0);
+    if (bytesRead < 64) return true;
     const phoff = Number(h.readBigUInt64LE(32));
     const phentsize = h.readUInt16LE(54);
     const phnum = h.readUInt16LE(56);
-    if (phentsize < 4 || phnum > 4096) return false;
+    if (phentsize !== 56 || phnum * 56 > 4096 || phoff > 2 ** 40) return true;
     const ph = Buffer.alloc(phentsize * phnum);
     await fh.read(ph, 0, ph.length, phoff);
     for (let i = 0; i < phnum; i++) if (ph.readUInt32LE(i * phentsize) === 3) return true;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { packedImage } from '../hub/artifact.js';
 import { checkUnpacked, unpackBudget, unpackLayer } from '../hub/layer.js';
 import { ANNOTATIONS, LAYOUT, MT } from '../hub/mediatypes.js';
-import { badImage, checkImageConfig, checkOciManifest, indexEntries, indexOf, isIndexType, LIMITS, pickPlatform, type IndexEntry } from '../hub/oci-check.js';
+import { badImage, checkImageConfig, checkOciManifest, isIndexType, LIMITS, mergedIndex, pickPlatform, type TagContent } from '../hub/oci-check.js';
 import { archOf, hostArch, parseArch, type Arch } from '../model/arch.js';
 import { kernelImageProblem } from '../base/linux/kernel-image.js';
 import { trustedRealmsFromEnv } from '../hub/realm.js';
@@ -95,45 +95,40 @@ export class HubService {
     }
     const manifestDigest = `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
     // the tag may already hold this image for other architectures: they are kept beside it, in an index
-    const others = await this.otherPlatforms(client, ref.repository, ref.tag, arch);
-    if (!others.length) {
+    const merged = mergedIndex(await this.tagContent(client, ref.repository, ref.tag), arch, { mediaType: MT.manifest, digest: manifestDigest, size: art.manifestBytes.length }, `what ${formatReference(ref)} holds now`);
+    if (!merged) {
       const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || manifestDigest;
       progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
       return { ref: formatReference(ref), digest, size: total };
     }
     // the manifest by its digest first, so the index never names what the registry lacks
     await client.putManifest(ref.repository, manifestDigest, MT.manifest, art.manifestBytes);
-    const entries: IndexEntry[] = [...others, { descriptor: { mediaType: MT.manifest, digest: manifestDigest, size: art.manifestBytes.length }, os: 'linux', architecture: arch }];
-    const index = indexOf(entries);
-    const digest = (await client.putManifest(ref.repository, ref.tag, MT.index, index)) || `sha256:${createHash('sha256').update(index).digest('hex')}`;
-    const platforms = entries.map((e) => `${e.os}/${e.architecture}`);
-    progress({ step: 'push', message: `pushed ${formatReference(ref)}: an index of ${platforms.join(', ')}`, percent: 100, bytes: total, total });
-    return { ref: formatReference(ref), digest, size: total, platforms };
+    const digest = (await client.putManifest(ref.repository, ref.tag, MT.index, merged.index)) || `sha256:${createHash('sha256').update(merged.index).digest('hex')}`;
+    progress({ step: 'push', message: `pushed ${formatReference(ref)}: an index of ${merged.platforms.join(', ')}`, percent: 100, bytes: total, total });
+    return { ref: formatReference(ref), digest, size: total, platforms: merged.platforms };
   }
 
   /**
-   * What the tag holds for platforms other than `arch`, to keep beside a new push: the entries
-   * of its index, or its single image (whose platform its config says). Nothing: the tag is new,
-   * or holds only `arch`. What the registry says is checked as a pull checks it.
+   * What the tag holds now, for a push to merge with: an index, or a single image and the
+   * platform its config says, or nothing. (Read, then written: a concurrent push of another
+   * architecture to the same tag can lose its entry; registries offer no conditional PUT.)
    */
-  private async otherPlatforms(client: RegistryClient, repo: string, tag: string, arch: Arch): Promise<IndexEntry[]> {
+  private async tagContent(client: RegistryClient, repo: string, tag: string): Promise<TagContent> {
     let got;
     try {
       got = await client.getManifest(repo, tag);
     } catch (e) {
-      if (isUnikError(e) && e.kind === 'NotFound') return [];
+      if (isUnikError(e) && e.kind === 'NotFound') return { kind: 'none' };
       throw e;
     }
     const where = `what ${repo}:${tag} holds now`;
-    if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096))))
-      return indexEntries(got.body, where).filter((e) => !(e.os === 'linux' && e.architecture === arch));
+    if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096)))) return { kind: 'index', body: got.body };
     const m = checkOciManifest(got.body, got.mediaType, where);
     const configFile = join(this.paths.tmp, `push-config-${newId().slice(0, 16)}`);
     try {
       await client.downloadBlob(repo, m.config.digest, configFile, m.config.size);
       const config = checkImageConfig(await readFile(configFile), `${where}, its config`);
-      if (config.os === 'linux' && config.architecture === arch) return [];
-      return [{ descriptor: { mediaType: got.mediaType === MT.dockerManifest ? MT.dockerManifest : MT.manifest, digest: got.digest, size: got.body.length }, os: config.os, architecture: config.architecture }];
+      return { kind: 'image', descriptor: { mediaType: m.mediaType, digest: got.digest, size: got.body.length }, os: config.os, architecture: config.architecture };
     } finally {
       await rm(configFile, { force: true });
     }

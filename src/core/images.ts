@@ -4,7 +4,7 @@ import { join, normalize } from 'node:path';
 import { compilerFor, compilersFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
 import { ensureKernel, kernelFragments } from '../base/linux/kernel.js';
-import { hostArch, machineArch, parseArch, type Arch } from '../model/arch.js';
+import { hostArch, machineArch, parseArch, parsePlatform, type Arch } from '../model/arch.js';
 import { ensureGuestInit } from '../base/linux/init.js';
 import { writeInitramfs } from '../base/linux/rootfs.js';
 import { compressInitramfs } from '../base/linux/compress.js';
@@ -29,6 +29,8 @@ export interface BuildRequest {
   provider?: string;
   /** amd64 or arm64 (or their uname names); default: the daemon host's */
   arch?: string;
+  /** the same as Docker says it (linux/arm64); must agree with arch when both are given */
+  platform?: string;
   /** build-time args: a string split on spaces (2016), or an array */
   args?: string | string[];
   mountPoints?: string[];
@@ -74,7 +76,7 @@ export class ImageService {
       const provider = this.providers.get(providerName);
       if (!provider)
         throw invalid('UNKNOWN_PROVIDER', `unknown provider ${JSON.stringify(providerName)}`, `available providers: ${[...this.providers.keys()].join(', ')}`);
-      const arch = req.arch ? parseArch(req.arch) : defaultArch();
+      const arch = requestedArch(req);
       if (!provider.arches.includes(arch))
         throw invalid('ARCH_NOT_SUPPORTED', `the ${providerName} provider does not run ${arch} images`, `it runs ${provider.arches.join(', ')}; for ${arch} use the qemu provider`);
       for (const mp of req.mountPoints ?? []) checkMountPoint(mp);
@@ -212,6 +214,9 @@ export class ImageService {
     checkName('image', name);
     const existing = this.store.listImages().find((i) => i.name === name);
     if (existing && !force) throw alreadyExists('IMAGE_EXISTS', `an image named ${name} already exists`, 'pick another name, or replace it with --force');
+    // known before a download, not after it (commit would refuse then)
+    if (existing && this.store.listInstances().some((i) => i.imageId === existing.id))
+      throw failedPrecondition('IMAGE_IN_USE', `image ${name} has instances; it cannot be replaced`, 'delete its instances first (unik ps, unik rm), or pull under another name');
   }
 
   dir(img: { id: string }): string {
@@ -240,8 +245,11 @@ export class ImageService {
 }
 
 /** Images are built for the daemon host's architecture unless asked otherwise (amd64 on hosts unik does not know). */
-function defaultArch(): Arch {
-  return hostArch() ?? 'amd64';
+function requestedArch(req: Pick<BuildRequest, 'arch' | 'platform'>): Arch {
+  const byArch = req.arch ? parseArch(req.arch) : undefined;
+  const byPlatform = req.platform ? parsePlatform(req.platform) : undefined;
+  if (byArch && byPlatform && byArch !== byPlatform) throw invalid('ARCH_CONFLICT', `arch ${byArch} and platform ${JSON.stringify(req.platform!.slice(0, 64))} disagree`, 'give one of them');
+  return byArch ?? byPlatform ?? hostArch() ?? 'amd64';
 }
 
 /** `tar czf app.tgz myapp/` wraps everything in one folder: look inside it. */

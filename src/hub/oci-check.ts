@@ -92,8 +92,8 @@ export function indexEntries(body: Buffer, where: string): IndexEntry[] {
   if (!Array.isArray(ix.manifests) || ix.manifests.length === 0 || ix.manifests.length > LIMITS.indexEntries) throw badImage(where, `must list 1 to ${LIMITS.indexEntries} manifests`);
   return ix.manifests.map((raw, n): IndexEntry => {
     const p = isObject(raw) && isObject(raw.platform) ? raw.platform : {};
-    const os = typeof p.os === 'string' && /^[a-z0-9_-]{1,32}$/.test(p.os) ? p.os : '?';
-    const architecture = typeof p.architecture === 'string' && /^[a-z0-9_-]{1,32}$/.test(p.architecture) ? p.architecture : '?';
+    const os = typeof p.os === 'string' && PLATFORM_WORD.test(p.os) ? p.os : '?';
+    const architecture = typeof p.architecture === 'string' && PLATFORM_WORD.test(p.architecture) ? p.architecture : '?';
     const variant = typeof p.variant === 'string' && /^[a-z0-9]{1,16}$/.test(p.variant) ? p.variant : undefined;
     return { descriptor: checkDescriptor(raw, `${where}, manifest ${n}`, MANIFEST_TYPES, LIMITS.manifestBytes), os, architecture, ...(variant ? { variant } : {}) };
   });
@@ -107,10 +107,47 @@ export function pickPlatform(body: Buffer, where: string, arch: string): { entry
   return hit ? { entry: hit.descriptor, platforms } : { platforms };
 }
 
-/** An index of unik images, one manifest per platform. */
-export function indexOf(entries: IndexEntry[]): Buffer {
-  const manifests = entries.map((e) => ({ ...e.descriptor, platform: { architecture: e.architecture, os: e.os, ...(e.variant ? { variant: e.variant } : {}) } }));
-  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests }));
+/** A platform string unik writes back or shows: lower-case words, else not used. */
+export const PLATFORM_WORD = /^[a-z0-9_-]{1,32}$/;
+
+/** What a tag holds before a push, as far as the push needs it. */
+export type TagContent =
+  | { kind: 'none' }
+  | { kind: 'index'; body: Buffer }
+  | { kind: 'image'; descriptor: Descriptor; os: string; architecture: string };
+
+/**
+ * The index a push of `ours` (linux/`arch`) writes when the tag already holds other platforms,
+ * or undefined when a plain manifest will do (the tag is new, or holds only `arch`). Entries for
+ * other platforms are kept as the registry gave them, byte for byte once parsed (other clients
+ * may need fields unik does not read); only their digests are checked. An entry for `arch` is
+ * replaced.
+ */
+export function mergedIndex(tag: TagContent, arch: string, ours: Descriptor, where: string): { index: Buffer; platforms: string[] } | undefined {
+  let kept: Record<string, unknown>[] = [];
+  if (tag.kind === 'image') {
+    if (!PLATFORM_WORD.test(tag.os) || !PLATFORM_WORD.test(tag.architecture)) throw badImage(where, `its config names the platform ${JSON.stringify(`${tag.os}/${tag.architecture}`).slice(0, 80)}, which unik cannot write into an index`);
+    if (tag.os === 'linux' && tag.architecture === arch) return undefined;
+    kept = [{ ...tag.descriptor, platform: { architecture: tag.architecture, os: tag.os } }];
+  } else if (tag.kind === 'index') {
+    const ix = parseJson(tag.body, where);
+    if (ix.schemaVersion !== 2 || !Array.isArray(ix.manifests) || ix.manifests.length > LIMITS.indexEntries) throw badImage(where, `is not an OCI index of at most ${LIMITS.indexEntries} entries`);
+    for (const [n, raw] of ix.manifests.entries()) {
+      if (!isObject(raw) || typeof raw.mediaType !== 'string' || typeof raw.size !== 'number') throw badImage(where, `entry ${n} is not a descriptor`);
+      checkDigest(raw.digest, `${where}, entry ${n}`);
+      const p = isObject(raw.platform) ? raw.platform : {};
+      if (!(p.os === 'linux' && p.architecture === arch)) kept.push(raw);
+    }
+  }
+  if (!kept.length) return undefined;
+  if (kept.length + 1 > LIMITS.indexEntries) throw badImage(where, `already lists ${kept.length} platforms; an index holds at most ${LIMITS.indexEntries}`);
+  const manifests = [...kept, { ...ours, platform: { architecture: arch, os: 'linux' } }];
+  const platforms = manifests.map((m) => {
+    const p = isObject(m.platform) ? m.platform : {};
+    const word = (v: unknown) => (typeof v === 'string' && PLATFORM_WORD.test(v) ? v : '?');
+    return `${word(p.os)}/${word(p.architecture)}`;
+  });
+  return { index: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests })), platforms };
 }
 
 /** The image config: a JSON object whose os and architecture the caller checks. */

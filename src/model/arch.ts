@@ -33,13 +33,18 @@ export function parseArch(value: string): Arch {
   return a;
 }
 
-/** Docker's and OCI's platform string: "linux/arm64", "linux/arm64/v8", or a bare "arm64". */
+/** The variants Docker names that unik's images run on: any amd64 level, ARMv8 */
+const VARIANTS: Record<Arch, string[]> = { amd64: ['v1', 'v2', 'v3', 'v4'], arm64: ['v8'] };
+
+/** Docker's and OCI's platform string: "linux/arm64", "linux/arm64/v8", "linux/amd64/v3", or a bare "arm64". */
 export function parsePlatform(value: string): Arch {
   const parts = value.trim().toLowerCase().split('/');
-  if (parts.length > 1 && parts[0] !== 'linux') throw invalid('UNKNOWN_PLATFORM', `unknown platform ${JSON.stringify(value.slice(0, 64))}: unikernels here are Linux`, `e.g. linux/${ARCHES.join(' or linux/')}`);
-  const arch = parseArch(parts.length > 1 ? parts[1]! : parts[0]!);
-  const variant = parts[2];
-  if (parts.length > 3 || (variant !== undefined && !(arch === 'arm64' && variant === 'v8')))
-    throw invalid('UNKNOWN_PLATFORM', `unknown platform ${JSON.stringify(value.slice(0, 64))}`, `e.g. linux/${ARCHES.join(' or linux/')}`);
+  const hint = `e.g. linux/${ARCHES.join(' or linux/')}`;
+  if (parts.length > 3) throw invalid('UNKNOWN_PLATFORM', `unknown platform ${JSON.stringify(value.slice(0, 64))}`, hint);
+  // "arm64/v8" has no OS: the second part is a variant, not an architecture
+  const [os, archName, variant] = parts.length === 1 ? [undefined, parts[0]!, undefined] : archOf(parts[0]) && parts.length === 2 ? [undefined, parts[0]!, parts[1]] : [parts[0], parts[1]!, parts[2]];
+  if (os !== undefined && os !== 'linux') throw invalid('UNKNOWN_PLATFORM', `unknown platform ${JSON.stringify(value.slice(0, 64))}: unikernels here are Linux`, hint);
+  const arch = parseArch(archName);
+  if (variant !== undefined && !VARIANTS[arch].includes(variant)) throw invalid('UNKNOWN_PLATFORM', `unknown platform ${JSON.stringify(value.slice(0, 64))}: no variant ${JSON.stringify(variant.slice(0, 16))} of ${arch}`, hint);
   return arch;
 }

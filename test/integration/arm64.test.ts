@@ -192,6 +192,8 @@ test("multi-architecture hub: two pushes to one tag make an OCI index; pulls pic
   const docker = (args: string[]) => execFileSync('timeout', ['-s', 'KILL', '60', 'docker', '-H', `tcp://127.0.0.1:${d.port}`, ...args], { encoding: 'utf8' });
   assert.match(docker(['pull', '--platform', 'linux/arm64', dref]), /Downloaded newer image/);
   assert.equal(docker(['image', 'inspect', '--format', '{{.Architecture}}', dref]).trim(), 'arm64');
+  const history = await d.api('GET', `/v1.43/images/${dref}/history`);
+  assert.equal(history.status, 501, 'a Docker route unik lacks, under a reference with slashes');
   // docker run --platform of the other architecture: the CLI is told the local image does not
   // match, pulls that platform, and runs it
   const dport = await freePort();
@@ -238,6 +240,11 @@ test('refused before anything is built: an unknown architecture, a language not 
   assert.equal(r.json.code, 'UNIK_ERR_UNKNOWN_ARCH');
   r = await d.upload('x', tarOf(join(ROOT, 'examples/go-http')), '?platform=windows/arm64');
   assert.equal(r.status, 400);
+  r = await d.upload('x', tarOf(join(ROOT, 'examples/go-http')), '?platform=linux/arm64&arch=amd64');
+  assert.equal(r.status, 400);
+  assert.equal(r.json.code, 'UNIK_ERR_ARCH_CONFLICT');
+  // a refused upload is not left behind
+  assert.deepEqual(readdirSync(join(d.home, 'tmp')), []);
   r = await d.upload('x', tarOf(join(ROOT, 'examples/node-http')), '?arch=arm64');
   assert.equal(r.status, 400);
   assert.equal(r.json.code, 'UNIK_ERR_ARCH_NOT_SUPPORTED');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkPulledManifest, isCanonicalAbsolute } from '../../src/core/manifest-check.js';
-import { checkDigest, checkImageConfig, checkOciManifest, LIMITS, pickPlatform, indexOf, indexEntries } from '../../src/hub/oci-check.js';
+import { checkDigest, checkImageConfig, checkOciManifest, LIMITS, pickPlatform, mergedIndex } from '../../src/hub/oci-check.js';
 
 const facts = { arch: 'amd64' as const, id: 'a'.repeat(64), name: 'pulled', source: '127.0.0.1:5000/x:v1', sourceDigest: `sha256:${'b'.repeat(64)}`, kernelBytes: 1000, rootBytes: 2000 };
 const good = {
@@ -149,11 +149,35 @@ test('OCI index: picks the wanted platform, checks its descriptor, writes back o
   assert.throws(() => pickPlatform(ix([{ ...amd, digest: 'sha256:../x' }]), 'i', 'amd64'), /not sha256/);
   assert.throws(() => pickPlatform(ix([{ ...amd, mediaType: 'application/vnd.oci.image.index.v1+json' }]), 'i', 'amd64'), /media type/);
   assert.throws(() => pickPlatform(ix('x'), 'i', 'amd64'), /1 to 256 manifests/);
-  // an index written back holds exactly the checked descriptors and their platforms
-  const again = indexEntries(indexOf(indexEntries(ix([amd, { ...amd, digest: D(4), platform: { os: 'linux', architecture: 'arm64' }, urls: ['http://elsewhere/'] }]), 'i')), 'i');
-  assert.deepEqual(again.map((e) => [e.descriptor.digest, e.architecture]), [[D(3), 'amd64'], [D(4), 'arm64']]);
-  assert.ok(!JSON.stringify(indexOf(again)).includes('elsewhere'), 'foreign urls are dropped');
+
   assert.deepEqual(checkImageConfig(Buffer.from('{"os":"windows","architecture":"arm64"}'), 'c'), { os: 'windows', architecture: 'arm64' });
   assert.throws(() => checkImageConfig(Buffer.from('[]'), 'c'), /not a JSON object/);
   assert.throws(() => checkDigest(`sha256:${'0'.repeat(63)}`, 'd'), /not sha256/);
+});
+
+test('push merging: other platforms kept as the registry gave them, ours added or replaced, hostile platforms refused', () => {
+  const ours = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D(9), size: 700 };
+  const entry = (digest: string, platform: unknown, extra: Record<string, unknown> = {}) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 500, platform, ...extra });
+  const index = (manifests: unknown[]) => ({ kind: 'index' as const, body: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests })) });
+  const parse = (r: { index: Buffer } | undefined) => JSON.parse(r!.index.toString());
+  // nothing there, or only this architecture: a plain manifest will do
+  assert.equal(mergedIndex({ kind: 'none' }, 'arm64', ours, 'w'), undefined);
+  assert.equal(mergedIndex({ kind: 'image', descriptor: ours, os: 'linux', architecture: 'arm64' }, 'arm64', ours, 'w'), undefined);
+  assert.equal(mergedIndex(index([entry(D(1), { os: 'linux', architecture: 'arm64' })]), 'arm64', ours, 'w'), undefined);
+  // a single image of another architecture becomes the index's first entry
+  const two = mergedIndex({ kind: 'image', descriptor: { ...ours, digest: D(1) }, os: 'linux', architecture: 'amd64' }, 'arm64', ours, 'w');
+  assert.deepEqual(two!.platforms, ['linux/amd64', 'linux/arm64']);
+  assert.equal(parse(two).mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(parse(two).manifests.map((m: any) => m.digest), [D(1), D(9)]);
+  // an index: entries of other platforms untouched (fields unik does not read included), ours replaced
+  const other = entry(D(2), { os: 'linux', architecture: 'riscv64', 'os.features': ['x'] }, { annotations: { ['k'.repeat(300)]: 'v'.repeat(900) }, artifactType: 'a/b' });
+  const odd = entry(D(3), { os: 'Linux', architecture: 'x86-64' });
+  const merged = parse(mergedIndex(index([other, odd, entry(D(4), { os: 'linux', architecture: 'arm64' })]), 'arm64', ours, 'w'));
+  assert.deepEqual(merged.manifests.slice(0, 2), [other, odd]);
+  assert.deepEqual(merged.manifests.map((m: any) => m.digest), [D(2), D(3), D(9)]);
+  // refused: a platform that cannot be written back, a bad digest, too many entries
+  assert.throws(() => mergedIndex({ kind: 'image', descriptor: ours, os: 'linux', architecture: '\u001b]0;x' }, 'arm64', ours, 'w'), /cannot write into an index/);
+  assert.throws(() => mergedIndex(index([entry('sha256:../x', {})]), 'arm64', ours, 'w'), /not sha256/);
+  assert.throws(() => mergedIndex(index(Array.from({ length: 256 }, (_, n) => entry(D(1), { os: 'linux', architecture: `a${n}` }))), 'arm64', ours, 'w'), /at most 256/);
+  assert.throws(() => mergedIndex(index(['x']), 'arm64', ours, 'w'), /entry 0 is not a descriptor/);
 });

@@ -17,8 +17,9 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
   // a registry reference holds slashes (`docker image inspect 127.0.0.1:5000/unik/app:v1`)
   app.get<{ Params: { '*': string } }>('/images/*', async (req, reply) => {
     const m = /^(.+)\/json$/.exec(req.params['*']);
-    if (!m) return reply.code(404).send({ message: `page not found: ${req.url.slice(0, 200)}` });
-    return imageInspect(resolveImage(core, decodeURIComponent(m[1]!)));
+    // anything else under /images/ is a route Docker has and unik does not (history, get, search)
+    if (!m) return reply.code(501).send({ message: `unik does not support GET /images/${req.params['*'].slice(0, 200)} of the Docker API` });
+    return imageInspect(resolveImage(core, m[1]!));
   });
 
   // Pull: through the hub, with Docker's JSON progress lines. After the first byte, errors are

@@ -7,7 +7,6 @@ import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
 import { readForm } from './form.js';
 import { imageJson } from './serialize.js';
 import { queryStrings } from './query.js';
-import { parsePlatform } from '../../model/arch.js';
 
 type NameParams = { Params: { name: string } };
 
@@ -38,8 +37,9 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
       base: param('base'),
       language: param('lang') || param('language'),
       provider: param('provider'),
-      // arch=arm64, or Docker's platform=linux/arm64
-      arch: param('arch') || (param('platform') ? parsePlatform(param('platform')!) : undefined),
+      // arch=arm64, or Docker's platform=linux/arm64 (checked by prepare, which owns the upload)
+      arch: param('arch'),
+      platform: param('platform'),
       args: param('args'),
       mountPoints: (param('mounts') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
       force: bool2016(param('force')),

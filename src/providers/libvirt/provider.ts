@@ -22,7 +22,7 @@ import { hostTscKhz } from '../qemu/accel.js';
 import { diskSerial } from '../qemu/args.js';
 import { instanceBootConfig } from '../boot-config.js';
 import { onPath } from '../../util/exec.js';
-import type { Arch } from '../../model/arch.js';
+import { archOf, type Arch } from '../../model/arch.js';
 import { checkPortsFree } from '../qemu/ports.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { domainXml } from './domain.js';
@@ -133,6 +133,9 @@ export class LibvirtProvider implements Provider {
 
   async start(inst: InstanceRecord, image: ImageRecord, { volumes, nic }: Attachments): Promise<{ pid: number; accel: string }> {
     const m = image.manifest;
+    // a pulled manifest names its provider freely: the architecture is checked here, not trusted
+    if (archOf(m.arch) !== 'amd64')
+      throw failedPrecondition('UNSUPPORTED_ARCH', `image ${image.name} is for ${String(m.arch).slice(0, 32)}; libvirt domains here are x86_64 PCs`, 'run arm64 images with the qemu provider');
     if (!m.kernel.fragments.includes('pc'))
       throw failedPrecondition('NOT_A_LIBVIRT_IMAGE', `image ${image.name} has a microvm kernel, which a libvirt domain cannot boot`, `build it for libvirt: unik push ${image.name} PATH --provider libvirt --force`);
     const imageDir = join(this.paths.images, image.id);

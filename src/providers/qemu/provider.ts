@@ -43,8 +43,8 @@ export class QemuProvider implements Provider {
 
   async info(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
-    const amd64 = QEMU_BINARY.amd64;
-    if (!onPath(amd64.binary)) return { ...base, available: false, reason: `${amd64.binary} is not installed (apt-get install ${amd64.pkg})` };
+    if (!this.arches.some((a) => onPath(QEMU_BINARY[a].binary)))
+      return { ...base, available: false, reason: `no QEMU is installed (apt-get install ${this.arches.map((a) => QEMU_BINARY[a].pkg).join(' ')})` };
     const details: string[] = [];
     for (const arch of this.arches) {
       const q = QEMU_BINARY[arch];
