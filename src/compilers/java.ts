@@ -7,6 +7,7 @@ import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-p
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
 import { runConfined } from './confined.js';
 import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
+import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 /**
@@ -43,7 +44,8 @@ export const javaCompiler: Compiler = {
   language: 'java',
   looksFor: '*.jar, *.java, pom.xml',
   hostTools: ['jlink', 'jdeps', 'javac'],
-  arches: ['amd64'],
+  // the runtime is taken from the daemon host: images for the host's architecture only
+  arches: HOST_ONLY,
   description: [
     'Java (linux base): the upload is a runnable jar (a fat jar, or a jar with lib/*.jar on its manifest Class-Path),',
     'or, with no jar, plain .java sources (no build tool) that unik compiles with javac and packs into a jar.',

@@ -6,6 +6,7 @@ import { lastLines } from '../util/exec.js';
 import { confinedLdd, runConfined } from './confined.js';
 import { NSSWITCH, checkElfArch, elfClosure, hasInterpreter, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
 import type { Arch } from '../model/arch.js';
+import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 // C is built static with musl where it can be (one file, no loader, no libc in the image);
@@ -136,7 +137,8 @@ export const elfCompiler: Compiler = {
   language: 'elf',
   looksFor: 'unik.yaml with language: elf and entry:',
   hostTools: ['ldd'],
-  arches: ['amd64'],
+  // a host program and the host's libraries: the host's architecture only
+  arches: HOST_ONLY,
   description: 'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:.',
   async detect() {
     return false; // never guessed: ask for it with --language elf or unik.yaml

@@ -5,6 +5,7 @@ import { invalid } from '../model/errors.js';
 import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { confinedLdd } from './confined.js';
 import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
+import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 const FALLBACK_ENTRIES = ['index.js', 'server.js', 'app.js'];
@@ -18,7 +19,8 @@ export const nodejsCompiler: Compiler = {
   language: 'nodejs',
   looksFor: 'package.json',
   hostTools: ['node'],
-  arches: ['amd64'],
+  // the runtime is taken from the daemon host: images for the host's architecture only
+  arches: HOST_ONLY,
   description: [
     `Node.js (linux base): the upload is an app directory with package.json at its root; it is copied to /app as it is, node_modules included (run \`npm install\` before pushing; nothing is installed at build time).`,
     `The runtime is the daemon's own Node (${process.version}) at /usr/bin/node, with its shared libraries and those of any native addon (*.node); no npm, no shell in the image.`,

@@ -4,6 +4,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { invalid, isUnikError, unavailable } from '../model/errors.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { elfClosure, NSSWITCH, sharedLibraries } from './elf-deps.js';
+import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 /** Debian's interpreter and standard library, at the same paths in the image as on the host. */
@@ -19,7 +20,8 @@ export const pythonCompiler: Compiler = {
   language: 'python',
   looksFor: 'requirements.txt, *.py',
   hostTools: ['python3.11'],
-  arches: ['amd64'],
+  // the runtime is taken from the daemon host: images for the host's architecture only
+  arches: HOST_ONLY,
   description: [
     "Python 3.11 (linux base): the upload is a directory of .py files; it goes to /app, run by the daemon host's Debian /usr/bin/python3.11.",
     'The entry is unik.yaml `entry:`, else the first of __main__.py, app.py, main.py, server.py.',

@@ -8,7 +8,7 @@ import { buildFailed, invalid, unavailable } from '../../model/errors.js';
 import type { ProgressFn } from '../../model/types.js';
 import { execFileCollect, lastLines, onPath } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
-import type { Arch } from '../../model/arch.js';
+import { hostArch, type Arch } from '../../model/arch.js';
 
 // Kernels are built from Debian's linux-source package: `make tinyconfig`, then the repo's
 // fragments (kernel/<name>.config) merged on top. The result is cached under
@@ -42,10 +42,11 @@ function dtbsOf(fragments: string[]): string[] {
  * themselves; QEMU and the Raspberry Pi's firmware do). `arm64` is a fragment on top of
  * `base`; the base options that exist only on x86 are named so they are not reported missing.
  */
-const ARCH_BUILD: Record<Arch, { make: string[]; target: string; output: string; file: string; fragments: string[]; x86Only: string[] }> = {
-  amd64: { make: [], target: 'bzImage', output: 'arch/x86/boot/bzImage', file: 'bzImage', fragments: [], x86Only: [] },
+const ARCH_BUILD: Record<Arch, { kernelArch: string; cross: { prefix: string; pkg: string }; target: string; output: string; file: string; fragments: string[]; x86Only: string[] }> = {
+  amd64: { kernelArch: 'x86', cross: { prefix: 'x86_64-linux-gnu-', pkg: 'gcc-x86-64-linux-gnu' }, target: 'bzImage', output: 'arch/x86/boot/bzImage', file: 'bzImage', fragments: [], x86Only: [] },
   arm64: {
-    make: ['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-'],
+    kernelArch: 'arm64',
+    cross: { prefix: 'aarch64-linux-gnu-', pkg: 'gcc-aarch64-linux-gnu' },
     target: 'Image.gz',
     output: 'arch/arm64/boot/Image.gz',
     file: 'Image.gz',
@@ -148,6 +149,9 @@ async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<s
 
 async function build(kernelsDir: string, src: string, configHash: string, fragments: string[], arch: Arch, progress: ProgressFn): Promise<void> {
   const how = ARCH_BUILD[arch];
+  // the host's own compiler for its own architecture, Debian's cross compiler for the other
+  const cross = arch !== (hostArch() ?? 'amd64');
+  const make = cross ? [`ARCH=${how.kernelArch}`, `CROSS_COMPILE=${how.cross.prefix}`] : [];
   const out = join(kernelsDir, `${configHash}.build`);
   const logLines: string[] = [];
   const run = async (step: string, file: string, args: string[], onLine?: (l: string) => void) => {
@@ -162,12 +166,12 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   };
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
-  if (arch !== 'amd64' && !onPath('aarch64-linux-gnu-gcc'))
-    throw unavailable('NO_CROSS_COMPILER', `building an ${arch} kernel needs aarch64-linux-gnu-gcc, which is not installed`, 'apt-get install gcc-aarch64-linux-gnu (or run `npm run setup`)');
+  if (cross && !onPath(`${how.cross.prefix}gcc`))
+    throw unavailable('NO_CROSS_COMPILER', `building an ${arch} kernel on this host needs ${how.cross.prefix}gcc, which is not installed`, `apt-get install ${how.cross.pkg} (or run \`npm run setup\`)`);
   progress({ step: 'kernel', message: `configuring ${arch} kernel ${configHash} (tinyconfig + ${fragments.join(', ')})` });
-  await run('tinyconfig', 'make', [...how.make, `O=${out}`, 'tinyconfig']);
-  await run('config merge', 'env', [...how.make, 'bash', 'scripts/kconfig/merge_config.sh', '-m', '-O', out, join(out, '.config'), ...fragments.map(fragmentPath)]);
-  await run('olddefconfig', 'make', [...how.make, `O=${out}`, 'olddefconfig']);
+  await run('tinyconfig', 'make', [...make, `O=${out}`, 'tinyconfig']);
+  await run('config merge', 'env', [...make, 'bash', 'scripts/kconfig/merge_config.sh', '-m', '-O', out, join(out, '.config'), ...fragments.map(fragmentPath)]);
+  await run('olddefconfig', 'make', [...make, `O=${out}`, 'olddefconfig']);
   const missing = checkConfig(await readFile(join(out, '.config'), 'utf8'), fragments).filter((o) => !how.x86Only.includes(o.split('=')[0]!));
   if (missing.length) progress({ step: 'kernel', message: `warning: options not applied (their dependencies are off): ${missing.join(' ')}` });
 
@@ -175,7 +179,7 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   let lines = 0;
   let shown = -1;
   progress({ step: 'kernel', message: `building ${arch} kernel ${configHash} with ${jobs} jobs (once; cached afterwards)`, percent: 0 });
-  await run('build', 'make', [...how.make, `O=${out}`, `-j${jobs}`, how.target, ...dtbsOf(fragments)], () => {
+  await run('build', 'make', [...make, `O=${out}`, `-j${jobs}`, how.target, ...dtbsOf(fragments)], () => {
     const pct = Math.min(99, Math.floor((++lines / EXPECTED_BUILD_LINES) * 100));
     if (pct !== shown && pct % 2 === 0) {
       shown = pct;
@@ -187,7 +191,7 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   await rm(stage, { recursive: true, force: true });
   await mkdir(stage);
   await cp(join(out, how.output), join(stage, how.file));
-  for (const d of dtbsOf(fragments)) await cp(join(out, 'arch', arch === 'arm64' ? 'arm64' : 'x86', 'boot', 'dts', d), join(stage, basename(d)));
+  for (const d of dtbsOf(fragments)) await cp(join(out, 'arch', how.kernelArch, 'boot', 'dts', d), join(stage, basename(d)));
   await cp(join(out, '.config'), join(stage, 'config'));
   await writeFile(join(stage, 'build.log'), logLines.join('\n'));
   await writeFile(join(stage, 'fragments'), fragments.join('\n') + '\n');
