@@ -78,7 +78,7 @@ export function isIndexType(mediaType: string): boolean {
 }
 
 /** One entry of an index, checked, with the platform it is for ("?" where it says none). */
-export interface IndexEntry {
+interface IndexEntry {
   descriptor: Descriptor;
   os: string;
   architecture: string;
@@ -86,7 +86,7 @@ export interface IndexEntry {
 }
 
 /** An index's entries, each checked (one level: an index of indexes is not followed). */
-export function indexEntries(body: Buffer, where: string): IndexEntry[] {
+function indexEntries(body: Buffer, where: string): IndexEntry[] {
   const ix = parseJson(body, where);
   if (ix.schemaVersion !== 2) throw badImage(where, `has schemaVersion ${JSON.stringify(ix.schemaVersion)}, expected 2`);
   if (!Array.isArray(ix.manifests) || ix.manifests.length === 0 || ix.manifests.length > LIMITS.indexEntries) throw badImage(where, `must list 1 to ${LIMITS.indexEntries} manifests`);
