@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
-import { normalize } from 'node:path';
+import { constants, existsSync } from 'node:fs';
+import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
+import { normalize, posix } from 'node:path';
 import { invalid } from '../model/errors.js';
-import { hostSystemFile, insideAny, SYSTEM_DIRS } from '../util/safe-path.js';
+import { containedIn, hostSystemFile, insideAny, SYSTEM_DIRS } from '../util/safe-path.js';
 import { execFileCollect, type ExecResult } from '../util/exec.js';
 import type { RootEntry } from './types.js';
 import type { Arch } from '../model/arch.js';
@@ -155,3 +155,301 @@ export async function findLibrary(name: string): Promise<string | undefined> {
 
 /** glibc reads these for name lookups; the guest init writes /etc/hosts and /etc/resolv.conf. */
 export const NSSWITCH = 'passwd: files\ngroup: files\nhosts: files dns\n';
+
+// Foreign-architecture programs (arm64 on an amd64 host) cannot go through ldd: it would run
+// their loader. Their closure is read straight from the ELF files instead (PT_INTERP, DT_NEEDED,
+// DT_RUNPATH/DT_RPATH) and resolved inside a root folder holding the foreign packages, the way
+// the guest's loader will resolve it. The files are untrusted: every offset and count is bounded
+// and every path is resolved with the root as "/", so nothing outside the root is ever read.
+
+/** What the dynamic loader reads from an ELF file. */
+export interface ElfDynamic {
+  machine: number;
+  /** PT_INTERP: the loader's path in the guest; undefined for a static program */
+  interp?: string;
+  /** DT_NEEDED names, in order */
+  needed: string[];
+  /** DT_RUNPATH and DT_RPATH entries, colon lists split */
+  runpath: string[];
+  rpath: string[];
+}
+
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_STRSZ = 10;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+/** Linux refuses program header tables over 64 KiB; so do we */
+const MAX_PHDRS_BYTES = 64 * 1024;
+const MAX_DYNAMIC_BYTES = 1024 * 1024;
+const MAX_STRING = 4096;
+const MAX_NEEDED = 1024;
+const MAX_LIBRARIES = 4096;
+
+function badElf(what: string, why: string) {
+  return invalid('BAD_ELF', `${what} is not an ELF file the loader could use: ${why}`, 'only well-formed 64-bit little-endian ELF programs and libraries can go into an image');
+}
+
+/** A 64-bit field as a number; values past 2^53 become Infinity, which every bounds check refuses. */
+function u64(b: Buffer, at: number): number {
+  const v = b.readBigUInt64LE(at);
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Infinity;
+}
+
+interface Segment {
+  type: number;
+  offset: number;
+  vaddr: number;
+  filesz: number;
+}
+
+/** Reads the loader's view of a 64-bit little-endian ELF file without running anything. */
+export async function readElfDynamic(path: string, what = path): Promise<ElfDynamic> {
+  // O_NONBLOCK: a FIFO planted as a library must not hang the build
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw badElf(what, 'not a regular file');
+    const size = st.size;
+    const read = async (offset: number, length: number, part: string): Promise<Buffer> => {
+      if (!(offset >= 0 && length >= 0 && offset + length <= size)) throw badElf(what, `its ${part} lies outside the file`);
+      const b = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(b, 0, length, offset);
+      if (bytesRead !== length) throw badElf(what, `its ${part} is cut short`);
+      return b;
+    };
+    const h = await read(0, 64, 'ELF header');
+    if (h.readUInt32BE(0) !== 0x7f454c46 || h[4] !== 2 || h[5] !== 1) throw badElf(what, 'not a 64-bit little-endian ELF file');
+    const machine = h.readUInt16LE(18);
+    const phoff = u64(h, 32);
+    const phentsize = h.readUInt16LE(54);
+    const phnum = h.readUInt16LE(56);
+    if (phentsize !== 56 || phnum * phentsize > MAX_PHDRS_BYTES) throw badElf(what, 'its program header table is malformed');
+    const ph = await read(phoff, phnum * phentsize, 'program header table');
+    const segments: Segment[] = [];
+    for (let i = 0; i < phnum; i++) {
+      const at = i * phentsize;
+      segments.push({ type: ph.readUInt32LE(at), offset: u64(ph, at + 8), vaddr: u64(ph, at + 16), filesz: u64(ph, at + 32) });
+    }
+    const interp = await readInterp(segments, read, what);
+    const dyn = segments.filter((s) => s.type === PT_DYNAMIC);
+    if (dyn.length > 1) throw badElf(what, 'it has several dynamic segments');
+    if (!dyn.length) return { machine, interp, needed: [], runpath: [], rpath: [] };
+    return { machine, interp, ...(await readDynamic(dyn[0]!, segments, read, what)) };
+  } finally {
+    await fh.close();
+  }
+}
+
+type ReadAt = (offset: number, length: number, part: string) => Promise<Buffer>;
+
+async function readInterp(segments: Segment[], read: ReadAt, what: string): Promise<string | undefined> {
+  const found = segments.filter((s) => s.type === PT_INTERP);
+  if (found.length > 1) throw badElf(what, 'it names several loaders');
+  if (!found.length) return undefined;
+  const s = found[0]!;
+  if (s.filesz < 2 || s.filesz > MAX_STRING) throw badElf(what, 'its loader path (PT_INTERP) has an impossible length');
+  const raw = await read(s.offset, s.filesz, 'loader path (PT_INTERP)');
+  const end = raw.indexOf(0);
+  const path = raw.subarray(0, end < 0 ? raw.length : end).toString('latin1');
+  if (end < 0 || !path.startsWith('/')) throw badElf(what, 'its loader path (PT_INTERP) is not an absolute, terminated path');
+  // the guest's kernel resolves it from the guest's "/": `..` cannot climb higher
+  return posix.normalize(path);
+}
+
+async function readDynamic(dyn: Segment, segments: Segment[], read: ReadAt, what: string): Promise<Omit<ElfDynamic, 'machine' | 'interp'>> {
+  if (dyn.filesz > MAX_DYNAMIC_BYTES) throw badElf(what, 'its dynamic section is absurdly large');
+  const table = await read(dyn.offset, dyn.filesz - (dyn.filesz % 16), 'dynamic section');
+  let strtab: number | undefined;
+  let strsz: number | undefined;
+  const needed: number[] = [];
+  const runpath: number[] = [];
+  const rpath: number[] = [];
+  for (let at = 0; at + 16 <= table.length; at += 16) {
+    const tag = table.readBigInt64LE(at);
+    if (tag === 0n) break; // DT_NULL
+    const val = u64(table, at + 8);
+    if (tag === BigInt(DT_NEEDED)) needed.push(val);
+    else if (tag === BigInt(DT_RUNPATH)) runpath.push(val);
+    else if (tag === BigInt(DT_RPATH)) rpath.push(val);
+    else if (tag === BigInt(DT_STRTAB)) strtab = val;
+    else if (tag === BigInt(DT_STRSZ)) strsz = val;
+  }
+  if (needed.length > MAX_NEEDED || runpath.length + rpath.length > 16) throw badElf(what, 'it names absurdly many libraries or search paths');
+  if (!needed.length && !runpath.length && !rpath.length) return { needed: [], runpath: [], rpath: [] };
+  if (strtab === undefined || strsz === undefined) throw badElf(what, 'its dynamic section has no string table');
+  const base = fileOffsetOf(strtab, segments);
+  if (base === undefined) throw badElf(what, 'its string table lies in no loaded segment');
+  const str = (off: number) => readString(read, base, strsz!, off, what);
+  const paths = async (offs: number[]) => (await Promise.all(offs.map(str))).flatMap((p) => p.split(':')).filter(Boolean);
+  return { needed: [...new Set(await Promise.all(needed.map(str)))], runpath: await paths(runpath), rpath: await paths(rpath) };
+}
+
+/** Where a virtual address of the file's loaded image lies in the file (DT_STRTAB is an address). */
+function fileOffsetOf(vaddr: number, segments: Segment[]): number | undefined {
+  const s = segments.find((seg) => seg.type === PT_LOAD && seg.vaddr <= vaddr && vaddr < seg.vaddr + seg.filesz);
+  return s ? s.offset + (vaddr - s.vaddr) : undefined;
+}
+
+async function readString(read: ReadAt, base: number, strsz: number, off: number, what: string): Promise<string> {
+  if (!(off < strsz)) throw badElf(what, 'a name points past its string table');
+  const raw = await read(base + off, Math.min(MAX_STRING, strsz - off), 'string table');
+  const end = raw.indexOf(0);
+  if (end < 0) throw badElf(what, 'a name in its string table is not terminated');
+  return raw.subarray(0, end).toString('latin1');
+}
+
+/** Architectures whose libraries come from a root of foreign packages, and where their loader looks. */
+export type ForeignArch = 'arm64';
+const FOREIGN_LIBRARY_DIRS: Record<ForeignArch, string[]> = {
+  arm64: ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib', '/usr/lib'],
+};
+/** glibc's $LIB and $PLATFORM in RUNPATH, as Debian's arm64 loader expands them */
+const DST: Record<ForeignArch, Record<string, string>> = { arm64: { LIB: 'lib/aarch64-linux-gnu', PLATFORM: 'aarch64' } };
+const MAX_SYMLINKS = 40;
+
+/**
+ * The host path of `guestPath` inside `root`, resolved as the guest would with `root` as "/":
+ * absolute symlinks start again from the root and `..` stops at it, so no link leads out.
+ * Undefined when it is missing, a symlink loop, or (checked once more with realpath) outside.
+ */
+export async function resolveInRoot(root: string, guestPath: string): Promise<string | undefined> {
+  const realRoot = await realpath(root).catch(() => undefined);
+  if (!realRoot || guestPath.includes('\0')) return undefined;
+  let todo = guestPath.split('/').filter(Boolean);
+  let done: string[] = [];
+  let links = 0;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const here = posix.join(realRoot, ...done, part);
+    const st = await lstat(here).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) return undefined;
+      const target = await readlink(here);
+      if (target.startsWith('/')) done = [];
+      todo = [...target.split('/').filter(Boolean), ...todo];
+    } else {
+      if (todo.length && !st.isDirectory()) return undefined;
+      done.push(part);
+    }
+  }
+  const real = await realpath(posix.join(realRoot, ...done)).catch(() => undefined);
+  return real && containedIn(realRoot, real) ? real : undefined;
+}
+
+/** Like resolveInRoot, but only a regular file. */
+export async function fileInRoot(root: string, guestPath: string): Promise<string | undefined> {
+  const host = await resolveInRoot(root, guestPath);
+  return host && (await stat(host)).isFile() ? host : undefined;
+}
+
+/** One ELF file whose closure is wanted: where it is on the host, and where it sits in the guest ($ORIGIN). */
+export interface ForeignFile {
+  source: string;
+  guestPath: string;
+}
+
+/** The guest folders a file's libraries are looked up in: its RUNPATH (else RPATH), then the loader's defaults. */
+function searchDirs(dyn: ElfDynamic, guestPath: string, arch: ForeignArch): string[] {
+  const origin = posix.dirname(guestPath);
+  const expand = (dir: string): string | undefined => {
+    const out = dir.replace(/\$(\{(\w+)\}|(\w+))/g, (_m, _b, braced: string | undefined, bare: string | undefined) => {
+      const name = braced ?? bare!;
+      return name === 'ORIGIN' ? origin : (DST[arch][name] ?? '\0');
+    });
+    // a relative entry is relative to the guest's working directory, an unknown $TOKEN unusable: skipped
+    return out.startsWith('/') && !out.includes('\0') ? posix.normalize(out) : undefined;
+  };
+  const own = (dyn.runpath.length ? dyn.runpath : dyn.rpath).map(expand).filter((d): d is string => d !== undefined);
+  return [...new Set([...own, ...FOREIGN_LIBRARY_DIRS[arch]])];
+}
+
+/** The first `dir/name` of `dirs` that is a regular file inside the root. */
+async function findInRoot(root: string, dirs: string[], name: string): Promise<ForeignFile | undefined> {
+  for (const dir of dirs) {
+    const guestPath = posix.join(dir, name);
+    const source = await fileInRoot(root, guestPath);
+    if (source) return { source, guestPath };
+  }
+  return undefined;
+}
+
+/** A DT_NEEDED or unik.yaml name must be a bare file name: with a `/` the loader would take it as a path. */
+function checkLibraryName(name: string, what: string): void {
+  if (!LIBRARY_NAME.test(name) || name.length > 255)
+    throw invalid('LIBRARY_NOT_ALLOWED', `${what} needs the library ${JSON.stringify(name.slice(0, 100))}, which is a path, not a library name`, 'only libraries found by name in the packages can go into an image');
+}
+
+/**
+ * Root entries for the loader and every shared library that `files` (foreign ELF programs)
+ * need, found inside `root` (a folder of unpacked packages) and placed at their guest paths:
+ * each library where the loader will look it up, the loader at its PT_INTERP path. Nothing is
+ * run. `extraLibraries` (unik.yaml `libraries:`) are names or absolute guest paths in the root.
+ */
+export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64'): Promise<RootEntry[]> {
+  const libs = new Map<string, string>(); // guest path → host file inside the root
+  // the loader is loaded first, under its file name (glibc's ld.so soname): libc's DT_NEEDED on it is already met
+  const loaderNames = new Set<string>();
+  const visit = async (file: ForeignFile, what: string): Promise<void> => {
+    const dyn = await readElfDynamic(file.source, what);
+    await checkElfArch(file.source, arch, what);
+    if (dyn.interp) {
+      loaderNames.add(posix.basename(dyn.interp));
+      await take({ source: await loaderOf(root, dyn.interp, what), guestPath: dyn.interp });
+    }
+    const dirs = searchDirs(dyn, file.guestPath, arch);
+    for (const name of dyn.needed) {
+      checkLibraryName(name, what);
+      if (loaderNames.has(name)) continue;
+      const found = await findInRoot(root, dirs, name);
+      if (!found) throw invalid('LIBRARY_NOT_FOUND', `${what} needs the shared library ${name}, which is not in the ${arch} packages`, 'add the library to unik.yaml `libraries:` only if its package is a dependency; otherwise the program cannot run');
+      await take(found);
+    }
+  };
+  const take = async (lib: ForeignFile): Promise<void> => {
+    if (libs.has(lib.guestPath)) return;
+    if (libs.size >= MAX_LIBRARIES) throw invalid('LIBRARY_NOT_ALLOWED', `the program needs more than ${MAX_LIBRARIES} libraries`);
+    libs.set(lib.guestPath, lib.source);
+    await visit(lib, `the library ${lib.guestPath}`);
+  };
+
+  for (const f of files) await visit(f, `the program ${f.guestPath}`);
+  for (const name of extraLibraries) await take(await extraLibrary(root, name, arch));
+  if ([...libs.keys()].some((l) => /\/libc\.so\.6$/.test(l)))
+    for (const n of NSS) {
+      const found = await findInRoot(root, FOREIGN_LIBRARY_DIRS[arch], n);
+      if (found) await take(found);
+    }
+  return [...libs].map(([path, source]): RootEntry => ({ kind: 'file', path, source, mode: 0o755 }));
+}
+
+async function loaderOf(root: string, interp: string, what: string): Promise<string> {
+  const source = await fileInRoot(root, interp);
+  if (!source) throw invalid('LIBRARY_NOT_FOUND', `${what} asks for the loader ${interp}, which is not in the packages`, 'programs for another architecture must be linked against glibc, whose loader comes with libc6');
+  return source;
+}
+
+/** A unik.yaml `libraries:` entry, looked up in the root the way the loader would. */
+async function extraLibrary(root: string, name: string, arch: ForeignArch): Promise<ForeignFile> {
+  const why = `unik.yaml libraries: ${name}`;
+  let found: ForeignFile | undefined;
+  if (name.startsWith('/')) {
+    const guestPath = posix.normalize(name);
+    const source = await fileInRoot(root, guestPath);
+    found = source ? { source, guestPath } : undefined;
+  } else {
+    if (!LIBRARY_NAME.test(name)) throw invalid('BAD_APP_MANIFEST', `${why}: a library is a file name the loader finds (e.g. libfoo.so.1) or an absolute path`);
+    found = await findInRoot(root, FOREIGN_LIBRARY_DIRS[arch], name);
+  }
+  if (!found) throw invalid('LIBRARY_NOT_FOUND', `library ${name} (unik.yaml libraries:) is not in the ${arch} packages of the program`, 'only libraries of the program\'s package and its dependencies are available');
+  return found;
+}

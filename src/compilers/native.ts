@@ -1,10 +1,11 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, normalize } from 'node:path';
-import { buildFailed, invalid, unavailable } from '../model/errors.js';
+import { buildFailed, invalid, notImplemented, unavailable } from '../model/errors.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { lastLines } from '../util/exec.js';
 import { confinedLdd, runConfined } from './confined.js';
-import { NSSWITCH, checkElfArch, elfClosure, hasInterpreter, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
+import { NSSWITCH, checkElfArch, elfClosure, fileInRoot, foreignElfClosure, hasInterpreter, isElf, sharedLibraries, type Ldd } from './elf-deps.js';
+import { debianOwnerOf, ensureDebianPackages, mergedUsrAlias } from './debian-packages.js';
 import type { Arch } from '../model/arch.js';
 import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
@@ -137,9 +138,10 @@ export const elfCompiler: Compiler = {
   language: 'elf',
   looksFor: 'unik.yaml with language: elf and entry:',
   hostTools: ['ldd'],
-  // a host program and the host's libraries: the host's architecture only
-  arches: HOST_ONLY,
-  description: 'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:.',
+  // the host's own architecture from the host; arm64 from Debian's arm64 packages
+  arches: [...new Set<Arch>([...HOST_ONLY, 'arm64'])],
+  description:
+    'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:. For arm64, a host program is taken from the same Debian package built for arm64 (downloaded, never installed); an uploaded arm64 program must be static.',
   async detect() {
     return false; // never guessed: ask for it with --language elf or unik.yaml
   },
@@ -147,6 +149,7 @@ export const elfCompiler: Compiler = {
     const entry = ctx.manifest.entry;
     if (!entry) throw invalid('NO_ENTRY_POINT', 'an elf image needs the program: entry: in unik.yaml', 'e.g. entry: /usr/bin/webfsd, or a file in the upload');
     const hostPath = entry.startsWith('/');
+    const foreign = ctx.arch !== HOST_ONLY[0];
     let binary: string | undefined;
     let guestPath: string;
     if (hostPath) {
@@ -164,14 +167,56 @@ export const elfCompiler: Compiler = {
       guestPath = `/app/${basename(binary)}`;
     }
     if (!(await isElf(binary))) throw invalid('NOT_AN_ELF', `entry ${entry} is not a Linux executable (ELF)`, 'scripts need their interpreter: use the language of the script instead');
+    const app = { argv: [guestPath, ...ctx.args], cwd: '/', env: {}, kernelFragments: ['net'], defaultMemoryMb: 64 };
+    if (foreign && hostPath) {
+      const program = await debianProgram(ctx, entry, guestPath);
+      return { ...app, entries: program.entries, argv: [program.guestPath, ...ctx.args] };
+    }
+    if (foreign) return { ...app, entries: await uploadedForeignProgram(ctx, entry, binary, guestPath) };
     return {
+      ...app,
       // a host program's ldd runs on the host; one from the upload is confined
       entries: await programRoot(binary, guestPath, ctx.manifest.libraries ?? [], hostPath ? undefined : confinedLdd(ctx), hostPath ? undefined : ctx.sourceDir),
-      argv: [guestPath, ...ctx.args],
-      cwd: '/',
-      env: {},
-      kernelFragments: ['net'],
-      defaultMemoryMb: 64,
     };
   },
 };
+
+/**
+ * A host program for another architecture: the host's copy is only a pointer to its Debian
+ * package, whose build for ctx.arch (with its dependencies) is fetched and unpacked; the
+ * program and its libraries are taken from there, read and never run.
+ */
+async function debianProgram(ctx: CompileContext, entry: string, guestPath: string): Promise<{ entries: RootEntry[]; guestPath: string }> {
+  const arch = ctx.arch;
+  if (arch !== 'arm64') throw notImplemented('ARCH_NOT_SUPPORTED', `elf images for ${arch} are built on an ${arch} host only`);
+  const owner = await debianOwnerOf(guestPath);
+  if (!owner)
+    throw invalid('NO_DEBIAN_PACKAGE', `entry ${entry} belongs to no Debian package of the daemon host, so there is no ${arch} build of it to fetch`, `use a program installed from a Debian package, or upload a static ${arch} program`);
+  ctx.progress({ step: 'compile', message: `${entry} comes from the Debian package ${owner.package}: taking its ${arch} build` });
+  const root = await ensureDebianPackages(ctx.cacheDir, arch, [owner.package], ctx.progress);
+  // where the package has it: as named, as dpkg knows it, or under its merged-/usr name
+  let found: { source: string; guestPath: string } | undefined;
+  for (const p of [...new Set([guestPath, owner.path, mergedUsrAlias(guestPath), mergedUsrAlias(owner.path)])]) {
+    const source = p && (await fileInRoot(root, p));
+    if (source) {
+      found = { source, guestPath: p };
+      break;
+    }
+  }
+  if (!found) throw invalid('NO_ENTRY_POINT', `the ${arch} build of the Debian package ${owner.package} has no ${entry}`, 'the program may exist for the host\'s architecture only');
+  if (!(await isElf(found.source))) throw invalid('NOT_AN_ELF', `the ${arch} ${entry} of ${owner.package} is not a Linux executable (ELF)`, 'scripts need their interpreter: use the language of the script instead');
+  await checkElfArch(found.source, arch, `the ${arch} build of ${entry}`);
+  const libraries = await foreignElfClosure(root, [found], ctx.manifest.libraries ?? [], arch);
+  const entries: RootEntry[] = [{ kind: 'file', path: found.guestPath, source: found.source, mode: 0o755 }, ...libraries];
+  if (libraries.length) entries.push({ kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 });
+  return { entries, guestPath: found.guestPath };
+}
+
+/** An uploaded program for another architecture: this host has no loader or library for it, so it must be static. */
+async function uploadedForeignProgram(ctx: CompileContext, entry: string, binary: string, guestPath: string): Promise<RootEntry[]> {
+  await checkElfArch(binary, ctx.arch, `the program ${entry}`);
+  if (await hasInterpreter(binary))
+    throw invalid('NOT_STATIC', `the ${ctx.arch} program ${entry} in the upload is linked dynamically; an uploaded ${ctx.arch} program must be static`, `link it with -static, or use a program from a Debian package (entry: /usr/bin/<program>): its ${ctx.arch} build and libraries are fetched from Debian`);
+  if (ctx.manifest.libraries?.length) throw invalid('NOT_STATIC', `unik.yaml libraries: the uploaded ${ctx.arch} program is static; there is no ${ctx.arch} library to add`);
+  return [{ kind: 'file', path: guestPath, source: binary, mode: 0o755 }];
+}
