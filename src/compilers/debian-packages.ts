@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 
 import { isAbsolute, join, posix } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { internal, invalid, unavailable } from '../model/errors.js';
+import type { Arch } from '../model/arch.js';
 import type { ProgressFn } from '../model/types.js';
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
 
@@ -13,7 +14,7 @@ import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
 // into a root folder per package set. The host's dpkg state is never touched: no foreign
 // architecture is added, nothing is installed.
 
-export type DebianArch = 'arm64';
+export type DebianArch = Arch;
 
 /** Debian policy's package names; anything else (options, paths, apt patterns) is refused. */
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]{0,99}$/;

@@ -303,12 +303,16 @@ async function readString(read: ReadAt, base: number, strsz: number, off: number
 }
 
 /** Architectures whose libraries come from a root of foreign packages, and where their loader looks. */
-export type ForeignArch = 'arm64';
+export type ForeignArch = Arch;
 const FOREIGN_LIBRARY_DIRS: Record<ForeignArch, string[]> = {
+  amd64: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib', '/usr/lib'],
   arm64: ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib', '/usr/lib'],
 };
-/** glibc's $LIB and $PLATFORM in RUNPATH, as Debian's arm64 loader expands them */
-const DST: Record<ForeignArch, Record<string, string>> = { arm64: { LIB: 'lib/aarch64-linux-gnu', PLATFORM: 'aarch64' } };
+/** glibc's $LIB and $PLATFORM in RUNPATH, as Debian's loader expands them */
+const DST: Record<ForeignArch, Record<string, string>> = {
+  amd64: { LIB: 'lib/x86_64-linux-gnu', PLATFORM: 'x86_64' },
+  arm64: { LIB: 'lib/aarch64-linux-gnu', PLATFORM: 'aarch64' },
+};
 const MAX_SYMLINKS = 40;
 
 /**

@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, normalize } from 'node:path';
-import { buildFailed, invalid, notImplemented, unavailable } from '../model/errors.js';
+import { buildFailed, invalid, unavailable } from '../model/errors.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { lastLines } from '../util/exec.js';
 import { confinedLdd, runConfined } from './confined.js';
@@ -138,10 +138,10 @@ export const elfCompiler: Compiler = {
   language: 'elf',
   looksFor: 'unik.yaml with language: elf and entry:',
   hostTools: ['ldd'],
-  // the host's own architecture from the host; arm64 from Debian's arm64 packages
-  arches: [...new Set<Arch>([...HOST_ONLY, 'arm64'])],
+  // the host's own architecture from the host; the other from Debian's packages for it
+  arches: ['amd64', 'arm64'],
   description:
-    'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:. For arm64, a host program is taken from the same Debian package built for arm64 (downloaded, never installed); an uploaded arm64 program must be static.',
+    'Any Linux executable: unik.yaml entry: is a program in the upload, or an absolute path on the daemon host under /usr, /bin, /sbin, /opt (a binary from a Debian package). Its loader and shared libraries are copied in; list libraries it loads with dlopen under libraries:, and data files under files:. For the other architecture (arm64 on an amd64 host), a host program is taken from the same Debian package built for it (downloaded, never installed); an uploaded program for it must be static.',
   async detect() {
     return false; // never guessed: ask for it with --language elf or unik.yaml
   },
@@ -188,7 +188,6 @@ export const elfCompiler: Compiler = {
  */
 async function debianProgram(ctx: CompileContext, entry: string, guestPath: string): Promise<{ entries: RootEntry[]; guestPath: string }> {
   const arch = ctx.arch;
-  if (arch !== 'arm64') throw notImplemented('ARCH_NOT_SUPPORTED', `elf images for ${arch} are built on an ${arch} host only`);
   const owner = await debianOwnerOf(guestPath);
   if (!owner)
     throw invalid('NO_DEBIAN_PACKAGE', `entry ${entry} belongs to no Debian package of the daemon host, so there is no ${arch} build of it to fetch`, `use a program installed from a Debian package, or upload a static ${arch} program`);
