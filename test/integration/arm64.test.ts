@@ -100,6 +100,36 @@ test('C++ for arm64: plain sources, cross-compiled and linked static; the progra
   assert.match((await d.cli(['logs', 'cpparm'])).stdout, /hello from arm64 c\+\+, unik/);
 });
 
+test("elf for arm64: the host's webfsd names its Debian package, whose arm64 build and libraries are fetched and serve files from a -M virt guest", { timeout: 300_000 }, async () => {
+  const push = await d.cli(['push', 'webfs-arm', join(ROOT, 'test/fixtures/elf-webfs'), '--arch', 'arm64'], { timeoutMs: 240_000 });
+  assert.equal(push.code, 0, push.stderr + push.stdout);
+  assert.match(push.stdout + push.stderr, /comes from the Debian package webfs: taking its arm64 build/);
+  const img = (await d.api('GET', '/images/webfs-arm')).json;
+  assert.equal(img.Architecture, 'arm64');
+  // the program and its loader in the image are arm64 ELF files (e_machine 183), not the host's
+  const cpio = join(d.home, 'images', img.Id, 'root.cpio');
+  const machineOf = (path: string): number => {
+    const file = execFileSync('sh', ['-c', `zstd -dc "$1" | cpio -i --quiet --to-stdout "$2"`, 'sh', cpio, path], { maxBuffer: 1 << 28 });
+    assert.ok(file.length > 64, `${path} is in the image`);
+    return file.readUInt16LE(18);
+  };
+  assert.equal(machineOf('usr/bin/webfsd'), 183);
+  assert.equal(machineOf('lib/ld-linux-aarch64.so.1'), 183);
+  // hostile: a library path climbing out is looked up inside the unpacked packages only
+  const bad = join(scratch, 'webfs-hostile');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'unik.yaml'), 'language: elf\nentry: /usr/bin/webfsd\nlibraries: [/lib/../../../../../etc/shadow]\n');
+  const refused = await d.upload('webfs-bad', tarOf(bad), '?arch=arm64');
+  assert.equal(refused.status, 400, JSON.stringify(refused.json));
+  assert.equal(refused.json.code, 'UNIK_ERR_LIBRARY_NOT_FOUND');
+  assert.equal((await d.api('GET', '/images/webfs-bad')).status, 404);
+  const port = await freePort();
+  assert.equal((await d.cli(['run', 'webfs-arm', '--name', 'webfs-arm', '-p', `${port}:8080`])).code, 0);
+  assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`, 120_000), 'pong', 'the arm64 webfsd served the file added by unik.yaml files:');
+  assert.match(bootedFrom((await d.api('GET', '/instances/webfs-arm')).json.Id)[0]!, /qemu-system-aarch64$/);
+  assert.equal((await d.cli(['rm', '-f', 'webfs-arm'])).code, 0);
+});
+
 test('the Raspberry Pi: an SD card whose boot partition the firmware reads; it boots under -M raspi3b to the app', { timeout: KERNEL_BUILD_MS + 180_000 }, async () => {
   const card = join(scratch, 'c-arm.rpi.img');
   const r = await d.cli(['export', 'c-arm', '--format', 'rpi', '-o', card], { timeoutMs: KERNEL_BUILD_MS });
