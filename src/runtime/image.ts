@@ -14,6 +14,7 @@ export class ImageError extends Error {}
 
 export interface BundleImage {
   manifest: ImageManifest;
+  arch: Arch;
   manifestFile: string;
   kernel: string;
   root: string;
@@ -25,8 +26,25 @@ export function isUnikRootfs(rootfs: string): boolean {
 }
 
 
+const EMULATE_ENV = 'UNIK_RUNC_EMULATE';
+
+/**
+ * The architectures this node runs: its own (with KVM when it works) and those named in
+ * UNIK_RUNC_EMULATE (comma-separated, set in containerd's environment), always under TCG.
+ */
+export function runnableArches(env: NodeJS.ProcessEnv = process.env): Arch[] {
+  const own = hostArch();
+  const out = new Set<Arch>(own ? [own] : []);
+  for (const word of (env[EMULATE_ENV] ?? '').split(',').map((w) => w.trim()).filter(Boolean)) {
+    const a = archOf(word.toLowerCase());
+    if (!a) throw new ImageError(`${EMULATE_ENV}=${JSON.stringify(word.slice(0, 32))} names no architecture unik runs (amd64, arm64)`);
+    out.add(a);
+  }
+  return [...out];
+}
+
 /** Reads and checks the image: manifest, architecture, kernel and initramfs, before any VM starts. */
-export function loadBundleImage(rootfs: string): BundleImage {
+export function loadBundleImage(rootfs: string, runnable: Arch[] = runnableArches()): BundleImage {
   const mfile = imageFile(rootfs, LAYOUT.manifest, `the image is incomplete: /${LAYOUT.manifest} is missing from the container's rootfs (${rootfs}); re-push it with \`unik hub push\``);
   const msize = statSync(mfile).size;
   if (msize > MAX_MANIFEST_BYTES) throw new ImageError(`the image is corrupt: /${LAYOUT.manifest} is ${msize} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have`);
@@ -45,13 +63,17 @@ export function loadBundleImage(rootfs: string): BundleImage {
   }
   const arch = archOf(String(manifest.arch));
   const host = hostArch() ?? process.arch;
-  if (!arch || arch !== host) throw new ImageError(`the unikernel is built for ${String(manifest.arch).slice(0, 32)}${arch ? ` (${arch})` : ''}, but this host runs ${host}: build it for ${host} or schedule it on an ${arch ?? 'other'} node`);
+  if (!arch || !runnable.includes(arch)) {
+    const built = `${String(manifest.arch).slice(0, 32)}${arch ? ` (${arch})` : ''}`;
+    const emulated = runnable.filter((a) => a !== host);
+    throw new ImageError(`the unikernel is built for ${built}, but this host runs ${host}${emulated.length ? ` and emulates ${emulated.join(', ')}` : ''}: build it for ${host} or schedule it on an ${arch ?? 'other'} node${arch ? `, or let this node emulate it (${EMULATE_ENV}=${arch} in containerd's environment; TCG, several times slower)` : ''}`);
+  }
 
   const kernel = imageFile(rootfs, LAYOUT.kernel, `the image is incomplete: the kernel /${LAYOUT.kernel} is missing from the container's rootfs`);
   const root = imageFile(rootfs, LAYOUT.root, `the image is incomplete: the initramfs /${LAYOUT.root} is missing from the container's rootfs`);
   checkKernel(kernel, manifest.kernel?.sizeBytes, arch);
   checkInitramfs(root, manifest.root?.sizeBytes);
-  return { manifest, manifestFile: mfile, kernel, root };
+  return { manifest, arch, manifestFile: mfile, kernel, root };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface ContainerdOptions {
   sandboxImage?: string;
   /** write a CNI bridge conflist (own bridge, own /24, host-local IPAM state in the temp dir) */
   cni?: boolean;
+  /** extra environment for containerd, inherited by the shims and the runtimes they run */
+  env?: Record<string, string>;
   /** containerd log level (default info) */
   logLevel?: 'debug' | 'info' | 'warn';
 }
@@ -96,7 +98,7 @@ export class Containerd {
     writeFileSync(this.configFile, this.config());
     const log = openSync(this.logFile, 'a');
     // unik-runc (called by the shims containerd starts) keeps its boot snapshots in the temp dir
-    const env = { ...process.env, UNIK_RUNC_CACHE: join(this.dir, 'unik-runc-snapshots') };
+    const env = { ...process.env, UNIK_RUNC_CACHE: join(this.dir, 'unik-runc-snapshots'), ...this.opts.env };
     this.proc = spawn('containerd', ['--config', this.configFile], { stdio: ['ignore', log, log], detached: false, env });
     closeSync(log);
     const until = Date.now() + 30_000;

@@ -15,11 +15,13 @@ import { Containerd } from './containerd.js';
 const UNIK_RUNC = join(ROOT, 'bin', 'unik-runc');
 const daemon = new Daemon();
 const registry = new Registry();
-const ctrd = new Containerd();
+// this node also runs arm64 unikernels, emulated (TCG): unik-runc reads that from containerd's environment
+const ctrd = new Containerd({ env: { UNIK_RUNC_EMULATE: 'arm64' } });
 const work = mkdtempSync(join(tmpdir(), 'unik-rt-'));
 process.env.UNIK_RUNC_CACHE = join(work, 'snapshots'); // unik-runc's boot snapshots, removed with work
 let goRef = '';
 let exitRef = '';
+let armRef = '';
 
 /** qemu processes whose -name is unik-<id> */
 function vmsOf(id: string): number[] {
@@ -41,17 +43,18 @@ before(async () => {
   const exitApp = join(work, 'exit3');
   mkdirSync(exitApp);
   writeFileSync(join(exitApp, 'main.c'), '#include <stdio.h>\nint main(int argc, char **argv) {\n  printf("hello from a unikernel, argc=%d; exiting with 3\\n", argc);\n  return 3;\n}\n');
-  for (const [name, dir] of [['go-http', join(ROOT, 'examples/go-http')], ['exit3', exitApp]] as const) {
-    const push = await daemon.cli(['push', name, dir]);
+  for (const [name, dir, arch] of [['go-http', join(ROOT, 'examples/go-http'), 'amd64'], ['exit3', exitApp, 'amd64'], ['go-arm', join(ROOT, 'examples/go-http'), 'arm64']] as const) {
+    const push = await daemon.cli(['push', name, dir, '--arch', arch], { timeoutMs: 15 * 60_000 });
     assert.equal(push.code, 0, push.stderr + push.stdout);
     const ref = `${registry.host}/unik/${name}:v1`;
     const hub = await daemon.cli(['hub', 'push', name, ref]);
     assert.equal(hub.code, 0, hub.stderr + hub.stdout);
-    const pull = await ctrd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 300_000 });
+    const pull = await ctrd.ctr(['images', 'pull', '--plain-http', '--platform', `linux/${arch}`, ref], { timeoutMs: 300_000 });
     assert.equal(pull.code, 0, pull.stderr + pull.stdout);
   }
   goRef = `${registry.host}/unik/go-http:v1`;
   exitRef = `${registry.host}/unik/exit3:v1`;
+  armRef = `${registry.host}/unik/go-arm:v1`;
 });
 
 after(async () => {
@@ -93,6 +96,23 @@ test('ctr run -d: the console goes to the task log; task kill stops the VM in or
   assert.equal((await ctrd.ctr(['containers', 'rm', 'web'])).code, 0);
   const leftovers = existsSync(ctrd.runcRoot) ? execFileSync('find', [ctrd.runcRoot, '-mindepth', '1', '-not', '-name', 'accel.json', '-not', '-name', '.unik', '-not', '-name', 'default'], { encoding: 'utf8' }).trim() : '';
   assert.equal(leftovers, '', 'no files left under the runtime root');
+});
+
+test('an arm64 unikernel on a node that emulates arm64 (UNIK_RUNC_EMULATE): qemu-system-aarch64 under TCG, its output and an orderly stop', async () => {
+  const logFile = join(work, 'arm.log');
+  const r = await ctrd.ctr(['run', '-d', '--platform', 'linux/arm64', '--log-uri', `file://${logFile}`, ...runArgs(), armRef, 'armweb', '/app/go-http', 'from', 'arm64']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  await waitFor('the arm64 app to print its banner', async () => (existsSync(logFile) && /go-http listening on :8080 \(args: from arm64\)/.test(readFileSync(logFile, 'utf8')) ? true : undefined), 120_000);
+  const [vm] = vmsOf('armweb');
+  const argv = readFileSync(`/proc/${vm}/cmdline`, 'utf8').split('\0');
+  assert.match(argv[0]!, /qemu-system-aarch64$/);
+  assert.match(argv[argv.indexOf('-accel') + 1] ?? '', /^tcg/, 'an emulated architecture is never given KVM');
+  assert.equal((await ctrd.ctr(['tasks', 'kill', 'armweb'])).code, 0);
+  await waitFor('the task to stop', async () => (/armweb\s+\d+\s+STOPPED/.test((await ctrd.ctr(['tasks', 'ls'])).stdout) ? true : undefined), 60_000);
+  assert.deepEqual(vmsOf('armweb'), [], 'the VM is gone');
+  assert.match(readFileSync(logFile, 'utf8'), /app exited with status 143/);
+  assert.equal((await ctrd.ctr(['tasks', 'delete', 'armweb'])).code, 0);
+  assert.equal((await ctrd.ctr(['containers', 'rm', 'armweb'])).code, 0);
 });
 
 test('ctr task kill -s SIGKILL: the monitor and QEMU die together; --memory-limit is the VM RAM', async () => {

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstNameserver, memoryMb, netPlan, planGuest, SpecError, type OciSpec } from '../../src/runtime/spec.js';
-import { checkInitramfs, checkKernel, isUnikRootfs, loadBundleImage } from '../../src/runtime/image.js';
+import { checkInitramfs, checkKernel, isUnikRootfs, loadBundleImage, runnableArches } from '../../src/runtime/image.js';
+import { hostArch } from '../../src/model/arch.js';
 import { CpioWriter } from '../../src/base/linux/cpio.js';
 import { parseArgs } from '../../src/runtime/args.js';
 
@@ -91,6 +92,13 @@ test('image checks: a good image loads; wrong arch, truncation and garbage are n
   const m = JSON.parse(readFileSync(join(rootfs, 'unik', 'manifest.json'), 'utf8'));
   writeFileSync(join(rootfs, 'unik', 'manifest.json'), JSON.stringify({ ...m, arch: 'arm64' }));
   assert.throws(() => loadBundleImage(rootfs), /built for arm64/);
+  assert.throws(() => loadBundleImage(rootfs, ['amd64']), /UNIK_RUNC_EMULATE=arm64 in containerd's environment/);
+  // a node that emulates arm64 takes the image past the architecture check: its kernel is then
+  // checked as an arm64 one (this fake amd64 kernel is not)
+  assert.throws(() => loadBundleImage(rootfs, ['amd64', 'arm64']), /kernel \/unik\/kernel .*arm64|not .*arm64|Image/i);
+  assert.deepEqual(runnableArches({ UNIK_RUNC_EMULATE: ' arm64, aarch64 ' }).sort(), [...new Set([hostArch()!, 'arm64'])].sort());
+  assert.deepEqual(runnableArches({}), [hostArch()]);
+  assert.throws(() => runnableArches({ UNIK_RUNC_EMULATE: 'riscv64' }), /UNIK_RUNC_EMULATE="riscv64" names no architecture/);
 
   const kernel = join(rootfs, 'unik', 'kernel');
   truncateSync(kernel, 600);

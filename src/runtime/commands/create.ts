@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
 import { QEMU_BINARY, qemuArgs } from '../../providers/qemu/args.js';
-import { hostArch } from '../../model/arch.js';
+import { hostArch, type Arch } from '../../model/arch.js';
 import { boundToParent, parentBoundConfinement, qemuConfinement, type Confinement } from '../../providers/qemu/confine.js';
 import { SnapshotTemplates, fitsSnapshot, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
 import type { Accel } from '../../base/linux/cmdline.js';
@@ -17,14 +17,14 @@ import { delegate } from '../delegate.js';
 import { ImageError, isUnikRootfs, loadBundleImage, type BundleImage } from '../image.js';
 import { cacheDir, entryFor, type CacheEntry } from '../snapshot-cache.js';
 import { startSupervisor } from '../../supervisor/client.js';
+import { onPath } from '../../util/exec.js';
 import { writeLaunch, type Launch } from '../../supervisor/launch.js';
 import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
 import { FILES, StateDir, procStart, validateId, type ContainerState } from '../state.js';
 
-/** a node runs images of its own architecture (loadBundleImage refuses others): its own QEMU */
-const ARCH = hostArch() ?? 'amd64';
-export const QEMU = QEMU_BINARY[ARCH].binary;
+/** the node's own architecture: the only one that may get KVM (others are emulated, see runnableArches) */
+const HOST_ARCH = hostArch() ?? 'amd64';
 const MONITOR_READY_DEADLINE_MS = 60_000;
 // The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
 // supervisor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a
@@ -65,13 +65,16 @@ export async function create(ctx: Ctx): Promise<number> {
       tap = { ifname: TAP, ...(pod.mac ? { mac: pod.mac } : {}) };
     }
 
+    const arch = image.arch;
+    const { binary: qemuBinary, pkg } = QEMU_BINARY[arch];
+    if (!onPath(qemuBinary)) throw new RuntimeError(`the unikernel is for ${arch}, and ${qemuBinary}, which runs ${arch} guests, is not installed on this node: apt-get install ${pkg}`);
     // the VM must die with its monitor: QEMU is confined for that (see boundToParent)
-    const confinement = parentBoundConfinement(await qemuConfinement(QEMU));
+    const confinement = parentBoundConfinement(await qemuConfinement(qemuBinary));
     ctx.log.debug(confinement.summary);
-    const { accel } = await accelFor(ctx.root, image.kernel, confinement);
+    const { accel } = await accelFor(ctx.root, arch, image.kernel, confinement);
     const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32) };
     const common = {
-      arch: ARCH,
+      arch,
       accel,
       tscKhz: hostTscKhz(),
       memoryMb: plan.memoryMb,
@@ -103,7 +106,7 @@ export async function create(ctx: Ctx): Promise<number> {
     const launch: Launch = {
       id,
       // QEMU gets SIGKILL when its supervisor dies, however it dies
-      argv: boundToParent(confinement, [...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), QEMU, ...qemu]),
+      argv: boundToParent(confinement, [...(net ? ['nsenter', `--net=${net.netns}`, '--'] : []), qemuBinary, ...qemu]),
       log: { ...(ctx.args.global.log ? { file: resolve(ctx.args.global.log) } : {}), format: ctx.args.global.logFormat },
       ...(snap ? { restore: { stateFile: snap.state, snapshotDir: snap.dir }, config: { ...config, seed: config.seed!.toString('hex') } } : {}),
       startFifo: FILES.fifo,
@@ -126,7 +129,7 @@ export async function create(ctx: Ctx): Promise<number> {
       writeFileSync(abs + '.unik-tmp', String(pid));
       renameSync(abs + '.unik-tmp', abs);
     }
-    ctx.log.info(`${id}: created unikernel VM (monitor pid ${pid}, ${plan.memoryMb} MB, ${accel}, network ${net ? `tap in ${net.netns}` : 'user-mode'}, ${snap ? 'restored from a boot snapshot' : 'cold boot'}, QEMU ${confinementWord(confinement)})`);
+    ctx.log.info(`${id}: created unikernel VM (monitor pid ${pid}, ${arch}, ${plan.memoryMb} MB, ${accel}, network ${net ? `tap in ${net.netns}` : 'user-mode'}, ${snap ? 'restored from a boot snapshot' : 'cold boot'}, QEMU ${confinementWord(confinement)})`);
     return 0;
   } catch (e) {
     if (net) unplugTap(net.netns, net.ifname);
@@ -168,7 +171,7 @@ async function snapshotFor(ctx: Ctx, image: BundleImage, memoryMb: number, accel
   ctx.log.debug(`${image.manifest.name}: kernel and root hashed in ${Date.now() - started} ms: boot snapshot key ${entry.key}`);
   // the templates' short-lived sockets go in the cache's own private folder (short paths)
   const templates = new SnapshotTemplates(cacheDir(), (m) => ctx.log.warn(m));
-  const snap = await templates.ensure({ dir: entry.dir, kernel: entry.kernel, root: entry.root, name: image.manifest.name || entry.key.slice(0, 12), arch: ARCH }, memoryMb, accel, tscKhz, network);
+  const snap = await templates.ensure({ dir: entry.dir, kernel: entry.kernel, root: entry.root, name: image.manifest.name || entry.key.slice(0, 12), arch: image.arch }, memoryMb, accel, tscKhz, network);
   return { snap, kernel: entry.kernel, root: entry.root };
 }
 
@@ -177,7 +180,9 @@ function confinementWord(c: Confinement): string {
 }
 
 /** KVM or TCG, probed once per --root (a KVM probe boots a guest) and kept beside the state. */
-async function accelFor(root: string, kernel: string, confinement: Confinement): Promise<AccelChoice> {
+async function accelFor(root: string, arch: Arch, kernel: string, confinement: Confinement): Promise<AccelChoice> {
+  // an emulated architecture is TCG without a probe
+  if (arch !== HOST_ARCH) return chooseAccel(arch, kernel, confinement);
   const file = join(root, '.unik', 'accel.json');
   if (!process.env.UNIK_ACCEL) {
     try {
@@ -186,7 +191,7 @@ async function accelFor(root: string, kernel: string, confinement: Confinement):
       /* not probed yet */
     }
   }
-  const c = await chooseAccel(ARCH, kernel, confinement);
+  const c = await chooseAccel(arch, kernel, confinement);
   try {
     writeFileSync(file, JSON.stringify(c) + '\n');
   } catch {
