@@ -5,7 +5,7 @@ import { packedImage } from '../hub/artifact.js';
 import { checkUnpacked, unpackBudget, unpackLayer } from '../hub/layer.js';
 import { ANNOTATIONS, LAYOUT, MT } from '../hub/mediatypes.js';
 import { badImage, checkImageConfig, checkOciManifest, isIndexType, LIMITS, mergedIndex, pickPlatform, type TagContent } from '../hub/oci-check.js';
-import { archOf, hostArch, parseArch, type Arch } from '../model/arch.js';
+import { archOf, defaultArch, parseArch, type Arch } from '../model/arch.js';
 import { kernelImageProblem } from '../base/linux/kernel-image.js';
 import { trustedRealmsFromEnv } from '../hub/realm.js';
 import { formatReference, parseReference, type Reference } from '../hub/reference.js';
@@ -145,7 +145,7 @@ export class HubService {
     const ref = parseReference(refText);
     const refName = formatReference(ref);
     const localName = name || ref.repository.split('/').pop()!;
-    const arch: Arch = o.arch ? parseArch(o.arch) : hostArch() ?? 'amd64';
+    const arch: Arch = o.arch ? parseArch(o.arch) : defaultArch();
     this.images.checkNameFree(localName, force);
     const client = this.client(ref, o);
     progress({ step: 'pull', message: `resolving ${refName}` });

@@ -4,7 +4,7 @@ import { join, normalize } from 'node:path';
 import { compilerFor, compilersFor, detectCompiler } from '../compilers/index.js';
 import type { Compiler } from '../compilers/types.js';
 import { ensureKernel, kernelFragments } from '../base/linux/kernel.js';
-import { hostArch, machineArch, parseArch, parsePlatform, type Arch } from '../model/arch.js';
+import { defaultArch, machineArch, parseArch, parsePlatform, type Arch } from '../model/arch.js';
 import { ensureGuestInit } from '../base/linux/init.js';
 import { writeInitramfs } from '../base/linux/rootfs.js';
 import { compressInitramfs } from '../base/linux/compress.js';
@@ -249,7 +249,7 @@ function requestedArch(req: Pick<BuildRequest, 'arch' | 'platform'>): Arch {
   const byArch = req.arch ? parseArch(req.arch) : undefined;
   const byPlatform = req.platform ? parsePlatform(req.platform) : undefined;
   if (byArch && byPlatform && byArch !== byPlatform) throw invalid('ARCH_CONFLICT', `arch ${byArch} and platform ${JSON.stringify(req.platform!.slice(0, 64))} disagree`, 'give one of them');
-  return byArch ?? byPlatform ?? hostArch() ?? 'amd64';
+  return byArch ?? byPlatform ?? defaultArch();
 }
 
 /** `tar czf app.tgz myapp/` wraps everything in one folder: look inside it. */

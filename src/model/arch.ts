@@ -26,6 +26,11 @@ export function hostArch(): Arch | undefined {
   return archOf(process.arch);
 }
 
+/** The architecture meant when none is named: the host's, or amd64 on a host unik cannot build for. */
+export function defaultArch(): Arch {
+  return hostArch() ?? 'amd64';
+}
+
 /** A user's --arch / platform value, checked: amd64 and arm64 (or their uname names). */
 export function parseArch(value: string): Arch {
   const a = archOf(value.trim().toLowerCase());

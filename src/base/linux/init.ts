@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildFailed, unavailable } from '../../model/errors.js';
-import { hostArch, type Arch } from '../../model/arch.js';
+import { defaultArch, type Arch } from '../../model/arch.js';
 import { execFileCollect, lastLines } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
 
@@ -21,7 +21,7 @@ const CROSS_CC: Record<Arch, { cc: string; pkg: string }> = {
 
 /** Compiles the guest init (static) once per source version and architecture; returns the binary's path. */
 export async function ensureGuestInit(cacheDir: string, arch: Arch = 'amd64'): Promise<string> {
-  const { cc, pkg } = arch === (hostArch() ?? 'amd64') ? { cc: 'musl-gcc', pkg: 'musl-tools' } : CROSS_CC[arch];
+  const { cc, pkg } = arch === defaultArch() ? { cc: 'musl-gcc', pkg: 'musl-tools' } : CROSS_CC[arch];
   const source = join(repoRoot(), 'guest', 'init', 'init.c');
   const text = await readFile(source);
   // musl builds keep the cache key they had before there were other architectures

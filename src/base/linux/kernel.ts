@@ -8,7 +8,7 @@ import { buildFailed, invalid, unavailable } from '../../model/errors.js';
 import type { ProgressFn } from '../../model/types.js';
 import { execFileCollect, lastLines, onPath } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
-import { hostArch, type Arch } from '../../model/arch.js';
+import { defaultArch, type Arch } from '../../model/arch.js';
 
 // Kernels are built from Debian's linux-source package: `make tinyconfig`, then the repo's
 // fragments (kernel/<name>.config) merged on top. The result is cached under
@@ -150,7 +150,7 @@ async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<s
 async function build(kernelsDir: string, src: string, configHash: string, fragments: string[], arch: Arch, progress: ProgressFn): Promise<void> {
   const how = ARCH_BUILD[arch];
   // the host's own compiler for its own architecture, Debian's cross compiler for the other
-  const cross = arch !== (hostArch() ?? 'amd64');
+  const cross = arch !== defaultArch();
   const make = cross ? [`ARCH=${how.kernelArch}`, `CROSS_COMPILE=${how.cross.prefix}`] : [];
   const out = join(kernelsDir, `${configHash}.build`);
   const logLines: string[] = [];

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { USER_NET, bootConfigFrame, writeStartInitrd, type BootConfig } from '../../base/linux/contract.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from '../../providers/qemu/accel.js';
 import { QEMU_BINARY, qemuArgs } from '../../providers/qemu/args.js';
-import { hostArch, type Arch } from '../../model/arch.js';
+import { defaultArch, type Arch } from '../../model/arch.js';
 import { boundToParent, parentBoundConfinement, qemuConfinement, type Confinement } from '../../providers/qemu/confine.js';
 import { SnapshotTemplates, fitsSnapshot, type Network, type Snapshot } from '../../providers/qemu/snapshot.js';
 import type { Accel } from '../../base/linux/cmdline.js';
@@ -24,7 +24,7 @@ import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
 import { FILES, StateDir, procStart, validateId, type ContainerState } from '../state.js';
 
 /** the node's own architecture: the only one that may get KVM (others are emulated, see runnableArches) */
-const HOST_ARCH = hostArch() ?? 'amd64';
+const HOST_ARCH = defaultArch();
 const MONITOR_READY_DEADLINE_MS = 60_000;
 // The console (ttyS0) goes to QEMU's own stdout, the task's stdout inherited through the
 // supervisor: a `stdio` chardev, not a file one (the shim's stdio may be a pipe, a socket or a
