@@ -421,7 +421,7 @@ function checkLibraryName(name: string, what: string): void {
  * `mounts` are guest folders whose libraries come from another host folder (the upload).
  */
 export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64', mounts: ForeignMount[] = []): Promise<RootEntry[]> {
-  const libs = new Map<string, string>(); // guest path → host file inside the root
+  const libs = new Map<string, string>(); // guest path → host file inside the root (or a mount)
   // the loader is loaded first, under its file name (glibc's ld.so soname): libc's DT_NEEDED on it is already met
   const loaderNames = new Set<string>();
   const visit = async (file: ForeignFile, what: string): Promise<void> => {
