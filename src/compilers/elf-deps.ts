@@ -2,7 +2,7 @@ import { constants, existsSync } from 'node:fs';
 import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { normalize, posix } from 'node:path';
 import { invalid } from '../model/errors.js';
-import { containedIn, hostSystemFile, insideAny, SYSTEM_DIRS } from '../util/safe-path.js';
+import { containedIn, hostSystemFile, insideAny, insideDir, SYSTEM_DIRS } from '../util/safe-path.js';
 import { execFileCollect, type ExecResult } from '../util/exec.js';
 import type { RootEntry } from './types.js';
 import type { Arch } from '../model/arch.js';
@@ -377,14 +377,34 @@ function searchDirs(dyn: ElfDynamic, guestPath: string, arch: ForeignArch): stri
   return [...new Set([...own, ...FOREIGN_LIBRARY_DIRS[arch]])];
 }
 
-/** The first `dir/name` of `dirs` that is a regular file inside the root. */
-async function findInRoot(root: string, dirs: string[], name: string): Promise<ForeignFile | undefined> {
+/**
+ * A guest folder whose files come from a host folder other than the root (the upload at /app):
+ * a library an uploaded file ships beside itself ($ORIGIN) is looked up there.
+ */
+export interface ForeignMount {
+  guestDir: string;
+  hostDir: string;
+}
+
+/** The first `dir/name` of `dirs` that is a regular file inside the root, or inside the mount holding it. */
+async function findInRoot(root: string, dirs: string[], name: string, mounts: ForeignMount[] = []): Promise<ForeignFile | undefined> {
   for (const dir of dirs) {
     const guestPath = posix.join(dir, name);
-    const source = await fileInRoot(root, guestPath);
+    const source = await fileInMountOrRoot(root, mounts, guestPath);
     if (source) return { source, guestPath };
   }
   return undefined;
+}
+
+/**
+ * Inside a mount, symlinks are followed on the host and must stay in its folder (an absolute
+ * link would mean another file in the guest than on the host: found nowhere rather than wrong).
+ */
+async function fileInMountOrRoot(root: string, mounts: ForeignMount[], guestPath: string): Promise<string | undefined> {
+  const m = mounts.find((x) => containedIn(x.guestDir, guestPath));
+  if (!m) return fileInRoot(root, guestPath);
+  const real = await insideDir(m.hostDir, posix.relative(m.guestDir, guestPath) || '.');
+  return real && (await stat(real)).isFile() ? real : undefined;
 }
 
 /** A DT_NEEDED or unik.yaml name must be a bare file name: with a `/` the loader would take it as a path. */
@@ -397,10 +417,11 @@ function checkLibraryName(name: string, what: string): void {
  * Root entries for the loader and every shared library that `files` (foreign ELF programs)
  * need, found inside `root` (a folder of unpacked packages) and placed at their guest paths:
  * each library where the loader will look it up, the loader at its PT_INTERP path. Nothing is
- * run. `extraLibraries` (unik.yaml `libraries:`) are names or absolute guest paths in the root.
+ * run. `extraLibraries` (unik.yaml `libraries:`) are names or absolute guest paths in the root;
+ * `mounts` are guest folders whose libraries come from another host folder (the upload).
  */
-export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64'): Promise<RootEntry[]> {
-  const libs = new Map<string, string>(); // guest path → host file inside the root
+export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64', mounts: ForeignMount[] = []): Promise<RootEntry[]> {
+  const libs = new Map<string, string>(); // guest path → host file inside the root (or a mount)
   // the loader is loaded first, under its file name (glibc's ld.so soname): libc's DT_NEEDED on it is already met
   const loaderNames = new Set<string>();
   const visit = async (file: ForeignFile, what: string): Promise<void> => {
@@ -414,7 +435,7 @@ export async function foreignElfClosure(root: string, files: ForeignFile[], extr
     for (const name of dyn.needed) {
       checkLibraryName(name, what);
       if (loaderNames.has(name)) continue;
-      const found = await findInRoot(root, dirs, name);
+      const found = await findInRoot(root, dirs, name, mounts);
       if (!found) throw invalid('LIBRARY_NOT_FOUND', `${what} needs the shared library ${name}, which is not in the ${arch} packages`, 'add the library to unik.yaml `libraries:` only if its package is a dependency; otherwise the program cannot run');
       await take(found);
     }

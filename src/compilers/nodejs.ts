@@ -1,29 +1,39 @@
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
-import { join, normalize } from 'node:path';
-import { invalid } from '../model/errors.js';
+import { lstat, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { join, normalize, posix } from 'node:path';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
+import { invalid, isUnikError } from '../model/errors.js';
+import type { Arch } from '../model/arch.js';
 import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { confinedLdd } from './confined.js';
-import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
+import { ensureDebianPackages } from './debian-packages.js';
+import { NSSWITCH, checkElfArch, elfClosure, fileInRoot, foreignElfClosure, isElf, type ForeignFile } from './elf-deps.js';
 import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 const FALLBACK_ENTRIES = ['index.js', 'server.js', 'app.js'];
 
+const ARCHES: readonly Arch[] = ['amd64', 'arm64'];
+/** the architecture(s) the daemon host is not: their runtime is Debian's nodejs package built for them */
+const OTHER_ARCHES = ARCHES.filter((a) => !HOST_ONLY.includes(a));
+const GUEST_NODE = '/usr/bin/node';
+
 /**
- * Node.js: the app directory (with its node_modules) goes to /app as it is, and the runtime is
- * the daemon's own Node binary with the shared libraries it and the app's native addons load.
- * Nothing is installed or compiled: no npm, no shell in the image.
+ * Node.js: the app directory (with its node_modules) goes to /app as it is. The runtime is the
+ * daemon's own Node binary for the host's architecture; for the other one it is Debian's nodejs
+ * package built for it (downloaded and unpacked, never installed or run). Either way it comes
+ * with the shared libraries it and the app's native addons load. Nothing is installed or
+ * compiled: no npm, no shell in the image.
  */
 export const nodejsCompiler: Compiler = {
   language: 'nodejs',
   looksFor: 'package.json',
   hostTools: ['node'],
-  // the runtime is taken from the daemon host: images for the host's architecture only
-  arches: HOST_ONLY,
+  arches: ARCHES,
   description: [
     `Node.js (linux base): the upload is an app directory with package.json at its root; it is copied to /app as it is, node_modules included (run \`npm install\` before pushing; nothing is installed at build time).`,
-    `The runtime is the daemon's own Node (${process.version}) at /usr/bin/node, with its shared libraries and those of any native addon (*.node); no npm, no shell in the image.`,
+    `For ${HOST_ONLY[0]} (the daemon host's architecture) the runtime is the daemon's own Node (${process.version}) at /usr/bin/node, with its shared libraries and those of any native addon (*.node); no npm, no shell in the image.`,
+    `For ${OTHER_ARCHES.join(', ')} the runtime is Debian's nodejs package built for it, with its dependencies (downloaded, never installed): its own Node version, that of the daemon host's Debian release, which the build names. Native addons must be built for that architecture and that Node (or use Node-API).`,
     'Entry point: unik.yaml `entry:`, else package.json "main", else a "start" script of the form `node <file>`, else index.js, server.js or app.js.',
     'Build-time --args follow the script on the command line; NODE_ENV=production; env is given at run time.',
   ].join('\n'),
@@ -39,24 +49,21 @@ export const nodejsCompiler: Compiler = {
     ctx.progress({ step: 'compile', message: `node app, entry point ${entry}` });
 
     const appEntries: RootEntry[] = [];
-    const addons: string[] = [];
+    const addons: ForeignFile[] = [];
     await walk(dir, '', appEntries, addons);
 
-    const node = await realpath(process.execPath);
-    ctx.progress({ step: 'compile', message: `runtime: ${node} (${process.version})${addons.length ? `, ${addons.length} native addon(s)` : ''}` });
-    // native addons are the upload's ELF files: ldd on them runs confined (node's own too, harmlessly)
-    const libs = await elfClosure([node, ...addons], ctx.manifest.libraries ?? [], { ldd: confinedLdd(ctx), alsoFrom: [dir] });
-    const nodeMode = (await stat(node)).mode & 0o7777;
+    const runtime = ctx.arch === HOST_ONLY[0] ? await hostRuntime(ctx, addons) : await debianRuntime(ctx, addons);
+    // a library the upload ships is already among the app's files
+    const appPaths = new Set(appEntries.map((e) => e.path));
 
     return {
       entries: [
-        { kind: 'file', path: '/usr/bin/node', source: node, mode: nodeMode | 0o555 },
-        ...libs,
+        ...runtime.filter((e) => !appPaths.has(e.path)),
         { kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 },
         { kind: 'dir', path: '/app', mode: 0o755 },
         ...appEntries,
       ],
-      argv: ['/usr/bin/node', `/app/${entry}`, ...ctx.args],
+      argv: [GUEST_NODE, `/app/${entry}`, ...ctx.args],
       cwd: '/app',
       env: { NODE_ENV: 'production' },
       kernelFragments: ['net'],
@@ -64,6 +71,119 @@ export const nodejsCompiler: Compiler = {
     };
   },
 };
+
+/** The daemon's own Node binary and the host libraries it and the addons load. */
+async function hostRuntime(ctx: CompileContext, addons: ForeignFile[]): Promise<RootEntry[]> {
+  const node = await realpath(process.execPath);
+  ctx.progress({ step: 'compile', message: `runtime: ${node} (${process.version})${addonCount(addons)}` });
+  // native addons are the upload's ELF files: ldd on them runs confined (node's own too, harmlessly)
+  const libs = await elfClosure([node, ...addons.map((a) => a.source)], ctx.manifest.libraries ?? [], { ldd: confinedLdd(ctx), alsoFrom: [ctx.sourceDir] });
+  const nodeMode = (await stat(node)).mode & 0o7777;
+  return [{ kind: 'file', path: GUEST_NODE, source: node, mode: nodeMode | 0o555 }, ...libs];
+}
+
+function addonCount(addons: ForeignFile[]): string {
+  return addons.length ? `, ${addons.length} native addon(s)` : '';
+}
+
+/**
+ * Debian's nodejs for ctx.arch: /usr/bin/node of the unpacked package, the loader and libraries
+ * its ELF headers (and the addons') name, and the JavaScript files its libnode loads at run
+ * time. Everything comes from the package root or the upload; nothing of the host's goes in.
+ */
+async function debianRuntime(ctx: CompileContext, addons: ForeignFile[]): Promise<RootEntry[]> {
+  const arch = ctx.arch;
+  // refused before anything is downloaded
+  for (const a of addons) await checkAddonArch(a, arch);
+  ctx.progress({ step: 'compile', message: `taking the runtime of ${arch} images from Debian's nodejs package for ${arch}` });
+  const root = await ensureDebianPackages(ctx.cacheDir, arch, ['nodejs'], ctx.progress);
+  const node = await fileInRoot(root, GUEST_NODE);
+  if (!node) throw invalid('NO_RUNTIME', `Debian's ${arch} nodejs package has no ${GUEST_NODE}`, 'the Debian release of the daemon host may package Node.js differently; build for the host\'s architecture');
+  await checkElfArch(node, arch, `Debian's ${arch} ${GUEST_NODE}`);
+  const version = await debianVersion(root, 'nodejs', arch);
+  const named = version ? `${upstreamVersion(version)} for ${arch} (package ${version})` : `for ${arch} (its changelog names no version)`;
+  ctx.progress({ step: 'compile', message: `runtime: Debian's nodejs ${named}${addonCount(addons)}` });
+  if (addons.length) ctx.progress({ step: 'compile', message: `native addons must be built for ${arch} and this Node's ABI (or use Node-API)` });
+  const programs: ForeignFile[] = [{ source: node, guestPath: GUEST_NODE }, ...addons];
+  const libs = await foreignElfClosure(root, programs, ctx.manifest.libraries ?? [], arch, [{ guestDir: '/app', hostDir: ctx.sourceDir }]);
+  const builtins = await sharedBuiltins(root, libs);
+  const nodeMode = (await stat(node)).mode & 0o7777;
+  return [{ kind: 'file', path: GUEST_NODE, source: node, mode: nodeMode | 0o555 }, ...libs, ...builtins];
+}
+
+/** An addon for another machine would fail to load in the guest: refused, named, with what to do. */
+async function checkAddonArch(addon: ForeignFile, arch: Arch): Promise<void> {
+  try {
+    await checkElfArch(addon.source, arch, `the native addon ${addon.guestPath.slice('/app/'.length)}`);
+  } catch (e) {
+    if (!isUnikError(e) || e.code !== 'UNIK_ERR_WRONG_ARCH') throw e;
+    throw invalid('WRONG_ARCH', e.message, `install the app's dependencies for ${arch} before pushing (npm install on a ${arch} machine, or the package's prebuilt ${arch} binary), or build for ${HOST_ONLY[0]}`);
+  }
+}
+
+/**
+ * A package's version as its Debian changelog's first line gives it, e.g. 18.20.4+dfsg-1~deb12u3;
+ * undefined when the package has none. A binNMU logs its own version in changelog.Debian.<arch>.gz.
+ */
+async function debianVersion(root: string, pkg: string, arch: Arch): Promise<string | undefined> {
+  for (const name of [`changelog.Debian.${arch}.gz`, 'changelog.Debian.gz']) {
+    const path = await fileInRoot(root, `/usr/share/doc/${pkg}/${name}`);
+    const head = path && (await gzipHead(path));
+    const m = head && /^(\S+) \(([A-Za-z0-9.+~:-]{1,100})\)/.exec(head);
+    if (m && m[1] === pkg) return m[2];
+  }
+  return undefined;
+}
+
+/** The first line of a gzipped file, reading only its beginning (a changelog can be long). */
+async function gzipHead(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(16 * 1024);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    // a cut-short stream is fine: sync flush gives what it holds
+    const text = gunzipSync(b.subarray(0, bytesRead), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 1 << 20 }).toString('utf8');
+    return text.split('\n', 1)[0];
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Debian's version without epoch, repackaging suffix and revision: 1:18.20.4+dfsg-1~deb12u3 → 18.20.4 */
+function upstreamVersion(debian: string): string {
+  return debian.replace(/^\d+:/, '').replace(/[+~-].*$/, '');
+}
+
+/** libnode built by Debian reads some of its own JavaScript (acorn, undici…) from files at run time */
+const SHARED_BUILTIN_KEY = 'NODE_SHARED_BUILTIN_';
+const SHARED_BUILTIN = /^NODE_SHARED_BUILTIN_[A-Z0-9_]{1,80}_PATH=(\/[A-Za-z0-9_./@+-]{1,300})/;
+const MAX_SHARED_BUILTINS = 64;
+
+/**
+ * The files libnode's build configuration (a string in the library) names as shared builtins,
+ * taken from the package root at the same paths; a library without that configuration has none.
+ */
+async function sharedBuiltins(root: string, libs: RootEntry[]): Promise<RootEntry[]> {
+  const paths = new Set<string>();
+  for (const lib of libs) {
+    if (lib.kind !== 'file' || !/\/libnode\.so[.0-9]*$/.test(lib.path)) continue;
+    const bytes = await readFile(lib.source);
+    // searched as bytes: the library is tens of MB, the configuration a few hundred bytes of it
+    for (let at = bytes.indexOf(SHARED_BUILTIN_KEY); at >= 0 && paths.size < MAX_SHARED_BUILTINS; at = bytes.indexOf(SHARED_BUILTIN_KEY, at + 1)) {
+      const m = SHARED_BUILTIN.exec(bytes.subarray(at, at + 400).toString('latin1'));
+      if (m) paths.add(posix.normalize(m[1]!));
+    }
+  }
+  const out: RootEntry[] = [];
+  for (const p of paths) {
+    const source = await fileInRoot(root, p);
+    if (!source) throw invalid('NO_RUNTIME', `Debian's libnode loads ${p} at run time, and no package of its closure has it`, 'the Debian release of the daemon host may package Node.js differently; build for the host\'s architecture');
+    out.push({ kind: 'file', path: p, source, mode: 0o644 });
+  }
+  return out;
+}
 
 interface PackageJson {
   main?: unknown;
@@ -134,7 +254,7 @@ function startScriptFile(script: string): string | undefined {
 }
 
 /** One root entry per file, directory and symlink of the app (.git left out); collects native addons. */
-async function walk(root: string, rel: string, out: RootEntry[], addons: string[]): Promise<void> {
+async function walk(root: string, rel: string, out: RootEntry[], addons: ForeignFile[]): Promise<void> {
   const names = (await readdir(join(root, rel))).sort();
   for (const name of names) {
     if (!rel && name === '.git') continue;
@@ -149,7 +269,7 @@ async function walk(root: string, rel: string, out: RootEntry[], addons: string[
       await walk(root, r, out, addons);
     } else if (st.isFile()) {
       out.push({ kind: 'file', path: guest, source: host, mode: st.mode & 0o7777 });
-      if (name.endsWith('.node') && (await isElf(host))) addons.push(host);
+      if (name.endsWith('.node') && (await isElf(host))) addons.push({ source: host, guestPath: guest });
     }
     // sockets, fifos and devices in an upload are left out
   }
