@@ -362,8 +362,8 @@ export interface ForeignFile {
   guestPath: string;
 }
 
-/** The guest folders a file's libraries are looked up in: its RUNPATH (else RPATH), then the loader's defaults. */
-function searchDirs(dyn: ElfDynamic, guestPath: string, arch: ForeignArch): string[] {
+/** The guest folders a file's libraries are looked up in: its RUNPATH (else RPATH), `libraryPath`, then the loader's defaults. */
+function searchDirs(dyn: ElfDynamic, guestPath: string, arch: ForeignArch, libraryPath: string[] = []): string[] {
   const origin = posix.dirname(guestPath);
   const expand = (dir: string): string | undefined => {
     const out = dir.replace(/\$(\{(\w+)\}|(\w+))/g, (_m, _b, braced: string | undefined, bare: string | undefined) => {
@@ -374,7 +374,7 @@ function searchDirs(dyn: ElfDynamic, guestPath: string, arch: ForeignArch): stri
     return out.startsWith('/') && !out.includes('\0') ? posix.normalize(out) : undefined;
   };
   const own = (dyn.runpath.length ? dyn.runpath : dyn.rpath).map(expand).filter((d): d is string => d !== undefined);
-  return [...new Set([...own, ...FOREIGN_LIBRARY_DIRS[arch]])];
+  return [...new Set([...own, ...libraryPath.map((d) => posix.normalize(d)), ...FOREIGN_LIBRARY_DIRS[arch]])];
 }
 
 /**
@@ -386,11 +386,11 @@ export interface ForeignMount {
   hostDir: string;
 }
 
-/** The first `dir/name` of `dirs` that is a regular file inside the root, or inside the mount holding it. */
-async function findInRoot(root: string, dirs: string[], name: string, mounts: ForeignMount[] = []): Promise<ForeignFile | undefined> {
+/** The first `dir/name` of `dirs` that is a file the image already holds (`inImage`), or a regular file inside the root or the mount holding it. */
+async function findInRoot(root: string, dirs: string[], name: string, inImage: ReadonlyMap<string, string> = new Map(), mounts: ForeignMount[] = []): Promise<ForeignFile | undefined> {
   for (const dir of dirs) {
     const guestPath = posix.join(dir, name);
-    const source = await fileInMountOrRoot(root, mounts, guestPath);
+    const source = inImage.get(guestPath) ?? (await fileInMountOrRoot(root, mounts, guestPath));
     if (source) return { source, guestPath };
   }
   return undefined;
@@ -413,15 +413,29 @@ function checkLibraryName(name: string, what: string): void {
     throw invalid('LIBRARY_NOT_ALLOWED', `${what} needs the library ${JSON.stringify(name.slice(0, 100))}, which is a path, not a library name`, 'only libraries found by name in the packages can go into an image');
 }
 
+/** How a closure is looked up beyond the root and each file's RUNPATH. */
+export interface ForeignClosureOptions {
+  /**
+   * Files the caller puts in the image itself (a runtime's own libraries): a library found at
+   * one of their guest paths is taken from there, its own needs followed, and not returned.
+   */
+  inImage?: ForeignFile[];
+  /** guest folders searched after a file's RUNPATH and before the loader's defaults, as LD_LIBRARY_PATH would be */
+  libraryPath?: string[];
+  /** guest folders whose libraries come from another host folder (the upload) */
+  mounts?: ForeignMount[];
+}
+
 /**
  * Root entries for the loader and every shared library that `files` (foreign ELF programs)
  * need, found inside `root` (a folder of unpacked packages) and placed at their guest paths:
  * each library where the loader will look it up, the loader at its PT_INTERP path. Nothing is
- * run. `extraLibraries` (unik.yaml `libraries:`) are names or absolute guest paths in the root;
- * `mounts` are guest folders whose libraries come from another host folder (the upload).
+ * run. `extraLibraries` (unik.yaml `libraries:`) are names or absolute guest paths in the root.
  */
-export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64', mounts: ForeignMount[] = []): Promise<RootEntry[]> {
+export async function foreignElfClosure(root: string, files: ForeignFile[], extraLibraries: string[] = [], arch: ForeignArch = 'arm64', opts: ForeignClosureOptions = {}): Promise<RootEntry[]> {
   const libs = new Map<string, string>(); // guest path → host file inside the root (or a mount)
+  const inImage = new Map((opts.inImage ?? []).map((f): [string, string] => [posix.normalize(f.guestPath), f.source]));
+  const visited = new Set<string>(); // guest paths of the caller's own files whose needs were followed
   // the loader is loaded first, under its file name (glibc's ld.so soname): libc's DT_NEEDED on it is already met
   const loaderNames = new Set<string>();
   const visit = async (file: ForeignFile, what: string): Promise<void> => {
@@ -431,23 +445,34 @@ export async function foreignElfClosure(root: string, files: ForeignFile[], extr
       loaderNames.add(posix.basename(dyn.interp));
       await take({ source: await loaderOf(root, dyn.interp, what), guestPath: dyn.interp });
     }
-    const dirs = searchDirs(dyn, file.guestPath, arch);
+    const dirs = searchDirs(dyn, file.guestPath, arch, opts.libraryPath);
     for (const name of dyn.needed) {
       checkLibraryName(name, what);
       if (loaderNames.has(name)) continue;
-      const found = await findInRoot(root, dirs, name, mounts);
+      const found = await findInRoot(root, dirs, name, inImage, opts.mounts);
       if (!found) throw invalid('LIBRARY_NOT_FOUND', `${what} needs the shared library ${name}, which is not in the ${arch} packages`, 'add the library to unik.yaml `libraries:` only if its package is a dependency; otherwise the program cannot run');
       await take(found);
     }
   };
   const take = async (lib: ForeignFile): Promise<void> => {
+    if (inImage.get(lib.guestPath) === lib.source) {
+      // the caller's own file: already going in; what it needs still must
+      if (visited.has(lib.guestPath)) return;
+      visited.add(lib.guestPath);
+      return visit(lib, `the library ${lib.guestPath}`);
+    }
     if (libs.has(lib.guestPath)) return;
     if (libs.size >= MAX_LIBRARIES) throw invalid('LIBRARY_NOT_ALLOWED', `the program needs more than ${MAX_LIBRARIES} libraries`);
     libs.set(lib.guestPath, lib.source);
     await visit(lib, `the library ${lib.guestPath}`);
   };
 
-  for (const f of files) await visit(f, `the program ${f.guestPath}`);
+  for (const f of files) {
+    const at = posix.normalize(f.guestPath);
+    if (visited.has(at)) continue;
+    if (inImage.get(at) === f.source) visited.add(at);
+    await visit(f, `the program ${f.guestPath}`);
+  }
   for (const name of extraLibraries) await take(await extraLibrary(root, name, arch));
   if ([...libs.keys()].some((l) => /\/libc\.so\.6$/.test(l)))
     for (const n of NSS) {

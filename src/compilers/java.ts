@@ -6,15 +6,19 @@ import { buildFailed, invalid, unavailable } from '../model/errors.js';
 import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
 import { runConfined } from './confined.js';
-import { NSSWITCH, elfClosure, isElf } from './elf-deps.js';
+import { ensureDebianPackages } from './debian-packages.js';
+import { NSSWITCH, checkElfArch, elfClosure, fileInRoot, foreignElfClosure, isElf, type ForeignFile } from './elf-deps.js';
 import { HOST_ONLY } from './host-arch.js';
+import type { Arch } from '../model/arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
 /**
  * Java: a jar (fat, or with lib/*.jar on its Class-Path), or plain .java sources that unik
  * compiles with javac and jars. The runtime is a JRE cut to the modules the app uses (jdeps →
  * jlink, cached per module set), stripped, at /opt/java; the app is at /app. No javac, jar or
- * shell in the image.
+ * shell in the image. For the architecture the host is not, the host's jlink links the JRE from
+ * Debian's jmods for that architecture (downloaded, never installed), and the libraries the JRE
+ * loads come from Debian's packages for it, read from their ELF headers (nothing foreign runs).
  */
 
 const JAVA_HOME_IN_IMAGE = '/opt/java';
@@ -24,6 +28,11 @@ const JRE_RECIPE = 'jlink-v2';
 const MODULE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/;
 /** service-provider modules jdeps cannot see; small, and TLS needs them */
 const ALWAYS_MODULES = ['jdk.crypto.ec'];
+/** binutils of each architecture where it is not the host's: a runtime for it is stripped with its own */
+const CROSS_BINUTILS: Record<Arch, { prefix: string; pkg: string }> = {
+  amd64: { prefix: 'x86_64-linux-gnu-', pkg: 'binutils-x86-64-linux-gnu' },
+  arm64: { prefix: 'aarch64-linux-gnu-', pkg: 'binutils-aarch64-linux-gnu' },
+};
 
 const JVM_FLAGS = [
   // one vCPU under emulation: no parallel GC threads, C1 only (C2 compiles are slow under TCG)
@@ -44,14 +53,15 @@ export const javaCompiler: Compiler = {
   language: 'java',
   looksFor: '*.jar, *.java, pom.xml',
   hostTools: ['jlink', 'jdeps', 'javac'],
-  // the runtime is taken from the daemon host: images for the host's architecture only
-  arches: HOST_ONLY,
+  // the host's jlink links any architecture's jmods: the host's own JDK, or Debian's for the other
+  arches: ['amd64', 'arm64'],
   description: [
     'Java (linux base): the upload is a runnable jar (a fat jar, or a jar with lib/*.jar on its manifest Class-Path),',
     'or, with no jar, plain .java sources (no build tool) that unik compiles with javac and packs into a jar.',
     'The main class is the jar manifest Main-Class, or unik.yaml `entry:` (a class name, or the jar to run).',
     'A Maven/Gradle project must be built first (mvn package): unik does not run build tools.',
     'The runtime is a JRE linked with jlink from the modules jdeps finds (plus jdk.crypto.ec); the image holds it at /opt/java and the app at /app.',
+    'For the host\'s architecture the JRE comes from the host\'s JDK. For the other one (arm64 on an amd64 host), the host\'s jlink links it from the jmods of Debian\'s openjdk-<version>-jdk-headless for that architecture (the host JDK\'s feature release; downloaded, never installed), and its libraries (glibc, zlib, libstdc++) come from Debian\'s packages for it.',
     'The JVM runs with -XX:+UseSerialGC -XX:TieredStopAtLevel=1 and a heap of up to half the VM memory; add flags at run time with JAVA_TOOL_OPTIONS.',
     'Build-time --args become the program arguments; env is given at run time.',
   ].join('\n'),
@@ -132,16 +142,13 @@ export const javaCompiler: Compiler = {
     }
 
     const modules = await moduleDeps(ctx, jar, libJars);
-    const jre = await linkedRuntime(ctx, modules);
-    ctx.progress({ step: 'compile', message: `runtime: ${modules.join(',')}` });
+    const jdk = await runtimeJdk(ctx);
+    const jre = await linkedRuntime(ctx, modules, jdk);
+    ctx.progress({ step: 'compile', message: `runtime: ${modules.join(',')} (${jdk.label})` });
 
     const entries: RootEntry[] = [...(await treeEntries(jre, JAVA_HOME_IN_IMAGE)), ...appEntries];
-    // host libraries the runtime loads: ldd each ELF of the JRE (its own libraries found through
-    // libjvm's directory), keep what lies outside it, and let elfClosure place those and libc's NSS
-    const jreReal = await realpath(jre);
-    const hostLibs = await jreHostLibraries(jre);
-    const closure = await elfClosure([join(jre, 'bin', 'java')], [...hostLibs, ...(ctx.manifest.libraries ?? [])], { alsoFrom: [jre] });
-    for (const e of closure) if (!e.path.startsWith(jre + '/') && !e.path.startsWith(jreReal + '/')) entries.push(e);
+    const elves = await runtimeElfFiles(jre, ctx.arch);
+    entries.push(...(jdk.root ? await foreignRuntimeLibraries(ctx, jdk.root, elves) : await hostRuntimeLibraries(ctx, jre)));
     entries.push({ kind: 'data', path: '/etc/nsswitch.conf', content: NSSWITCH, mode: 0o644 });
 
     // -jar reads the jar's own Class-Path; a main class given in unik.yaml gets lib/ explicitly
@@ -179,8 +186,9 @@ function classNameOf(entry: string): string {
   return entry.replace(/\.(java|class)$/, '').replace(/^\.?\//, '').replace(/\//g, '.');
 }
 
+const jdkMissing = (tool: string) => unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, 'apt-get install openjdk-17-jdk-headless (or run `npm run setup`)');
 const noJdk = (tool: string) => (e: NodeJS.ErrnoException): never => {
-  if (e.code === 'ENOENT') throw unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, 'apt-get install openjdk-17-jdk-headless (or run `npm run setup`)');
+  if (e.code === 'ENOENT') throw jdkMissing(tool);
   throw e;
 };
 
@@ -277,34 +285,130 @@ async function moduleDeps(ctx: CompileContext, jar: string, libs: string[]): Pro
   return [...new Set([...mods, ...ALWAYS_MODULES, 'java.base'])].sort();
 }
 
-/** jlink's runtime for these modules, from the cache or made (and stripped). */
-async function linkedRuntime(ctx: CompileContext, modules: string[]): Promise<string> {
-  const onPath = (process.env.PATH ?? '').split(':').map((d) => join(d, 'jlink')).find(existsSync);
-  const jlink = onPath ? await realpath(onPath) : 'jlink';
-  const jdkModules = join(dirname(dirname(jlink)), 'lib', 'modules');
-  const jdkStamp = existsSync(jdkModules) ? `${(await stat(jdkModules)).mtimeMs}:${(await stat(jdkModules)).size}` : '';
-  const key = createHash('sha256').update(JSON.stringify([JRE_RECIPE, jlink, jdkStamp, modules])).digest('hex').slice(0, 16);
+/** The JDK a runtime is linked from: the host's own, or Debian's jmods for another architecture. */
+interface RuntimeJdk {
+  /** the host's jlink (it links for any platform whose java.base.jmod it is given) */
+  jlink: string;
+  /** the host JDK's modules file: the cache key changes when the JDK is updated */
+  jlinkStamp: string;
+  /** jlink's --module-path: the target's jmods; undefined: the host JDK's own */
+  jmods?: string;
+  /** Debian's packages for the target, unpacked: where its runtime's libraries come from */
+  root?: string;
+  /** what else the cache key knows the target JDK by (empty for the host's: its key is unchanged) */
+  target: (string | number)[];
+  /** binutils for the target's ELF files: '' is the host's */
+  binutilsPrefix: string;
+  /** for progress messages */
+  label: string;
+}
+
+/** The host's jlink, and the JDK to link ctx.arch's runtime from. */
+async function runtimeJdk(ctx: CompileContext): Promise<RuntimeJdk> {
+  const found = onPathAt('jlink');
+  if (!found) throw jdkMissing('jlink');
+  const jlink = await realpath(found);
+  const jdkHome = dirname(dirname(jlink));
+  const jdkModules = join(jdkHome, 'lib', 'modules');
+  const jlinkStamp = existsSync(jdkModules) ? `${(await stat(jdkModules)).mtimeMs}:${(await stat(jdkModules)).size}` : '';
+  const hostVersion = (await releaseVersion(join(jdkHome, 'release'))) ?? (await jlinkVersion(ctx, jlink));
+  if (ctx.arch === HOST_ONLY[0])
+    return { jlink, jlinkStamp, target: [], binutilsPrefix: '', label: `the host's JDK ${hostVersion} (${ctx.arch}, ${jdkHome})` };
+  return { jlink, jlinkStamp, ...(await debianJdk(ctx, hostVersion)) };
+}
+
+/**
+ * Debian's JDK of the host JDK's feature release for ctx.arch: its jmods and the root holding
+ * the libraries its runtime loads. jlink refuses a java.base of another feature or interim
+ * release than its own (an update like 17.0.15 against 17.0.21 it takes): checked here first.
+ */
+async function debianJdk(ctx: CompileContext, hostVersion: string): Promise<Omit<RuntimeJdk, 'jlink' | 'jlinkStamp'>> {
+  const arch = ctx.arch;
+  const [feature, interim] = releaseNumbers(hostVersion);
+  const pkg = `openjdk-${feature}-jdk-headless`;
+  const cross = await crossBinutils(arch);
+  ctx.progress({ step: 'compile', message: `java runtime for ${arch}: the host's jlink ${hostVersion} links the jmods of Debian's ${pkg} for ${arch}` });
+  const root = await ensureDebianPackages(ctx.cacheDir, arch, [pkg], ctx.progress);
+  const home = `/usr/lib/jvm/java-${feature}-openjdk-${arch}`;
+  const base = await fileInRoot(root, `${home}/jmods/java.base.jmod`);
+  if (!base) throw unavailable('NO_JMODS', `Debian's ${pkg} for ${arch} has no ${home}/jmods/java.base.jmod to link a runtime from`, 'the package layout may have changed: report it');
+  const version = await releaseVersion((await fileInRoot(root, `${home}/release`)) ?? join(root, 'missing'));
+  if (!version) throw unavailable('NO_JMODS', `Debian's ${pkg} for ${arch} has no ${home}/release saying its version`);
+  const [tf, ti] = releaseNumbers(version);
+  if (tf !== feature || ti !== interim)
+    throw unavailable('JDK_VERSION_MISMATCH', `the host's jlink is ${hostVersion} and Debian's ${arch} ${pkg} is ${version}: jlink links only jmods of its own release (${feature}.${interim})`, `install the host JDK of the release Debian has for ${arch} (${tf}.${ti})`);
+  const st = await stat(base);
+  return {
+    jmods: dirname(base),
+    root,
+    target: [arch, base, st.size, st.mtimeMs, version],
+    binutilsPrefix: cross,
+    label: `${arch} OpenJDK ${version} from Debian's ${pkg}, linked by the host's jlink ${hostVersion}`,
+  };
+}
+
+/** JAVA_VERSION of a JDK's release file (e.g. 17.0.15), or undefined. */
+async function releaseVersion(file: string): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const v = /^JAVA_VERSION="([0-9][0-9.]*)"/m.exec(text)?.[1];
+  return v && /^\d+(\.\d+)*$/.test(v) ? v : undefined;
+}
+
+/** What `jlink --version` says (e.g. 17.0.15), for a JDK without a release file. */
+async function jlinkVersion(ctx: CompileContext, jlink: string): Promise<string> {
+  const r = await execFileCollect(jlink, ['--version']).catch(noJdk('jlink'));
+  const v = r.output.trim().split('\n')[0]!.trim();
+  if (r.code !== 0 || !/^\d+(\.\d+)*/.test(v)) throw buildFailed('JLINK', `jlink --version said:\n${lastLines(r.output, 5)}`);
+  ctx.progress({ step: 'compile', message: `jlink ${v}` });
+  return /^\d+(\.\d+)*/.exec(v)![0];
+}
+
+/** A Java version's feature and interim numbers: "17.0.21.1" → [17, 0], "21" → [21, 0]. */
+function releaseNumbers(version: string): [number, number] {
+  const [f, i] = version.split('.').map(Number);
+  return [f!, i ?? 0];
+}
+
+/** The prefix of ctx.arch's binutils (objcopy for jlink, strip for the libraries), which must be installed. */
+async function crossBinutils(arch: Arch): Promise<string> {
+  const { prefix, pkg } = CROSS_BINUTILS[arch];
+  for (const tool of ['objcopy', 'strip'])
+    if (!onPathAt(`${prefix}${tool}`)) throw unavailable('NO_CROSS_BINUTILS', `${prefix}${tool} is not installed on the daemon host: a Java runtime for ${arch} is stripped with ${arch}'s binutils`, `apt-get install ${pkg}`);
+  return prefix;
+}
+
+/** Where a program is on PATH, or undefined. */
+function onPathAt(name: string): string | undefined {
+  return (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, name)).find(existsSync);
+}
+
+/** jlink's runtime for these modules from this JDK, from the cache or made (and stripped). */
+async function linkedRuntime(ctx: CompileContext, modules: string[], jdk: RuntimeJdk): Promise<string> {
+  // the host's key is what it always was; another architecture's adds its arch and jmods
+  const key = createHash('sha256').update(JSON.stringify([JRE_RECIPE, jdk.jlink, jdk.jlinkStamp, modules, ...jdk.target])).digest('hex').slice(0, 16);
   const root = join(ctx.cacheDir, 'jlink');
   const done = join(root, key);
   const jre = join(done, 'jre');
   if (existsSync(join(done, 'ok'))) {
-    ctx.progress({ step: 'compile', message: `java runtime (cached): ${modules.join(',')}` });
+    ctx.progress({ step: 'compile', message: `java runtime (cached): ${modules.join(',')}, ${jdk.label}` });
     return jre;
   }
   await mkdir(root, { recursive: true });
   const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}`);
   await mkdir(tmp, { recursive: true });
   try {
-    ctx.progress({ step: 'compile', message: `jlink --add-modules ${modules.join(',')}` });
+    ctx.progress({ step: 'compile', message: `jlink --add-modules ${modules.join(',')} (${jdk.label})` });
     const out = join(tmp, 'jre');
-    const r = await run(ctx, 'jlink', ['--add-modules', modules.join(','), '--strip-debug', '--no-man-pages', '--no-header-files', '--compress=2', '--output', out]);
+    const started = Date.now();
+    const r = await run(ctx, jdk.jlink, [...jlinkSource(jdk), '--add-modules', modules.join(','), '--no-man-pages', '--no-header-files', '--compress=2', '--output', out]);
     if (r.code !== 0) throw buildFailed('JLINK', `jlink failed:\n${lastLines(r.output, 40)}`);
+    ctx.progress({ step: 'compile', message: `jlink took ${((Date.now() - started) / 1000).toFixed(1)} s` });
     // what an app in a unikernel cannot use: key management tools, the exec helper
     for (const f of ['bin/keytool', 'bin/jrunscript', 'bin/jfr', 'bin/rmiregistry', 'lib/jexec']) await rm(join(out, f), { force: true });
     // drop the symbol tables (the loader uses .dynsym): about 4 MB off libjvm.so
     for (const f of await walkFiles(out))
       if (await isElf(f)) {
-        const s = await execFileCollect('strip', ['--strip-unneeded', f]).catch(() => undefined);
+        const s = await execFileCollect(`${jdk.binutilsPrefix}strip`, ['--strip-unneeded', f]).catch(() => undefined);
         if (s && s.code !== 0) ctx.progress({ step: 'compile', message: `warning: strip ${basename(f)}: ${lastLines(s.output, 2)}` });
       }
     // no CDS archive (java -Xshare:dump): measured under TCG, its 11 MB in the initramfs cost as
@@ -321,6 +425,53 @@ async function linkedRuntime(ctx: CompileContext, modules: string[]): Promise<st
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Where jlink takes the modules from, and how it drops debug information. The host's JDK:
+ * --strip-debug, as always. Another architecture's jmods: the same two steps by name, because
+ * --strip-debug's native half runs the host's objcopy, which cannot read that architecture's
+ * files (jlink prints an error per file and goes on): it is given the target's objcopy.
+ */
+function jlinkSource(jdk: RuntimeJdk): string[] {
+  if (!jdk.jmods) return ['--strip-debug'];
+  const objcopy = onPathAt(`${jdk.binutilsPrefix}objcopy`)!;
+  return ['--module-path', jdk.jmods, '--strip-java-debug-attributes', `--strip-native-debug-symbols=objcopy=${objcopy}`];
+}
+
+/** The runtime's ELF files at their guest paths, each checked to be for the image's architecture. */
+async function runtimeElfFiles(jre: string, arch: Arch): Promise<ForeignFile[]> {
+  const out: ForeignFile[] = [];
+  for (const f of await walkFiles(jre)) {
+    if (!(await isElf(f))) continue;
+    const rel = relative(jre, f).split(sep).join('/');
+    await checkElfArch(f, arch, `the Java runtime's ${rel}`);
+    out.push({ source: f, guestPath: `${JAVA_HOME_IN_IMAGE}/${rel}` });
+  }
+  return out;
+}
+
+/**
+ * Host libraries the host's runtime loads: ldd each ELF of the JRE (its own libraries found
+ * through libjvm's directory), keep what lies outside it, and let elfClosure place those and
+ * libc's NSS.
+ */
+async function hostRuntimeLibraries(ctx: CompileContext, jre: string): Promise<RootEntry[]> {
+  const jreReal = await realpath(jre);
+  const hostLibs = await jreHostLibraries(jre);
+  const closure = await elfClosure([join(jre, 'bin', 'java')], [...hostLibs, ...(ctx.manifest.libraries ?? [])], { alsoFrom: [jre] });
+  return closure.filter((e) => !e.path.startsWith(jre + '/') && !e.path.startsWith(jreReal + '/'));
+}
+
+/**
+ * Libraries another architecture's runtime loads, from Debian's packages for it: read from the
+ * ELF headers, never run. The runtime's own files are in the image at /opt/java, so $ORIGIN
+ * resolves to them; lib/server and lib are searched as ldd's LD_LIBRARY_PATH does for the
+ * host's, because the JVM loads libjvm.so by path before the libraries that name it.
+ */
+async function foreignRuntimeLibraries(ctx: CompileContext, root: string, elves: ForeignFile[]): Promise<RootEntry[]> {
+  const libraryPath = [`${JAVA_HOME_IN_IMAGE}/lib/server`, `${JAVA_HOME_IN_IMAGE}/lib`];
+  return foreignElfClosure(root, elves, ctx.manifest.libraries ?? [], ctx.arch, { inImage: elves, libraryPath });
 }
 
 /** Every file, directory and symlink under dir, placed under `at` in the image. */

@@ -105,7 +105,7 @@ async function debianRuntime(ctx: CompileContext, addons: ForeignFile[]): Promis
   ctx.progress({ step: 'compile', message: `runtime: Debian's nodejs ${named}${addonCount(addons)}` });
   if (addons.length) ctx.progress({ step: 'compile', message: `native addons must be built for ${arch} and this Node's ABI (or use Node-API)` });
   const programs: ForeignFile[] = [{ source: node, guestPath: GUEST_NODE }, ...addons];
-  const libs = await foreignElfClosure(root, programs, ctx.manifest.libraries ?? [], arch, [{ guestDir: '/app', hostDir: ctx.sourceDir }]);
+  const libs = await foreignElfClosure(root, programs, ctx.manifest.libraries ?? [], arch, { mounts: [{ guestDir: '/app', hostDir: ctx.sourceDir }] });
   const builtins = await sharedBuiltins(root, libs);
   const nodeMode = (await stat(node)).mode & 0o7777;
   return [{ kind: 'file', path: GUEST_NODE, source: node, mode: nodeMode | 0o555 }, ...libs, ...builtins];

@@ -98,7 +98,7 @@ test('an uploaded file\'s $ORIGIN library is found in the upload (the /app mount
   arm64AddonWithLibrary(release);
   const addon = { source: join(release, 'fake.node'), guestPath: '/app/node_modules/fake/build/Release/fake.node' };
   const mounts = [{ guestDir: '/app', hostDir: ctx.sourceDir }];
-  const entries = await foreignElfClosure(root, [addon], [], 'arm64', mounts);
+  const entries = await foreignElfClosure(root, [addon], [], 'arm64', { mounts });
   const lib = entries.find((e) => e.path === `/app/node_modules/fake/build/Release/${PAD}`);
   assert.ok(lib?.kind === 'file' && lib.source === realpathSync(join(release, PAD)), JSON.stringify(entries));
   assertFromRootOrUpload([realpathSync(root), realpathSync(ctx.sourceDir)], entries);
@@ -111,7 +111,7 @@ test('an uploaded file\'s $ORIGIN library is found in the upload (the /app mount
   for (const target of [join(outside, PAD), `../../../../../outside/${PAD}`]) {
     rmSync(join(release, PAD));
     symlinkSync(target, join(release, PAD));
-    await assert.rejects(foreignElfClosure(root, [addon], [], 'arm64', mounts), withCode('LIBRARY_NOT_FOUND', PAD), target);
+    await assert.rejects(foreignElfClosure(root, [addon], [], 'arm64', { mounts }), withCode('LIBRARY_NOT_FOUND', PAD), target);
   }
 });
 
