@@ -110,17 +110,7 @@ async function foreignRuntime(ctx: CompileContext): Promise<RootEntry[]> {
   await checkElfArch(python, arch, `Debian's ${arch} ${PYTHON}`);
   const { entries, dynload } = await foreignStdlib(root, arch);
 
-  // extension modules: keep those whose libraries the packages have, skip (with a warning) the rest
-  const kept: ForeignFile[] = [];
-  for (const so of dynload) {
-    try {
-      await foreignElfClosure(root, [so], [], arch);
-      kept.push(so);
-    } catch (e) {
-      if (!(isUnikError(e) && e.code === 'UNIK_ERR_LIBRARY_NOT_FOUND')) throw e;
-      ctx.progress({ step: 'compile', message: `warning: skipping ${so.guestPath}: ${e.message}` });
-    }
-  }
+  const kept = await extensionModules(root, dynload, arch, ctx.progress);
   for (const so of kept) entries.push({ kind: 'file', path: so.guestPath, source: so.source, mode: 0o755 });
 
   const interpreter = { source: python, guestPath: PYTHON };
@@ -129,6 +119,24 @@ async function foreignRuntime(ctx: CompileContext): Promise<RootEntry[]> {
   entries.push({ kind: 'file', path: PYTHON, source: python, mode: 0o755 });
   for (const l of libs) if (!have.has(l.path)) entries.push(l);
   return entries;
+}
+
+/**
+ * The extension modules whose libraries the packages have; the rest are skipped with a warning
+ * (an app may never import them), as the host's build skips those the host lacks libraries for.
+ */
+export async function extensionModules(root: string, dynload: ForeignFile[], arch: Arch, progress: CompileContext['progress']): Promise<ForeignFile[]> {
+  const kept: ForeignFile[] = [];
+  for (const so of dynload) {
+    try {
+      await foreignElfClosure(root, [so], [], arch);
+      kept.push(so);
+    } catch (e) {
+      if (!(isUnikError(e) && e.code === 'UNIK_ERR_LIBRARY_NOT_FOUND')) throw e;
+      progress({ step: 'compile', message: `warning: skipping ${so.guestPath}: ${e.message}` });
+    }
+  }
+  return kept;
 }
 
 /**

@@ -3,12 +3,13 @@
 // nothing of the host's /usr or /etc goes in, even where a package's symlink names a host path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { containedIn } from '../../src/util/safe-path.js';
 import { elfMachine, readElfDynamic } from '../../src/compilers/elf-deps.js';
-import { foreignStdlib, pythonCompiler } from '../../src/compilers/python.js';
+import { extensionModules, foreignStdlib, pythonCompiler } from '../../src/compilers/python.js';
 import { hostArch } from '../../src/model/arch.js';
 import type { CompileContext, RootEntry } from '../../src/compilers/types.js';
 import type { ProgressEvent } from '../../src/model/types.js';
@@ -99,6 +100,33 @@ test('a crafted root whose stdlib folder leads to the host is refused, never wal
     make(root);
     await assert.rejects(foreignStdlib(root, 'arm64'), withCode('NO_PYTHON'), name);
   }
+});
+
+test('extension modules: one whose library is not in the packages is skipped with a warning; a wrong-architecture one is refused', { skip: existsSync('/usr/aarch64-linux-gnu/lib/libc.so.6') ? false : 'needs the aarch64 cross toolchain (gcc-aarch64-linux-gnu)' }, async () => {
+  const root = join(dir, 'root-modules');
+  mkdirSync(join(root, 'lib', 'aarch64-linux-gnu'), { recursive: true });
+  for (const f of ['ld-linux-aarch64.so.1', 'libc.so.6']) copyFileSync(join('/usr/aarch64-linux-gnu/lib', f), join(root, 'lib', 'aarch64-linux-gnu', f));
+  symlinkSync('aarch64-linux-gnu/ld-linux-aarch64.so.1', join(root, 'lib', 'ld-linux-aarch64.so.1'));
+  const dynload = join(root, STDLIB, 'lib-dynload');
+  mkdirSync(dynload, { recursive: true });
+  writeFileSync(join(dir, 'm.c'), 'int missing(void);\nint f(void) { return missing(); }\n');
+  const module = (name: string, cc: string, libs: string[]) => {
+    const out = join(dynload, `${name}.so`);
+    // the missing library exists only where it is linked from, never in the root
+    execFileSync(cc, ['-shared', '-fPIC', '-o', out, join(dir, 'm.c'), ...libs]);
+    return { source: out, guestPath: `${STDLIB}/lib-dynload/${name}.so` };
+  };
+  const stub = join(dir, 'stub');
+  mkdirSync(stub);
+  execFileSync('aarch64-linux-gnu-gcc', ['-shared', '-fPIC', '-Wl,-soname,libmissing.so.1', '-o', join(stub, 'libmissing.so.1'), '-x', 'c', '-'], { input: 'int missing(void) { return 1; }\n' });
+  const good = module('_good', 'aarch64-linux-gnu-gcc', ['-Wl,--unresolved-symbols=ignore-all']);
+  const needy = module('_needy', 'aarch64-linux-gnu-gcc', [`-L${stub}`, '-l:libmissing.so.1']);
+  const events: ProgressEvent[] = [];
+  assert.deepEqual(await extensionModules(realpathSync(root), [good, needy], 'arm64', (e) => events.push(e)), [good]);
+  assert.equal(events.length, 1);
+  assert.match(events[0]!.message, /^warning: skipping \/usr\/lib\/python3\.11\/lib-dynload\/_needy\.so: .*libmissing\.so\.1, which is not in the arm64 packages/);
+  const amd = module('_amd64', 'gcc', ['-Wl,--unresolved-symbols=ignore-all']);
+  await assert.rejects(extensionModules(realpathSync(root), [amd], 'arm64', () => {}), withCode('WRONG_ARCH'));
 });
 
 test("the host's architecture: still the host's own interpreter", { skip: !existsSync('/usr/bin/python3.11') || hostArch() !== 'amd64' ? 'needs an amd64 host with python3.11' : false }, async () => {
