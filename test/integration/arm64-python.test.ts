@@ -3,9 +3,9 @@
 // real under qemu-system-aarch64 -M virt (TCG here: slow, so the deadlines are generous).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Daemon, suiteDaemon, ROOT, freePort, httpUntil } from './harness.js';
+import { suiteDaemon, ROOT, freePort, httpUntil } from './harness.js';
 
 const d = suiteDaemon();
 const bootedFrom = (id: string): string[] => JSON.parse(readFileSync(join(d.home, 'instances', id, 'qemu.argv'), 'utf8')) as string[];
@@ -48,39 +48,4 @@ test('Python for arm64: Debian\'s arm64 python3.11 under -M virt answers HTTP; e
   assert.equal(missing.status, 404);
   assert.match((await d.cli(['logs', 'pyarm'])).stdout, /python-http listening on :8080/);
   assert.equal((await d.cli(['rm', '-f', 'pyarm'])).code, 0);
-});
-
-/** Runs py-arm on `daemon` and times its first HTTP answer; says how it booted. */
-async function timedRun(daemon: Daemon, name: string): Promise<{ seconds: number; restored: boolean }> {
-  const port = await freePort();
-  const runAt = Date.now();
-  const run = await daemon.cli(['run', 'py-arm', '--name', name, '-p', `${port}:8080`]);
-  assert.equal(run.code, 0, run.stderr + run.stdout);
-  assert.equal(await httpUntil(`http://127.0.0.1:${port}/ping_test`, FIRST_ANSWER_MS), 'pong');
-  const seconds = (Date.now() - runAt) / 1000;
-  const argv = JSON.parse(readFileSync(join(daemon.env.UNIK_HOME!, 'instances', (await daemon.api('GET', `/instances/${name}`)).json.Id, 'qemu.argv'), 'utf8')) as string[];
-  assert.match(argv[0]!, /qemu-system-aarch64$/);
-  assert.equal((await daemon.cli(['rm', '-f', name])).code, 0);
-  return { seconds, restored: argv.includes('-incoming') };
-}
-
-test('Python for arm64: time to the first answer restored from the ready boot snapshot, and booted cold', { timeout: 2 * FIRST_ANSWER_MS + 120_000 }, async (t) => {
-  const restored = await timedRun(d, 'pyarm-warm');
-  assert.ok(restored.restored, 'the boot snapshot is ready by now');
-  t.diagnostic(`restored from the ready boot snapshot: first HTTP answer after ${restored.seconds.toFixed(1)} s`);
-  // a second daemon on the same images with boot snapshots off: a cold boot
-  const cold = new Daemon();
-  cold.env.UNIK_HOME = d.home;
-  cold.env.UNIK_SNAPSHOTS = '0';
-  await d.stop();
-  try {
-    await cold.start();
-    const r = await timedRun(cold, 'pyarm-cold');
-    assert.ok(!r.restored, 'snapshots off: a cold boot');
-    t.diagnostic(`cold boot: first HTTP answer after ${r.seconds.toFixed(1)} s`);
-  } finally {
-    await cold.stop();
-    rmSync(cold.home, { recursive: true, force: true }); // its own home went unused: it ran on d's
-    await d.start();
-  }
 });
