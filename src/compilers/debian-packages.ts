@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, posix } from 'node:path';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import { internal, invalid, unavailable } from '../model/errors.js';
 import type { Arch } from '../model/arch.js';
 import type { ProgressFn } from '../model/types.js';
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
+import { fileInRoot } from './elf-deps.js';
 
 // Programs for another architecture come from Debian's own packages for it: apt, with a private
 // configuration under the cache (its own lists, archives and an empty dpkg status), computes a
@@ -344,4 +346,35 @@ export async function debianOwnerOf(hostPath: string): Promise<{ package: string
 /** The host (amd64) package that owns a file, e.g. /usr/bin/webfsd → webfs. */
 export async function debianPackageOf(hostPath: string): Promise<string | undefined> {
   return (await debianOwnerOf(hostPath))?.package;
+}
+
+/**
+ * A package's version as its Debian changelog's first line gives it, e.g. 18.20.4+dfsg-1~deb12u3;
+ * undefined when the package has none. A binNMU logs its own version in changelog.Debian.<arch>.gz.
+ */
+export async function debianPackageVersion(root: string, pkg: string, arch: Arch): Promise<string | undefined> {
+  for (const name of [`changelog.Debian.${arch}.gz`, 'changelog.Debian.gz']) {
+    const path = await fileInRoot(root, `/usr/share/doc/${pkg}/${name}`);
+    const head = path && (await gzipHead(path));
+    // the first word is the source package's name (python3.11 for python3.11-minimal)
+    const m = head && /^\S+ \(([A-Za-z0-9.+~:-]{1,100})\)/.exec(head);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** The first line of a gzipped file, reading only its beginning (a changelog can be long). */
+async function gzipHead(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(16 * 1024);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    // a cut-short stream is fine: sync flush gives what it holds
+    const text = gunzipSync(b.subarray(0, bytesRead), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 1 << 20 }).toString('utf8');
+    return text.split('\n', 1)[0];
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close();
+  }
 }

@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs';
-import { lstat, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { join, normalize, posix } from 'node:path';
-import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { invalid, isUnikError } from '../model/errors.js';
 import type { Arch } from '../model/arch.js';
 import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { confinedLdd } from './confined.js';
-import { ensureDebianPackages } from './debian-packages.js';
+import { debianPackageVersion, ensureDebianPackages } from './debian-packages.js';
 import { NSSWITCH, checkElfArch, elfClosure, fileInRoot, foreignElfClosure, isElf, type ForeignFile } from './elf-deps.js';
 import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
@@ -100,7 +99,7 @@ async function debianRuntime(ctx: CompileContext, addons: ForeignFile[]): Promis
   const node = await fileInRoot(root, GUEST_NODE);
   if (!node) throw invalid('NO_RUNTIME', `Debian's ${arch} nodejs package has no ${GUEST_NODE}`, 'the Debian release of the daemon host may package Node.js differently; build for the host\'s architecture');
   await checkElfArch(node, arch, `Debian's ${arch} ${GUEST_NODE}`);
-  const version = await debianVersion(root, 'nodejs', arch);
+  const version = await debianPackageVersion(root, 'nodejs', arch);
   const named = version ? `${upstreamVersion(version)} for ${arch} (package ${version})` : `for ${arch} (its changelog names no version)`;
   ctx.progress({ step: 'compile', message: `runtime: Debian's nodejs ${named}${addonCount(addons)}` });
   if (addons.length) ctx.progress({ step: 'compile', message: `native addons must be built for ${arch} and this Node's ABI (or use Node-API)` });
@@ -118,36 +117,6 @@ async function checkAddonArch(addon: ForeignFile, arch: Arch): Promise<void> {
   } catch (e) {
     if (!isUnikError(e) || e.code !== 'UNIK_ERR_WRONG_ARCH') throw e;
     throw invalid('WRONG_ARCH', e.message, `install the app's dependencies for ${arch} before pushing (npm install on a ${arch} machine, or the package's prebuilt ${arch} binary), or build for ${HOST_ONLY[0]}`);
-  }
-}
-
-/**
- * A package's version as its Debian changelog's first line gives it, e.g. 18.20.4+dfsg-1~deb12u3;
- * undefined when the package has none. A binNMU logs its own version in changelog.Debian.<arch>.gz.
- */
-async function debianVersion(root: string, pkg: string, arch: Arch): Promise<string | undefined> {
-  for (const name of [`changelog.Debian.${arch}.gz`, 'changelog.Debian.gz']) {
-    const path = await fileInRoot(root, `/usr/share/doc/${pkg}/${name}`);
-    const head = path && (await gzipHead(path));
-    const m = head && /^(\S+) \(([A-Za-z0-9.+~:-]{1,100})\)/.exec(head);
-    if (m && m[1] === pkg) return m[2];
-  }
-  return undefined;
-}
-
-/** The first line of a gzipped file, reading only its beginning (a changelog can be long). */
-async function gzipHead(path: string): Promise<string | undefined> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(16 * 1024);
-    const { bytesRead } = await fh.read(b, 0, b.length, 0);
-    // a cut-short stream is fine: sync flush gives what it holds
-    const text = gunzipSync(b.subarray(0, bytesRead), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 1 << 20 }).toString('utf8');
-    return text.split('\n', 1)[0];
-  } catch {
-    return undefined;
-  } finally {
-    await fh.close();
   }
 }
 

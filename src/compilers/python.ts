@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs';
-import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, normalize, posix, relative } from 'node:path';
-import { constants as zlib, gunzipSync } from 'node:zlib';
 import { invalid, isUnikError, unavailable } from '../model/errors.js';
 import { machineArch, type Arch } from '../model/arch.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, readFileInside, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { checkElfArch, elfClosure, fileInRoot, foreignElfClosure, NSSWITCH, resolveInRoot, sharedLibraries, type ForeignFile } from './elf-deps.js';
-import { ensureDebianPackages } from './debian-packages.js';
+import { debianPackageVersion, ensureDebianPackages } from './debian-packages.js';
 import { HOST_ONLY } from './host-arch.js';
 import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
 
@@ -103,7 +102,7 @@ async function hostRuntime(ctx: CompileContext): Promise<RootEntry[]> {
 async function foreignRuntime(ctx: CompileContext): Promise<RootEntry[]> {
   const arch = ctx.arch;
   const root = await realpath(await ensureDebianPackages(ctx.cacheDir, arch, PACKAGES, ctx.progress));
-  const version = await debianVersion(root, PACKAGES[0]!);
+  const version = await debianPackageVersion(root, PACKAGES[0]!, arch);
   ctx.progress({ step: 'compile', message: `runtime: Debian's python3.11${version ? ` ${version}` : ''} for ${arch}; collecting ${STDLIB}` });
   const python = await fileInRoot(root, PYTHON);
   if (!python) throw unavailable('NO_PYTHON', `Debian's ${arch} package ${PACKAGES[0]} has no ${PYTHON}`, 'the Debian release of the daemon host must ship Python 3.11');
@@ -188,24 +187,6 @@ function rootStdlib(realRoot: string, top: string, arch: Arch): StdlibSource {
       return { guestPath, copy: SYSTEM_DIRS.some((d) => containedIn(d, guestPath)) ? target : undefined };
     },
   };
-}
-
-/** The first line of a package's Debian changelog names its version: read from the root, not assumed. */
-async function debianVersion(root: string, pkg: string): Promise<string | undefined> {
-  const changelog = await fileInRoot(root, `/usr/share/doc/${pkg}/changelog.Debian.gz`);
-  if (!changelog) return undefined;
-  // its first few KiB hold the first line; a partial stream is inflated as far as it goes
-  const fh = await open(changelog, 'r');
-  try {
-    const head = Buffer.alloc(4096);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    const text = gunzipSync(head.subarray(0, bytesRead), { finishFlush: zlib.Z_SYNC_FLUSH, maxOutputLength: 1 << 20 }).toString('utf8');
-    return /^\S+ \(([A-Za-z0-9.+~:-]{1,100})\)/.exec(text)?.[1];
-  } catch {
-    return undefined; // not gzip: no version to show
-  } finally {
-    await fh.close();
-  }
 }
 
 async function findEntry(ctx: CompileContext): Promise<string> {
