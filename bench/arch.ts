@@ -6,6 +6,7 @@
 // arm64 guest is emulated as an amd64 one is; on an arm64 host with KVM the arm64 row would be
 // the native one.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, RUNS, startDaemon, stats, waitOk, writeModuleResult, writeReadmeBlock, type BenchDaemon, type Stats } from './lib.js';
 import { freePort } from '../test/integration/harness.js';
@@ -90,6 +91,8 @@ async function languages(d: BenchDaemon): Promise<LangRow[]> {
   return APPS.map((a) => ({ label: a.label, sizes: sizes[a.key]!, restoreMs: { amd64: stats(ms[a.key]!.amd64), arm64: stats(ms[a.key]!.arm64) } }));
 }
 
+// the machine's load beside the figures: other work on its 2 cores slows TCG guests (both architectures alike: interleaved)
+const loadBefore = loadavg()[0]!;
 const coldDaemon = await startDaemon('arch-cold', { UNIK_SNAPSHOTS: '0' });
 let sizes: Record<Arch, Sizes>;
 let cold: Record<Arch, Stats>;
@@ -116,7 +119,8 @@ try {
   await langDaemon.stop();
 }
 
-const result = { runs: RUNS, accel: 'tcg', sizes, coldMs: cold, restoreMs: restore, languageRuns: LANG_RUNS, languages: langs };
+const loadAfter = loadavg()[0]!;
+const result = { runs: RUNS, accel: 'tcg', loadAverage: { before: loadBefore, after: loadAfter }, sizes, coldMs: cold, restoreMs: restore, languageRuns: LANG_RUNS, languages: langs };
 const out = writeModuleResult('arch', result);
 const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
 const s = (x: Stats) => `${(x.median / 1000).toFixed(2)} s (${(x.min / 1000).toFixed(2)}–${(x.max / 1000).toFixed(2)})`;
@@ -129,6 +133,8 @@ const block = [
   '|---|---|---|---|---|',
   row('amd64', '`microvm`'),
   row('arm64', '`virt` (Cortex-A72)'),
+  '',
+  `The host's 1-minute load average was ${loadBefore.toFixed(2)} when the run began and ${loadAfter.toFixed(2)} when it ended (2 cores).`,
   '',
   `arm64 vs amd64 here: cold boot ${(cold.arm64.median / cold.amd64.median).toFixed(2)}×, restore ${(restore.arm64.median / restore.amd64.median).toFixed(2)}×, image ${(sizes.arm64.imageBytes / sizes.amd64.imageBytes).toFixed(2)}×.`,
   '',
