@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, posix } from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import lockfile from 'proper-lockfile';
@@ -101,10 +101,19 @@ async function lock(path: string, progress: ProgressFn, what: string): Promise<(
 async function prepareTree(t: AptTree, arch: DebianArch): Promise<void> {
   // apt.conf quotes values with "…" and has no escapes
   if (/["\n\r]/.test(t.base)) throw internal('BAD_CACHE_PATH', `the cache folder ${t.base} has characters apt's configuration cannot hold`);
-  for (const d of ['etc/sources.list.d', 'etc/preferences.d', 'dpkg/updates', 'state/lists/partial', 'cache/archives/partial', 'log', 'roots']) await mkdir(join(t.base, d), { recursive: true });
+  for (const d of ['etc/sources.list.d', 'etc/preferences.d', 'dpkg/updates', 'state/lists/partial', 'cache/archives/partial', 'log', 'roots']) await mkdir(join(t.base, d), { recursive: true, mode: 0o700 });
+  // unpacked roots are read by the daemon alone
+  await chmod(t.base, 0o700);
   if (!existsSync(t.status)) await writeFile(t.status, '');
   const conf = aptConf(t, arch);
   if ((await readFile(t.conf, 'utf8').catch(() => '')) !== conf) await writeFile(t.conf, conf);
+}
+
+/** The private apt configuration file of an architecture, written if needed (for `apt-config -c` and tests). */
+export async function privateAptConfig(cacheDir: string, arch: DebianArch): Promise<string> {
+  const t = aptTree(cacheDir, arch);
+  await prepareTree(t, arch);
+  return t.conf;
 }
 
 /**
@@ -115,6 +124,18 @@ async function prepareTree(t: AptTree, arch: DebianArch): Promise<void> {
 function aptConf(t: AptTree, arch: DebianArch): string {
   const b = t.base;
   return [
+    // apt reads the host's apt.conf.d first: lists it appends to and hooks it runs are cleared,
+    // and the freshness checks a host may turn off are on (an old, validly signed Release file
+    // replayed would freeze the packages on vulnerable versions)
+    '#clear APT::Architectures;',
+    '#clear APT::Update::Pre-Invoke;',
+    '#clear APT::Update::Post-Invoke;',
+    '#clear APT::Update::Post-Invoke-Success;',
+    '#clear DPkg::Pre-Invoke;',
+    '#clear DPkg::Post-Invoke;',
+    '#clear DPkg::Pre-Install-Pkgs;',
+    'Acquire::Check-Valid-Until "true";',
+    'Acquire::Check-Date "true";',
     `Dir::State "${b}/state";`,
     `Dir::State::status "${t.status}";`,
     `Dir::Cache "${b}/cache";`,
@@ -139,7 +160,9 @@ function aptConf(t: AptTree, arch: DebianArch): string {
 }
 
 async function apt(t: AptTree, args: string[], onLine?: (l: string) => void): Promise<ExecResult> {
-  const env = { ...process.env, LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
+  // APT_CONFIG would bring in a configuration file of its own
+  const { APT_CONFIG: _ignored, ...inherited } = process.env;
+  const env = { ...inherited, LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
   return execFileCollect('apt-get', ['-c', t.conf, ...args], { env, onLine }).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw unavailable('NO_APT', 'apt-get is not installed on the daemon host', 'images for another architecture take their programs from Debian packages: run the daemon on Debian (apt and dpkg)');
     throw e;
@@ -233,6 +256,12 @@ async function unpack(t: AptTree, key: string, debs: string[], progress: Progres
       await rm(tmp, { recursive: true, force: true });
       throw unavailable('DEBIAN_UNPACK_FAILED', `unpacking ${deb} failed:\n${lastLines(r.output, 10)}`, `remove ${join(t.archives, deb)} and build again to download it anew`);
     }
+  }
+  // dpkg-deb -x keeps setuid/setgid bits (sudo, passwd…): nothing in a cache root needs them
+  const r = await execFileCollect('chmod', ['-R', 'u-s,g-s', tmp]);
+  if (r.code !== 0) {
+    await rm(tmp, { recursive: true, force: true });
+    throw internal('DEBIAN_UNPACK_FAILED', `clearing setuid bits in the unpacked packages failed:\n${lastLines(r.output, 5)}`);
   }
   await rename(tmp, join(t.roots, key));
 }

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join, normalize, posix } from 'node:path';
 import { invalid, isUnikError } from '../model/errors.js';
 import type { Arch } from '../model/arch.js';
-import { insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
+import { containedIn, insideDir, leavesUpload, readFileInside, whereIs } from '../util/safe-path.js';
 import { confinedLdd } from './confined.js';
 import { debianPackageVersion, ensureDebianPackages } from './debian-packages.js';
 import { NSSWITCH, checkElfArch, elfClosure, fileInRoot, foreignElfClosure, isElf, type ForeignFile } from './elf-deps.js';
@@ -130,23 +130,50 @@ const SHARED_BUILTIN_KEY = 'NODE_SHARED_BUILTIN_';
 const SHARED_BUILTIN = /^NODE_SHARED_BUILTIN_[A-Z0-9_]{1,80}_PATH=(\/[A-Za-z0-9_./@+-]{1,300})/;
 const MAX_SHARED_BUILTINS = 64;
 
+/** libnode is tens of MB; a larger file is not Debian's and is not read */
+const MAX_LIBNODE_BYTES = 256 * 1024 * 1024;
+const SCAN_CHUNK = 4 * 1024 * 1024;
+
+/** The builtin paths a libnode names, read in chunks (overlapping by a record's length) up to MAX_LIBNODE_BYTES. */
+async function builtinPaths(file: string): Promise<string[]> {
+  const found: string[] = [];
+  const fh = await open(file, 'r');
+  try {
+    const size = Math.min((await fh.stat()).size, MAX_LIBNODE_BYTES);
+    const overlap = 512;
+    const buf = Buffer.alloc(SCAN_CHUNK + overlap);
+    for (let pos = 0; pos < size; pos += SCAN_CHUNK) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      const chunk = buf.subarray(0, bytesRead);
+      // a record starting in the overlap is found again by the next chunk
+      const limit = pos + SCAN_CHUNK < size ? SCAN_CHUNK : bytesRead;
+      for (let at = chunk.indexOf(SHARED_BUILTIN_KEY); at >= 0 && at < limit && found.length < MAX_SHARED_BUILTINS; at = chunk.indexOf(SHARED_BUILTIN_KEY, at + 1)) {
+        const m = SHARED_BUILTIN.exec(chunk.subarray(at, at + 400).toString('latin1'));
+        if (m) found.push(posix.normalize(m[1]!));
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return found;
+}
+
 /**
  * The files libnode's build configuration (a string in the library) names as shared builtins,
  * taken from the package root at the same paths; a library without that configuration has none.
  */
-async function sharedBuiltins(root: string, libs: RootEntry[]): Promise<RootEntry[]> {
+export async function sharedBuiltins(root: string, libs: RootEntry[]): Promise<RootEntry[]> {
+  const realRoot = await realpath(root);
+  const taken = new Set(libs.map((l) => l.path).concat(GUEST_NODE));
   const paths = new Set<string>();
   for (const lib of libs) {
-    if (lib.kind !== 'file' || !/\/libnode\.so[.0-9]*$/.test(lib.path)) continue;
-    const bytes = await readFile(lib.source);
-    // searched as bytes: the library is tens of MB, the configuration a few hundred bytes of it
-    for (let at = bytes.indexOf(SHARED_BUILTIN_KEY); at >= 0 && paths.size < MAX_SHARED_BUILTINS; at = bytes.indexOf(SHARED_BUILTIN_KEY, at + 1)) {
-      const m = SHARED_BUILTIN.exec(bytes.subarray(at, at + 400).toString('latin1'));
-      if (m) paths.add(posix.normalize(m[1]!));
-    }
+    // only Debian's own libnode: one the upload ships (found through /app) names nothing
+    if (lib.kind !== 'file' || !/\/libnode\.so[.0-9]*$/.test(lib.path) || !containedIn(realRoot, lib.source)) continue;
+    for (const p of await builtinPaths(lib.source)) if (paths.size < MAX_SHARED_BUILTINS) paths.add(p);
   }
   const out: RootEntry[] = [];
   for (const p of paths) {
+    if (taken.has(p)) continue; // never replaces a file already going in
     const source = await fileInRoot(root, p);
     if (!source) throw invalid('NO_RUNTIME', `Debian's libnode loads ${p} at run time, and no package of its closure has it`, 'the Debian release of the daemon host may package Node.js differently; build for the host\'s architecture');
     out.push({ kind: 'file', path: p, source, mode: 0o644 });

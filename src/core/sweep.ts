@@ -29,9 +29,12 @@ const INSTANCE_SOCKET = /^([0-9a-f]{16})\./;
 // No image record points into cache/: an image holds its own copies (root copied from zstd/,
 // kernel hard-linked from kernels/), so evicting an entry never breaks an image. kernels/ is
 // never touched, even when UNIK_KERNEL_CACHE puts it inside cache/.
-const EVICTABLE = ['zstd', 'go-std', 'jlink'];
+//   debian-ARCH/roots/KEY/          another architecture's Debian packages, unpacked: regenerable
+//   debian-ARCH/cache/archives/*.deb (downloaded again); the sweep runs before any build, so
+//                                   none is being read. Its lists and apt state are kept (small).
+const EVICTABLE = ['zstd', 'go-std', 'jlink', 'debian-amd64/roots', 'debian-arm64/roots', 'debian-amd64/cache/archives', 'debian-arm64/cache/archives'];
 /** half-made cache entries: zstd's `HASH.cpio.zst.PID.tmp`, jlink's `.tmp-HEX` */
-const CACHE_PARTIAL: Record<string, RegExp> = { zstd: /\.tmp$/, jlink: /^\.tmp-/ };
+const CACHE_PARTIAL: Record<string, RegExp> = { zstd: /\.tmp$/, jlink: /^\.tmp-/, 'debian-amd64/roots': /^\.tmp-/, 'debian-arm64/roots': /^\.tmp-/ };
 
 export const DEFAULT_CACHE_MAX_MB = 4096;
 
@@ -136,9 +139,8 @@ function sweepCache(cache: Dir, keep: string | undefined, limit: number, orphan:
   const held: Dir[] = [];
   try {
     for (const kind of EVICTABLE) {
-      const dir = cache.sub(kind);
+      const dir = nested(cache, kind.split('/'), held);
       if (!dir) continue;
-      held.push(dir);
       for (const e of dir.entries()) {
         const rel = `${kind}/${e}`;
         if (keep && (rel === keep || keep.startsWith(rel + '/') || rel.startsWith(keep + '/'))) continue;
@@ -157,6 +159,17 @@ function sweepCache(cache: Dir, keep: string | undefined, limit: number, orphan:
   } finally {
     held.forEach((d) => d.close());
   }
+}
+
+/** The folder at `parts` under `from`, each level opened without following links; every level opened is kept in `held` to be closed. */
+function nested(from: Dir, parts: string[], held: Dir[]): Dir | undefined {
+  let at: Dir | undefined = from;
+  for (const p of parts) {
+    at = at.sub(p);
+    if (!at) return undefined;
+    held.push(at);
+  }
+  return at;
 }
 
 function summary(r: SweepReport, limit: number): string {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { containedIn } from '../../src/util/safe-path.js';
 import { elfMachine, foreignElfClosure, readElfDynamic, resolveInRoot } from '../../src/compilers/elf-deps.js';
-import { debianOwnerOf, debianPackageOf, debianSourcesFrom, ensureDebianPackages, mergedUsrAlias } from '../../src/compilers/debian-packages.js';
+import { debianOwnerOf, debianPackageOf, debianSourcesFrom, ensureDebianPackages, mergedUsrAlias, privateAptConfig } from '../../src/compilers/debian-packages.js';
 import { elfCompiler } from '../../src/compilers/native.js';
 import type { CompileContext, RootEntry } from '../../src/compilers/types.js';
 import type { ProgressEvent } from '../../src/model/types.js';
@@ -319,3 +319,17 @@ test('elf for arm64 from the upload: static programs only, a dynamic one refused
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("hostile host apt.conf: the private configuration clears what the host's appends and hooks, and keeps the freshness checks on", async () => {
+  const cache = mkdtempSync(join(dir, 'cache-aptconf-'));
+  const ours = await privateAptConfig(cache, 'arm64');
+  // a host configuration as apt.conf.d could hold it, read before ours (as apt-get -c does)
+  const host = join(dir, 'hostlike.conf');
+  writeFileSync(host, 'APT::Architectures { "amd64"; "i386"; };\nAPT::Update::Post-Invoke-Success { "touch /tmp/unik-hook-ran"; };\nDPkg::Post-Invoke { "touch /tmp/unik-hook-ran"; };\nAcquire::Check-Valid-Until "false";\nAcquire::Check-Date "false";\n');
+  const dump = execFileSync('apt-config', ['-c', host, '-c', ours, 'dump'], { encoding: 'utf8' });
+  assert.deepEqual([...dump.matchAll(/^APT::Architectures:: "([^"]*)";$/gm)].map((m) => m[1]), ['arm64']);
+  assert.doesNotMatch(dump, /unik-hook-ran/);
+  assert.match(dump, /^Acquire::Check-Valid-Until "true";$/m);
+  assert.match(dump, /^Acquire::Check-Date "true";$/m);
+  assert.equal(statSync(join(cache, 'debian-arm64')).mode & 0o777, 0o700, 'unpacked roots are the daemon\'s alone');
+});

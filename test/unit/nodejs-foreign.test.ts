@@ -13,7 +13,7 @@ import { containedIn } from '../../src/util/safe-path.js';
 import { elfMachine, foreignElfClosure } from '../../src/compilers/elf-deps.js';
 import { ensureDebianPackages } from '../../src/compilers/debian-packages.js';
 import { HOST_ONLY } from '../../src/compilers/host-arch.js';
-import { nodejsCompiler } from '../../src/compilers/nodejs.js';
+import { nodejsCompiler, sharedBuiltins } from '../../src/compilers/nodejs.js';
 import type { CompileContext, RootEntry } from '../../src/compilers/types.js';
 import type { ProgressEvent } from '../../src/model/types.js';
 
@@ -153,3 +153,24 @@ test('examples/node-http for arm64: Debian\'s arm64 node and libnode, every file
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("hostile: a libnode the upload ships names no builtin, and a builtin never replaces a file already going in", async () => {
+  const root = mkdtempSync(join(dir, 'builtins-root-'));
+  const upload = mkdtempSync(join(dir, 'builtins-upload-'));
+  mkdirSync(join(root, 'usr/lib/aarch64-linux-gnu'), { recursive: true });
+  mkdirSync(join(root, 'usr/share/nodejs/acorn'), { recursive: true });
+  writeFileSync(join(root, 'usr/share/nodejs/acorn/acorn.js'), '// acorn\n');
+  writeFileSync(join(root, 'usr/bin-node-in-root'), 'x');
+  // Debian's libnode: its configuration string names a builtin, and (as a hostile one would) /usr/bin/node
+  const config = (p: string) => `\0NODE_SHARED_BUILTIN_ACORN_PATH=${p}\0`;
+  writeFileSync(join(root, 'usr/lib/aarch64-linux-gnu/libnode.so.108'), Buffer.concat([Buffer.alloc(5 << 20), Buffer.from(config('/usr/share/nodejs/acorn/acorn.js') + config('/usr/bin/node'))]));
+  // the upload's libnode names a file of the root that would not otherwise go in
+  writeFileSync(join(upload, 'libnode.so.108'), config('/usr/bin-node-in-root'));
+  const libs: RootEntry[] = [
+    { kind: 'file', path: '/usr/lib/aarch64-linux-gnu/libnode.so.108', source: join(root, 'usr/lib/aarch64-linux-gnu/libnode.so.108'), mode: 0o644 },
+    { kind: 'file', path: '/app/node_modules/x/libnode.so.108', source: join(upload, 'libnode.so.108'), mode: 0o644 },
+  ];
+  const out = await sharedBuiltins(root, libs);
+  // found past the first 4 MiB chunk; /usr/bin/node (already in the image) is not taken again
+  assert.deepEqual(out.map((e) => e.path), ['/usr/share/nodejs/acorn/acorn.js']);
+});

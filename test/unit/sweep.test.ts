@@ -212,3 +212,21 @@ test('UNIK_CACHE_MAX_MB: default 4096 MB, a number of MB, or a clear error', () 
       (e: UnikError) => e.kind === 'InvalidArgument' && /UNIK_CACHE_MAX_MB/.test(e.message),
     );
 });
+
+test("another architecture's Debian packages: unpacked roots and downloaded .debs are evicted oldest first, half-made roots go, apt's lists stay", () => {
+  const t = setup();
+  try {
+    t.file('home/cache/debian-arm64/roots/old-root/usr/bin/node', 100 * KB, 10); // goes
+    t.file('home/cache/debian-arm64/roots/new-root/usr/bin/webfsd', 50 * KB, 0); // stays
+    t.file('home/cache/debian-arm64/roots/.tmp-abc-42/usr/lib/x', 5 * KB, 0); // half-made: goes
+    t.file('home/cache/debian-arm64/cache/archives/nodejs_18_arm64.deb', 90 * KB, 9); // goes
+    t.file('home/cache/debian-arm64/cache/archives/webfs_1_arm64.deb', 10 * KB, 0); // stays
+    t.file('home/cache/debian-arm64/state/lists/deb.debian.org_Packages', 300 * KB, 30); // never: apt's own state
+    const r = sweepHome({ paths: t.paths, instanceIds: [], cacheLimitBytes: 100 * KB });
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual([...r.removed].sort(), ['cache/debian-arm64/cache/archives/nodejs_18_arm64.deb', 'cache/debian-arm64/roots/.tmp-abc-42', 'cache/debian-arm64/roots/old-root'].sort());
+    for (const kept of ['roots/new-root/usr/bin/webfsd', 'cache/archives/webfs_1_arm64.deb', 'state/lists/deb.debian.org_Packages']) assert.ok(t.at(`home/cache/debian-arm64/${kept}`), kept);
+  } finally {
+    rmSync(t.base, { recursive: true, force: true });
+  }
+});
