@@ -1,7 +1,6 @@
 import { constants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
-import { unpack } from '../core/tarball.js';
 import { parseContainerConfig, type ContainerConfig } from '../hub/image-config.js';
 import { DockerArchiveSource, importLimits, LayoutSource, parseSource, RegistrySource, type ImageSource, type ImportLimits } from '../hub/image-source.js';
 import { badContainerImage, ImageTree } from '../hub/image-tree.js';
@@ -61,7 +60,9 @@ async function openSource(spec: ImageSourceSpec, o: ImportOptions, limits: Impor
     if (!existsSync(s.path)) throw invalid('IMAGE_SOURCE_NOT_FOUND', `${s.path} does not exist`);
     o.progress({ step: 'source', message: `unpacking ${basename(s.path)}` });
     root = join(o.workDir, 'archive');
-    await unpack(s.path, root);
+    // the archive is a tar like any layer: unpacked by the same strict code into a link-free folder
+    const { size } = await stat(s.path);
+    await new ImageTree(root, { bytesLeft: Math.min(limits.unpackedBytes, 20 * size + (256 << 20)), entriesLeft: 100_000 }).applyLayer(s.path, `the archive ${s.path}`);
   }
   if (s.kind === 'docker-archive') return new DockerArchiveSource(shown, root!, s.tag, limits);
   if (!root) {
