@@ -128,7 +128,7 @@ export async function importImage(spec: ImageSourceSpec, o: ImportOptions): Prom
     argv,
     cwd,
     env,
-    kernelFragments: [],
+    kernelFragments: ['net'],
     defaultMemoryMb: 128,
     rootDisk: true,
     ...(user ? { user } : {}),
