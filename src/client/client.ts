@@ -14,8 +14,16 @@ export type BuildProgress = Extract<BuildEvent, { Progress: unknown }>['Progress
 
 export interface BuildOptions {
   name: string;
-  /** A .tar.gz of the application directory (see packDirectory). */
-  tarPath: string;
+  /** A .tar.gz of the application directory (see packDirectory); with fromImage docker-archive/oci, the image. */
+  tarPath?: string;
+  /** build from a container image: REGISTRY/REPO[:TAG], or "docker-archive" / "oci" with the image as tarPath */
+  fromImage?: string;
+  /** the image to take from an uploaded archive or layout */
+  tag?: string;
+  /** plain HTTP to a registry that is not on this machine */
+  insecure?: boolean;
+  /** the X-Registry-Auth header value (see encodeRegistryAuth) */
+  registryAuth?: string;
   base?: string;
   language?: string;
   provider?: string;
@@ -221,9 +229,15 @@ export class ImagesApi {
    * streams NDJSON progress; without it the call waits for a plain 201.
    */
   async build(opts: BuildOptions, onEvent?: (p: BuildProgress) => void): Promise<ImageJson> {
-    const form = new FormData();
-    form.append('tarfile', await openAsBlob(opts.tarPath), basename(opts.tarPath));
+    let form: FormData | undefined;
+    if (opts.tarPath) {
+      form = new FormData();
+      form.append('tarfile', await openAsBlob(opts.tarPath), basename(opts.tarPath));
+    }
     const query: Query = {
+      fromImage: opts.fromImage,
+      tag: opts.tag,
+      insecure: opts.insecure ? 'true' : undefined,
       base: opts.base,
       lang: opts.language,
       provider: opts.provider,
@@ -233,7 +247,9 @@ export class ImagesApi {
       force: String(opts.force ?? false),
     };
     const path = `/images/${seg(opts.name)}/create`;
-    const common: SendOptions = { query, body: form, patient: true };
+    const common: SendOptions = { query, patient: true };
+    if (form) common.body = form;
+    if (opts.registryAuth) common.headers = { 'X-Registry-Auth': opts.registryAuth };
     if (opts.signal) common.signal = opts.signal;
     if (!onEvent) return this.c.json('POST', path, 201, common);
 

@@ -4,6 +4,7 @@ import { nodejsCompiler } from './nodejs.js';
 import { pythonCompiler } from './python.js';
 import { javaCompiler } from './java.js';
 import { cCompiler, cppCompiler, elfCompiler } from './native.js';
+import { ociImageCompiler } from './oci-image.js';
 import type { Compiler } from './types.js';
 import type { Arch } from '../model/arch.js';
 
@@ -11,7 +12,7 @@ import type { Arch } from '../model/arch.js';
  * The compiler registry: adding a language is adding an entry here, nothing else. Detection
  * tries them in this order, so the C compiler (any Makefile) comes after the runtimes.
  */
-export const compilers: Compiler[] = [goCompiler, nodejsCompiler, pythonCompiler, javaCompiler, cppCompiler, cCompiler, elfCompiler];
+export const compilers: Compiler[] = [goCompiler, nodejsCompiler, pythonCompiler, javaCompiler, cppCompiler, cCompiler, elfCompiler, ociImageCompiler];
 export function compilerFor(language: string): Compiler {
   const c = compilers.find((x) => x.language === language);
   if (!c)

@@ -2,12 +2,18 @@ import type { ProgressFn } from '../model/types.js';
 import type { AppManifest } from './app-manifest.js';
 import type { Arch } from '../model/arch.js';
 
+/** Owner in the guest (a container image's files); root when absent. */
+export interface Owner {
+  uid?: number;
+  gid?: number;
+}
+
 /** One thing to put in the image root. Paths are absolute inside the guest. */
 export type RootEntry =
-  | { kind: 'file'; path: string; source: string; mode: number }
-  | { kind: 'data'; path: string; content: string | Buffer; mode: number }
-  | { kind: 'dir'; path: string; mode: number }
-  | { kind: 'symlink'; path: string; target: string };
+  | ({ kind: 'file'; path: string; source: string; mode: number } & Owner)
+  | ({ kind: 'data'; path: string; content: string | Buffer; mode: number } & Owner)
+  | ({ kind: 'dir'; path: string; mode: number } & Owner)
+  | ({ kind: 'symlink'; path: string; target: string } & Owner);
 
 /** What a compiler makes of an app: its files and how to start it. */
 export interface AppRoot {
@@ -19,6 +25,18 @@ export interface AppRoot {
   /** kernel/<name>.config fragments this app needs, beside "base" */
   kernelFragments: string[];
   defaultMemoryMb: number;
+  /** the app runs as this user (from a container image's User) */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal an orderly stop sends, e.g. "SIGQUIT" */
+  stopSignal?: string;
+  /** true: put the app root on a read-only disk instead of the initramfs */
+  rootDisk?: boolean;
+  /** what the app says of itself (a container image's ExposedPorts and Volumes); unik.yaml and flags win */
+  ports?: number[];
+  mountPoints?: string[];
+  /** where it came from (a container image's reference) and that manifest's digest */
+  source?: string;
+  sourceDigest?: string;
 }
 
 export interface CompileContext {
@@ -37,6 +55,19 @@ export interface CompileContext {
   /** the app's unik.yaml, merged with the build flags */
   manifest: AppManifest;
   progress: ProgressFn;
+  /** a container image to import (the oci-image compiler): what and how to reach it */
+  image?: ImageSourceSpec;
+}
+
+/** A container image to read: a registry reference, or an archive or OCI layout on the daemon host. */
+export interface ImageSourceSpec {
+  /** REGISTRY/REPO[:TAG][@DIGEST], docker-archive:PATH[:REF], oci:PATH[:TAG] */
+  source: string;
+  creds?: { username: string; password: string };
+  /** plain HTTP to a registry that is not on this machine */
+  insecure?: boolean;
+  /** the archive or layout came as the upload, unpacked here (source is then "docker-archive[:REF]" or "oci[:TAG]") */
+  uploaded?: string;
 }
 
 export interface Compiler {

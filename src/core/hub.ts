@@ -135,6 +135,30 @@ export class HubService {
   }
 
   /**
+   * Is this reference a unik image (pull it) or an ordinary container image (build from it)?
+   * Told by unik's marker: the language annotation on the manifest, or layers titled unik/….
+   * An index is resolved to linux/`arch` first; what cannot be told is left to the pull to refuse.
+   */
+  async isUnikImage(refText: string, o: HubOptions): Promise<boolean> {
+    const ref = parseReference(refText);
+    const client = new RegistryClient(ref.registry, o.creds, !!o.insecure, o.trustedTokenRealms ?? trustedRealmsFromEnv());
+    const arch: Arch = o.arch ? parseArch(o.arch) : defaultArch();
+    let got = await client.getManifest(ref.repository, ref.digest ?? ref.tag);
+    if (isIndexType(got.mediaType) || (!got.mediaType && /"manifests"\s*:/.test(got.body.toString('utf8', 0, 4096)))) {
+      const { entry } = pickPlatform(got.body, `the index of ${formatReference(ref)}`, arch);
+      if (!entry) return false;
+      got = await client.getManifest(ref.repository, entry.digest);
+    }
+    try {
+      const m = JSON.parse(got.body.toString('utf8')) as { annotations?: Record<string, unknown>; layers?: { annotations?: Record<string, unknown> }[] };
+      if (typeof m.annotations?.[ANNOTATIONS.unikLanguage] === 'string') return true;
+      return Array.isArray(m.layers) && m.layers.some((l) => String(l?.annotations?.[ANNOTATIONS.title] ?? '').startsWith('unik/'));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * Pulls into a new image; nothing is stored unless every blob arrived whole and verified and
    * every part of the image passed its check. Everything the registry and the image say is
    * hostile until checked (src/hub/oci-check.ts, src/hub/layer.ts, ./manifest-check.ts): the

@@ -16,14 +16,21 @@ import { checkName, newId, resolveRef } from './ids.js';
 import { unpack } from './tarball.js';
 import { containedIn, hostSystemFile, insideDir, leavesUpload, SYSTEM_DIRS, whereIs } from '../util/safe-path.js';
 import { readAppManifest, type AppManifest } from '../compilers/app-manifest.js';
-import type { RootEntry } from '../compilers/types.js';
+import type { ImageSourceSpec, RootEntry } from '../compilers/types.js';
+import { ociImageCompiler } from '../compilers/oci-image.js';
+import { parseSource } from '../hub/image-source.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
 
 export interface BuildRequest {
   name: string;
-  /** the uploaded .tar(.gz) of the app's sources; the build takes ownership and deletes it */
-  tarball: string;
+  /** the uploaded .tar(.gz) of the app's sources (or, with fromImage docker-archive/oci, the image); the build takes ownership and deletes it */
+  tarball?: string;
+  /** a container image to build from (the oci-image compiler): REGISTRY/REPO[:TAG], or "docker-archive[::REF]" / "oci[::TAG]" for the upload */
+  fromImage?: string;
+  /** for a registry: credentials (never stored), and plain HTTP to a registry not on this machine */
+  registryCreds?: { username: string; password: string };
+  insecure?: boolean;
   base?: string;
   language?: string;
   provider?: string;
@@ -86,15 +93,19 @@ export class ImageService {
       if (existing && this.store.listInstances().some((i) => i.imageId === existing.id))
         throw failedPrecondition('IMAGE_IN_USE', `image ${req.name} has instances; it cannot be replaced`, 'delete its instances first (unik ps, unik rm)');
       if (this.building.has(req.name)) throw conflict('BUILD_IN_PROGRESS', `image ${req.name} is being built right now`);
-      const compiler0 = req.language ? compilerFor(req.language) : undefined;
+      const image = req.fromImage ? imageSpec(req) : undefined;
+      const compiler0 = image ? ociImageCompiler : req.language ? compilerFor(req.language) : undefined;
+      if (!image && !req.tarball) throw invalid('NO_TARFILE', 'a build needs the app as an upload, or an image to build from', 'send a .tar.gz in the form field "tarfile", or fromImage=REF');
       this.building.add(req.name);
       reserved = true;
 
       const src = join(work, 'src');
-      await unpack(req.tarball, src);
-      const sourceDir = await unwrapSingleDir(src, compiler0);
-      // unik.yaml says what flags would; a flag given wins over it
-      const app = await readAppManifest(sourceDir);
+      if (image && !req.tarball) await mkdir(src, { recursive: true });
+      else await unpack(req.tarball!, src);
+      if (image?.uploaded !== undefined) image.uploaded = src;
+      const sourceDir = image ? src : await unwrapSingleDir(src, compiler0);
+      // unik.yaml says what flags would; a flag given wins over it (an image has none)
+      const app = image ? {} : await readAppManifest(sourceDir);
       const compiler = compiler0 ?? (app.language ? compilerFor(app.language) : await detectCompiler(sourceDir));
       if (!compiler.arches.includes(arch))
         throw invalid('ARCH_NOT_SUPPORTED', `${compiler.language} images cannot be built for ${arch} yet`, `languages that build for ${arch}: ${compilersFor(arch).join(', ')}`);
@@ -107,7 +118,7 @@ export class ImageService {
       const release = async () => {
         this.building.delete(req.name);
         await rm(work, { recursive: true, force: true });
-        await rm(req.tarball, { force: true });
+        if (req.tarball) await rm(req.tarball, { force: true });
       };
       return {
         name: req.name,
@@ -115,7 +126,7 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress);
+            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress, image);
           } finally {
             await release();
           }
@@ -124,18 +135,19 @@ export class ImageService {
     } catch (e) {
       if (reserved) this.building.delete(req.name);
       await rm(work, { recursive: true, force: true });
-      await rm(req.tarball, { force: true });
+      if (req.tarball) await rm(req.tarball, { force: true });
       throw e;
     }
   }
 
-  private async build(name: string, provider: string, arch: Arch, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn): Promise<ImageRecord> {
+  private async build(name: string, provider: string, arch: Arch, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn, image?: ImageSourceSpec): Promise<ImageRecord> {
     const args = appManifest.args ?? [];
-    const mountPoints = appManifest.mountpoints ?? [];
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
     await mkdir(this.paths.cache, { recursive: true });
-    const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, arch, manifest: appManifest, progress });
+    const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, arch, manifest: appManifest, progress, ...(image ? { image } : {}) });
+    // flags and unik.yaml win; else what the app says of itself (a container image's Volumes)
+    const mountPoints = appManifest.mountpoints?.length ? appManifest.mountpoints : ownMountPoints(app.mountPoints ?? [], progress);
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
     const fragments = kernelFragments(arch, [...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
@@ -170,7 +182,11 @@ export class ImageService {
         env: { ...app.env, ...(appManifest.env ?? {}) },
         mountPoints,
         defaultMemoryMb: appManifest.memory ?? app.defaultMemoryMb,
-        ports: appManifest.ports ?? [],
+        ports: appManifest.ports ?? app.ports ?? [],
+        ...(app.user ? { user: app.user } : {}),
+        ...(app.stopSignal ? { stopSignal: app.stopSignal } : {}),
+        ...(app.source ? { source: app.source } : {}),
+        ...(app.sourceDigest ? { sourceDigest: app.sourceDigest } : {}),
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
       const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };
@@ -242,6 +258,34 @@ export class ImageService {
     for (const entry of await readdir(this.paths.images)) if (!known.has(entry)) await rm(join(this.paths.images, entry), { recursive: true, force: true });
     // tmp/ is emptied by the start-up sweep (core/sweep.ts), before this
   }
+}
+
+/**
+ * What to import for a fromImage build. An archive or layout comes as the upload: the daemon
+ * never reads a path of its host that a client names (the CLI uploads the file or folder).
+ */
+function imageSpec(req: BuildRequest): ImageSourceSpec {
+  const s = parseSource(req.fromImage!);
+  if (s.kind === 'registry') {
+    if (req.tarball) throw invalid('BAD_IMAGE_SOURCE', `fromImage ${s.text} is a registry reference; the upload is not used with it`, 'send no tarfile, or fromImage=docker-archive / fromImage=oci for an uploaded image');
+    return { source: s.text, ...(req.registryCreds ? { creds: req.registryCreds } : {}), ...(req.insecure ? { insecure: true } : {}) };
+  }
+  if (s.path) throw invalid('HOST_PATH_NOT_READ', `the daemon does not read ${s.kind}:${s.path.slice(0, 200)} from its own disk for a client`, `send the image as the upload with fromImage=${s.kind} (unik push NAME --from-image ${s.kind}:PATH does that)`);
+  if (!req.tarball) throw invalid('NO_TARFILE', `fromImage=${s.kind} takes the image as the upload`, `send the ${s.kind === 'oci' ? 'layout folder as a .tar.gz' : 'archive'} in the form field "tarfile"`);
+  return { source: `${s.kind}${s.tag ? `::${s.tag}` : ''}`, uploaded: '' };
+}
+
+/** An image's own mount points (Volumes): the ones unik cannot mount (system paths) are left out, with a note. */
+function ownMountPoints(mps: string[], progress: ProgressFn): string[] {
+  return mps.filter((mp) => {
+    try {
+      checkMountPoint(mp);
+      return true;
+    } catch (e) {
+      progress({ step: 'config', message: `the image's volume ${mp} is not a mount point here: ${(e as Error).message}` });
+      return false;
+    }
+  });
 }
 
 /** Images are built for the daemon host's architecture unless asked otherwise (amd64 on hosts unik does not know). */

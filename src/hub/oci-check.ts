@@ -48,28 +48,39 @@ function parseJson(body: Buffer, where: string): Record<string, unknown> {
   return v;
 }
 
-function checkDescriptor(v: unknown, where: string, types: string[], maxSize: number): Descriptor {
-  if (!isObject(v)) throw badImage(where, 'is not a descriptor object');
-  if (typeof v.mediaType !== 'string' || !types.includes(v.mediaType)) throw badImage(where, `has media type ${JSON.stringify(v.mediaType)}, expected one of ${types.join(', ')}`);
-  const digest = checkDigest(v.digest, where);
-  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size <= 0 || v.size > maxSize) throw badImage(where, `declares size ${JSON.stringify(v.size)}; it must be a whole number of bytes from 1 to ${maxSize}`);
+function checkDescriptor(v: unknown, where: string, types: string[], maxSize: number, bad: (where: string, problem: string) => Error = badImage): Descriptor {
+  if (!isObject(v)) throw bad(where, 'is not a descriptor object');
+  if (typeof v.mediaType !== 'string' || !types.includes(v.mediaType)) throw bad(where, `has media type ${JSON.stringify(v.mediaType)}, expected one of ${types.join(', ')}`);
+  if (typeof v.digest !== 'string' || !DIGEST.test(v.digest)) throw bad(where, `the digest ${JSON.stringify(v.digest)?.slice(0, 100)} is not sha256:<64 hex digits>`);
+  const digest = v.digest;
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size <= 0 || v.size > maxSize) throw bad(where, `declares size ${JSON.stringify(v.size)}; it must be a whole number of bytes from 1 to ${maxSize}`);
   const d: Descriptor = { mediaType: v.mediaType, digest, size: v.size };
   // annotations are only shown (a layer's title in progress lines): strings, kept short
   if (isObject(v.annotations)) d.annotations = Object.fromEntries(Object.entries(v.annotations).filter(([, s]) => typeof s === 'string').map(([k, s]) => [k.slice(0, 128), (s as string).slice(0, 256)]));
   return d;
 }
 
+/** What an image manifest may hold: unik's own artifacts by default; container images (src/hub/image-source.ts) allow more. */
+export interface ManifestLimits {
+  layers: number;
+  layerTypes: string[];
+  imageBytes: number;
+  /** the refusal to throw (unik artifacts: badImage) */
+  bad?: (where: string, problem: string) => Error;
+}
+
 /** An image manifest; `headerType` is the Content-Type the registry sent. Foreign `urls` are never used. */
-export function checkOciManifest(body: Buffer, headerType: string, where: string): OciManifest {
+export function checkOciManifest(body: Buffer, headerType: string, where: string, limits: ManifestLimits = { layers: LIMITS.layers, layerTypes: LAYER_TYPES, imageBytes: LIMITS.imageBytes }): OciManifest {
+  const bad = limits.bad ?? badImage;
   const m = parseJson(body, where);
-  if (m.schemaVersion !== 2) throw badImage(where, `has schemaVersion ${JSON.stringify(m.schemaVersion)}, expected 2`);
+  if (m.schemaVersion !== 2) throw bad(where, `has schemaVersion ${JSON.stringify(m.schemaVersion)}, expected 2`);
   const mediaType = m.mediaType ?? headerType;
-  if (typeof mediaType !== 'string' || !MANIFEST_TYPES.includes(mediaType)) throw badImage(where, `is a ${JSON.stringify(mediaType)}, not an OCI image manifest`);
-  if (!Array.isArray(m.layers) || m.layers.length === 0 || m.layers.length > LIMITS.layers) throw badImage(where, `must list 1 to ${LIMITS.layers} layers`);
-  const config = checkDescriptor(m.config, `${where}, config`, CONFIG_TYPES, LIMITS.configBytes);
-  const layers = m.layers.map((l, n) => checkDescriptor(l, `${where}, layer ${n}`, LAYER_TYPES, LIMITS.imageBytes));
+  if (typeof mediaType !== 'string' || !MANIFEST_TYPES.includes(mediaType)) throw bad(where, `is a ${JSON.stringify(mediaType)}, not an OCI image manifest`);
+  if (!Array.isArray(m.layers) || m.layers.length === 0 || m.layers.length > limits.layers) throw bad(where, `must list 1 to ${limits.layers} layers`);
+  const config = checkDescriptor(m.config, `${where}, config`, CONFIG_TYPES, LIMITS.configBytes, bad);
+  const layers = m.layers.map((l, n) => checkDescriptor(l, `${where}, layer ${n}`, limits.layerTypes, limits.imageBytes, bad));
   const total = layers.reduce((s, l) => s + l.size, 0);
-  if (total > LIMITS.imageBytes) throw badImage(where, `its layers add up to ${total} bytes; a unik image holds at most ${LIMITS.imageBytes}`);
+  if (total > limits.imageBytes) throw bad(where, `its layers add up to ${total} bytes; at most ${limits.imageBytes} are taken`);
   return { schemaVersion: 2, mediaType, config, layers };
 }
 

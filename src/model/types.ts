@@ -36,6 +36,12 @@ export interface ImageManifest {
   /** the registry reference it was pulled from, and that manifest's digest */
   source?: string;
   sourceDigest?: string;
+  /** the app runs as this user (from a container image's User) */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal an orderly stop sends, e.g. "SIGQUIT" (from a container image's StopSignal) */
+  stopSignal?: string;
+  /** the app root on a read-only disk beside the initramfs */
+  rootDisk?: { file: string; fsType: 'erofs'; sizeBytes: number };
 }
 
 export interface ImageRecord {

@@ -6,6 +6,9 @@ import { contextFor } from '../context.js';
 import { IMAGE_HEAD, humanSize, imageRow, printJson, printTable } from '../output.js';
 import { collect, parseMountPoints } from '../parse.js';
 import { ProgressPrinter } from '../progress.js';
+import { encodeRegistryAuth } from '../../client/hub.js';
+import { CliError } from '../errors.js';
+import { credentialsFor, registryOf } from '../hub-auth.js';
 import { clientCommand, forEachItem, itemsFrom, legacyOption, oneItem, withSigint } from './common.js';
 
 interface BuildFlags {
@@ -18,6 +21,8 @@ interface BuildFlags {
   mountpoint?: string[];
   force?: boolean;
   json?: boolean;
+  fromImage?: string;
+  insecure?: boolean;
 }
 
 function addBuildFlags(cmd: Command): Command {
@@ -30,23 +35,53 @@ function addBuildFlags(cmd: Command): Command {
     .option('--args <ARGS>', 'arguments baked into the image, one string split on spaces')
     .option('--mountpoint <PATH>', 'an absolute path where the app expects a volume (repeatable)', collect)
     .option('--force', 'replace an existing image with the same name')
+    .option('--from-image <REF>', 'build from a container image: REGISTRY/REPO[:TAG], docker-archive:FILE[:REF] (docker/podman save), oci:DIR[:TAG] (an OCI layout)')
+    .option('--insecure', 'with --from-image: plain HTTP to a registry that is not on this machine')
     .option('--json', 'print the built image as JSON (progress goes to stderr)');
 }
 
-async function buildImage(cmd: Command, name: string, dir: string, flags: BuildFlags): Promise<void> {
+/**
+ * What --from-image sends: a registry reference as is (with the stored credentials), an archive
+ * of this machine as the upload, an OCI layout folder packed as a .tar.gz. The daemon reads
+ * nothing of its own disk for a client, so a remote daemon works the same.
+ */
+async function imageUpload(from: string): Promise<{ fromImage: string; tag?: string; tarPath?: string; packed?: boolean; registryAuth?: string }> {
+  const m = /^(docker-archive|oci):([^:]*)(?::(.+))?$/.exec(from);
+  if (!m) {
+    const auth = credentialsFor(registryOf(from));
+    return { fromImage: from, ...(auth ? { registryAuth: encodeRegistryAuth(auth) } : {}) };
+  }
+  const [, kind, path, tag] = m as unknown as [string, 'docker-archive' | 'oci', string, string | undefined];
+  if (!path) throw new CliError(`--from-image ${kind}: names no path`, `use ${kind}:PATH${kind === 'oci' ? '[:TAG]' : '[:REF]'}`);
+  const st = await stat(path).catch(() => undefined);
+  if (kind === 'docker-archive') {
+    if (!st?.isFile()) throw new CliError(`${path} is not a file`, 'give the archive docker save / podman save wrote');
+    return { fromImage: kind, ...(tag ? { tag } : {}), tarPath: path };
+  }
+  if (!st?.isDirectory()) throw new CliError(`${path} is not a directory`, 'give an OCI image layout folder (oci-layout, index.json, blobs/)');
+  return { fromImage: kind, ...(tag ? { tag } : {}), tarPath: await packDirectory(path), packed: true };
+}
+
+async function buildImage(cmd: Command, name: string, dir: string | undefined, flags: BuildFlags): Promise<void> {
   const mounts = parseMountPoints(flags.mountpoint ?? []);
+  if (dir && flags.fromImage) throw new CliError('give PATH or --from-image, not both');
+  if (!dir && !flags.fromImage) throw new CliError('missing PATH', 'give the app directory, or --from-image REF');
   const { client, target } = contextFor(cmd);
   const out = flags.json ? process.stderr : process.stdout;
   const progress = new ProgressPrinter(out);
-  const tarPath = await packDirectory(dir);
+  const from = flags.fromImage ? await imageUpload(flags.fromImage) : undefined;
+  const tarPath = from ? from.tarPath : await packDirectory(dir!);
   try {
-    const { size } = await stat(tarPath);
-    progress.event({ Step: 'upload', Message: `sending ${dir} (${humanSize(size)}) to ${target.address}` });
+    if (tarPath) {
+      const { size } = await stat(tarPath);
+      progress.event({ Step: 'upload', Message: `sending ${dir ?? flags.fromImage} (${humanSize(size)}) to ${target.address}` });
+    } else progress.event({ Step: 'source', Message: `${target.address} builds from ${flags.fromImage}` });
     const image = await withSigint((signal) =>
       client.images.build(
         {
           name,
-          tarPath,
+          ...(tarPath ? { tarPath } : {}),
+          ...(from ? { fromImage: from.fromImage, ...(from.tag ? { tag: from.tag } : {}), ...(from.registryAuth ? { registryAuth: from.registryAuth } : {}), insecure: flags.insecure ?? false } : {}),
           base: flags.base,
           language: flags.language ?? flags.lang,
           provider: flags.provider,
@@ -64,17 +99,18 @@ async function buildImage(cmd: Command, name: string, dir: string, flags: BuildF
     else printTable(IMAGE_HEAD, [imageRow(image)]);
   } finally {
     progress.finish();
-    await rm(tarPath, { force: true });
+    // the user's own archive stays; what this command packed goes
+    if (tarPath && (!from || from.packed)) await rm(tarPath, { force: true });
   }
 }
 
 export function registerImageCommands(program: Command): void {
   addBuildFlags(
-    clientCommand(program, 'push', 'pack the app directory PATH and build it into the unikernel NAME')
+    clientCommand(program, 'push', 'pack the app directory PATH (or take a container image, --from-image) and build it into the unikernel NAME')
       .alias('p')
       .argument('<NAME>', 'image name')
-      .argument('<PATH>', 'application directory'),
-  ).action(async (name: string, dir: string, flags: BuildFlags, cmd: Command) => buildImage(cmd, name, dir, flags));
+      .argument('[PATH]', 'application directory'),
+  ).action(async (name: string, dir: string | undefined, flags: BuildFlags, cmd: Command) => buildImage(cmd, name, dir, flags));
 
   addBuildFlags(
     clientCommand(program, 'build', 'build a unikernel (2016 form of push)')

@@ -38,9 +38,19 @@ export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversione
       const r = parseReference(ref);
       send({ status: `Pulling from ${r.repository}`, id: r.tag });
       const existing = core.images.list().find((i) => i.manifest.source === formatReference(r));
-      const img = await core.hub.pull(ref, existing?.name ?? localNameFor(core, r.repository), !!existing, { creds, ...(arch ? { arch } : {}) }, (p) => {
-        if (p.bytes !== undefined) send({ status: 'Downloading', progressDetail: { current: p.bytes, total: p.total }, id: p.message });
-      });
+      const name = existing?.name ?? localNameFor(core, r.repository);
+      const o = { creds, ...(arch ? { arch } : {}) };
+      let img;
+      if (await core.hub.isUnikImage(ref, o)) {
+        img = await core.hub.pull(ref, name, !!existing, o, (p) => {
+          if (p.bytes !== undefined) send({ status: 'Downloading', progressDetail: { current: p.bytes, total: p.total }, id: p.message });
+        });
+      } else {
+        // an ordinary container image: built into a unik image, its steps shown as status lines
+        send({ status: `${formatReference(r)} is a container image: building it into the unikernel ${name}` });
+        const prepared = await core.images.prepare({ name, fromImage: ref, ...(creds ? { registryCreds: creds } : {}), ...(arch ? { arch } : {}), force: !!existing });
+        img = await prepared.run((p) => send(p.percent === undefined ? { status: p.message, id: p.step } : { status: 'Downloading', progressDetail: { current: p.percent, total: 100 }, id: p.message }));
+      }
       send({ status: `Digest: ${img.manifest.sourceDigest}` });
       send({ status: `Status: Downloaded newer image for ${formatReference(r)}` });
     } catch (e) {

@@ -6,6 +6,7 @@ import { bool2016 } from '../http/errors.js';
 import { streamNdjson, wantsNdjson } from '../http/ndjson.js';
 import { readForm } from './form.js';
 import { imageJson } from './serialize.js';
+import { registryAuth } from '../http/registry-auth.js';
 import { queryStrings } from './query.js';
 
 type NameParams = { Params: { name: string } };
@@ -26,14 +27,23 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
   });
 
   // Build: multipart "tarfile" plus base/lang/provider/args/mounts/force (query or form, as in
-  // 2016). Every input is checked before the first byte of the answer; with
+  // 2016). Or from a container image (unik): fromImage=REGISTRY/REPO:TAG with no body
+  // (credentials in X-Registry-Auth, insecure=true for plain HTTP), or fromImage=docker-archive
+  // / fromImage=oci with the archive (or the layout as a .tar.gz) as the tarfile, and tag= to
+  // pick one image of it. Every input is checked before the first byte of the answer; with
   // Accept: application/x-ndjson the steps stream as they happen and the result comes last.
-  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'arch', 'platform', 'args', 'mounts', 'force') } }, async (req, reply) => {
-    const { fields, tarball } = await readForm(req, core.paths.tmp, true);
-    const param = (k: string) => fields[k] ?? (req.query as Record<string, string | undefined>)[k];
+  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'arch', 'platform', 'args', 'mounts', 'force', 'fromImage', 'tag', 'insecure') } }, async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    // a registry image needs no body; everything else is the 2016 upload
+    const { fields, tarball } = q.fromImage && !req.isMultipart() ? { fields: {} as Record<string, string>, tarball: undefined } : await readForm(req, core.paths.tmp, true);
+    const param = (k: string) => fields[k] ?? q[k];
+    const fromImage = param('fromImage');
+    const tag = param('tag');
     const prepared = await core.images.prepare({
       name: req.params.name,
-      tarball,
+      ...(tarball ? { tarball } : {}),
+      ...(fromImage ? { fromImage: tag && /^(docker-archive|oci)$/.test(fromImage) ? `${fromImage}::${tag}` : fromImage } : {}),
+      ...(fromImage ? { registryCreds: registryAuth(req), insecure: bool2016(param('insecure')) } : {}),
       base: param('base'),
       language: param('lang') || param('language'),
       provider: param('provider'),
