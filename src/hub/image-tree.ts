@@ -133,7 +133,31 @@ export class ImageTree {
       problem ??= e;
       counter.destroy(problem);
     };
-    const parser = new Parser({ strict: true, maxMetaEntrySize: 1024 * KiB });
+    // not strict, so that one known quirk can be read (below); every other warning refuses the layer
+    const parser = new Parser({
+      strict: false,
+      maxMetaEntrySize: 1024 * KiB,
+      onwarn: (code: string, message: string, data: unknown) => {
+        const h = (data as { header?: { path?: string; type?: string; size?: number } } | undefined)?.header;
+        const text = String(message);
+        if (code === 'TAR_ENTRY_INVALID' && text === 'linkpath forbidden' && h?.path && isPodmanWhiteout(h)) {
+          // containers/storage writes every whiteout of a layer after the first as a regular,
+          // empty file that still carries a link name (GNU tar, Go and Python ignore it): the
+          // whiteout is applied in its turn, as any other
+          const whiteout = { path: h.path, type: 'File', mode: 0o644, uid: 0, gid: 0, resume() {} } as unknown as ReadEntry;
+          queue = queue.then(async () => {
+            if (problem) return;
+            try {
+              await this.applyEntry(whiteout, state);
+            } catch (e) {
+              refuse(e as Error);
+            }
+          });
+          return;
+        }
+        refuse(badContainerImage(where, `is not a valid tar layer (${code}: ${text.slice(0, 200)}${h?.path ? `, at ${show(h.path)}` : ''})`));
+      },
+    });
     parser.on('ignoredEntry', (entry: ReadEntry) => refuse(badContainerImage(where, `has an entry unik cannot read (${entry.type}, ${show(entry.path)})`)));
     // entries are applied one at a time, in order; a file's body is read when its turn comes
     // (the parser waits for it), so a later entry always sees what the earlier ones did
@@ -370,4 +394,10 @@ function safeId(v: number | undefined): number {
 /** posix-normalised absolute guest path, "/" for nothing */
 export function guestPath(p: string): string {
   return posix.normalize(`/${p}`).replace(/\/+$/, '') || '/';
+}
+
+/** An empty regular-file entry named `.wh.NAME`: a whiteout, whatever link name it carries. */
+function isPodmanWhiteout(h: { path?: string; type?: string; size?: number }): boolean {
+  const name = (h.path ?? '').replace(/\/+$/, '').split('/').pop() ?? '';
+  return (h.type === 'File' || h.type === 'OldFile') && (h.size ?? 0) === 0 && name.startsWith(WH) && name !== WH;
 }

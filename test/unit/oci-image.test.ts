@@ -386,3 +386,39 @@ test('a layer compressed twice, or with zstd, is refused', async () => {
     t.done();
   }
 });
+
+test("podman's whiteouts: after a layer's first, each is an empty file that still carries a link name; they hide what they name, and a linked file with data is refused", async () => {
+  const t = setup();
+  try {
+    const lower: Entry[] = [
+      { name: 'etc/', type: '5' },
+      { name: 'etc/motd', data: 'hello' },
+      { name: 'usr/', type: '5' },
+      { name: 'usr/share/', type: '5' },
+      { name: 'usr/share/man/', type: '5' },
+      { name: 'usr/share/man/ls.1', data: 'man' },
+      { name: 'usr/share/info/', type: '5' },
+      { name: 'bin/', type: '5' },
+      { name: 'bin/app', data: 'app', mode: 0o755 },
+    ];
+    // as containers/storage writes them (checked on a podman-built layer here)
+    const upper: Entry[] = [
+      { name: 'etc/.wh.motd' },
+      { name: 'usr/share/.wh.man', linkname: 'etc/motd' },
+      { name: 'usr/share/.wh.info', linkname: 'etc/motd' },
+    ];
+    const layout = join(t.dir, 'podman');
+    writeLayout(layout, { layers: [lower, upper], config: { Cmd: ['/bin/app'] } });
+    const m = byPath(await importImage({ source: `oci:${layout}` }, t.opts()));
+    for (const gone of ['/etc/motd', '/usr/share/man', '/usr/share/man/ls.1', '/usr/share/info']) assert.ok(!m.has(gone), `${gone} is hidden`);
+    assert.ok(m.has('/bin/app') && m.has('/usr/share'));
+
+    // a regular file with a link name and a body is no whiteout: the layer is refused, nothing written outside
+    const bad = join(t.dir, 'linked-file');
+    writeLayout(bad, { layers: [lower, [{ name: 'etc/passwd', data: 'root:x:0:0::/:/bin/sh\n', linkname: '../../secret' }]], config: { Cmd: ['/bin/app'] } });
+    await assert.rejects(importImage({ source: `oci:${bad}` }, t.opts({ workDir: join(t.dir, 'work2') })), (e: UnikError) => e.code?.startsWith('UNIK_ERR_') && /linkpath forbidden/.test(e.message));
+    assert.deepEqual(readdirSync(t.canary), []);
+  } finally {
+    t.done();
+  }
+});
