@@ -17,6 +17,7 @@ APT_PACKAGES=(
   podman                              # tests: a reference Docker API server for the conformance test
   webfs                               # tests: a program from a Debian package for the elf compiler
   docker-registry skopeo apache2-utils # tests: a real OCI registry (with htpasswd auth) for the hub, and skopeo as a peer
+  debootstrap postgresql-client redis-tools # tests: container images made here (a Debian root from debootstrap, podman build), and their servers' own clients (psql, redis-cli)
   containerd runc containernetworking-plugins iproute2 # Kubernetes: containerd calls unik-runc; CNI bridge for pods
   chromium                            # tests: cross-origin requests from a real browser page
   nftables                            # bridged networks: NAT and isolation rules
