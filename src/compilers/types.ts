@@ -4,10 +4,16 @@ import type { Arch } from '../model/arch.js';
 
 /** One thing to put in the image root. Paths are absolute inside the guest. */
 export type RootEntry =
-  | { kind: 'file'; path: string; source: string; mode: number }
-  | { kind: 'data'; path: string; content: string | Buffer; mode: number }
-  | { kind: 'dir'; path: string; mode: number }
-  | { kind: 'symlink'; path: string; target: string };
+  | ({ kind: 'file'; path: string; source: string; mode: number } & Owner)
+  | ({ kind: 'data'; path: string; content: string | Buffer; mode: number } & Owner)
+  | ({ kind: 'dir'; path: string; mode: number } & Owner)
+  | ({ kind: 'symlink'; path: string; target: string } & Owner);
+
+/** A file's owner in the guest (container images have them); absent: root. Kept on root disks; an initramfs makes everything root's. */
+export interface Owner {
+  uid?: number;
+  gid?: number;
+}
 
 /** What a compiler makes of an app: its files and how to start it. */
 export interface AppRoot {
@@ -19,6 +25,12 @@ export interface AppRoot {
   /** kernel/<name>.config fragments this app needs, beside "base" */
   kernelFragments: string[];
   defaultMemoryMb: number;
+  /** the user the app runs as; absent: root */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal an orderly stop sends the app ("SIGQUIT"); absent: SIGTERM */
+  stopSignal?: string;
+  /** true: the root on a read-only disk, whatever its size; false: in the initramfs; absent: by size (images.ts) */
+  rootDisk?: boolean;
 }
 
 export interface CompileContext {

@@ -36,6 +36,12 @@ export interface ImageManifest {
   /** the registry reference it was pulled from, and that manifest's digest */
   source?: string;
   sourceDigest?: string;
+  /** the user the app runs as (the guest init drops to it before exec); absent: root */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal an orderly stop sends the app ("SIGQUIT"; src/model/signals.ts); absent: SIGTERM */
+  stopSignal?: string;
+  /** the app's files on a read-only disk (attached as virtio-blk serial unik-root); the initramfs then holds only the init */
+  rootDisk?: { file: string; fsType: 'erofs'; sizeBytes: number };
 }
 
 export interface ImageRecord {
