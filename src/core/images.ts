@@ -148,7 +148,8 @@ export class ImageService {
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
     const entries = [...app.entries, ...extra];
     // unik.yaml says first, then the compiler; else a root too big to unpack cheaply in RAM goes on a disk
-    const onDisk = appManifest.rootDisk ?? app.rootDisk ?? (await rootBytes(entries)) > ROOT_DISK_ABOVE;
+    // (by size on amd64 only, for now: arm64 root disks are built when asked for, but not proven here)
+    const onDisk = appManifest.rootDisk ?? app.rootDisk ?? (arch === 'amd64' && (await rootBytes(entries)) > ROOT_DISK_ABOVE);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
     const fragments = kernelFragments(arch, [...app.kernelFragments, ...(onDisk ? ['rootdisk'] : []), ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress, arch);

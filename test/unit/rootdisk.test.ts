@@ -202,3 +202,26 @@ test('qemu: the root disk is attached read-only, first, with serial unik-root', 
   assert.match(drives[1]!, /id=disk1,cache=writeback/);
   assert.equal(devices[0], 'virtio-blk-device,drive=disk0,serial=unik-root');
 });
+
+test('a pulled manifest keeps its user and stop signal, checked; one naming a root disk is refused', async () => {
+  const { checkPulledManifest } = await import('../../src/core/manifest-check.js');
+  const { checkManifest } = await import('../../src/runtime/manifest-check.js');
+  const facts = { arch: 'amd64' as const, id: 'a'.repeat(64), name: 'pulled', source: '127.0.0.1:5000/x:v1', sourceDigest: `sha256:${'b'.repeat(64)}`, kernelBytes: 1000, rootBytes: 2000 };
+  const good = {
+    schemaVersion: 1, id: 'x', name: 'x', created: '2024-05-01T10:00:00.000Z', arch: 'x86_64', base: 'linux', language: 'c', compiler: 'linux-c-qemu', provider: 'qemu',
+    kernel: { file: 'kernel', configHash: 'd0a939b09d0b8113', fragments: ['base', 'net'], sizeBytes: 1000 },
+    root: { kind: 'initramfs', file: 'root.cpio', sizeBytes: 2000 },
+    argv: ['/app'], cwd: '/', env: {}, mountPoints: [], defaultMemoryMb: 64,
+  };
+  const check = (extra: object) => checkPulledManifest(JSON.stringify({ ...good, ...extra }), facts);
+  const m = check({ user: { uid: 70, gid: 71, groups: [5] }, stopSignal: 'SIGQUIT' });
+  assert.deepEqual(m.user, { uid: 70, gid: 71, groups: [5] });
+  assert.equal(m.stopSignal, 'SIGQUIT');
+  assert.equal(check({}).user, undefined);
+  for (const bad of [{ user: '0:0' }, { user: { uid: -1, gid: 0 } }, { user: { uid: 1, gid: 1, groups: 'wheel' } }, { stopSignal: 'SIGNOPE' }, { stopSignal: 3 }, { rootDisk: { file: 'root.erofs', fsType: 'erofs', sizeBytes: 1 } }, { rootDisk: { file: '../../etc/shadow', fsType: 'erofs', sizeBytes: 1 } }])
+    assert.throws(() => check(bad), Error, JSON.stringify(bad));
+  // unik-runc's own check: the same refusals
+  const runc = { argv: ['/app'], arch: 'x86_64', kernel: { sizeBytes: 1 }, root: { sizeBytes: 1 } };
+  assert.doesNotThrow(() => checkManifest({ ...runc, user: { uid: 1, gid: 1, groups: [] }, stopSignal: 'SIGTERM' }));
+  for (const bad of [{ rootDisk: { file: 'root.erofs' } }, { user: '1:1' }, { stopSignal: 'SIGNOPE' }]) assert.throws(() => checkManifest({ ...runc, ...bad }), Error, JSON.stringify(bad));
+});
