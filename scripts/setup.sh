@@ -13,6 +13,7 @@ APT_PACKAGES=(
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 zstd  # kernel builds; zstd compresses image roots
   bubblewrap util-linux               # builds of uploaded code run confined (bwrap, setpriv, prlimit)
   e2fsprogs dosfstools mtools         # volumes: mkfs.ext4 -d, mkfs.fat + mcopy (no root, no loop devices)
+  erofs-utils                         # large image roots: a read-only compressed erofs disk (mkfs.erofs, fsck.erofs in tests)
   fdisk syslinux syslinux-common systemd-boot-efi ovmf # unik export: the partition table, BIOS boot (syslinux), UEFI (systemd's EFI stub for a unified kernel image); OVMF boots UEFI disks in tests
   podman                              # tests: a reference Docker API server for the conformance test
   webfs                               # tests: a program from a Debian package for the elf compiler

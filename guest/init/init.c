@@ -18,6 +18,11 @@
  *                          says nothing about the host's clock)
  *       seed=HEX           host randomness, credited and used to reseed the kernel's CRNG:
  *                          every VM restored from one snapshot would otherwise share its state
+ *       user=UID:GID[:G1,G2,...]   the app runs as this user, groups and supplementary groups
+ *       stopsignal=N       the signal an orderly stop sends the app (default SIGTERM)
+ *   - an image whose initramfs holds /unik/root ("erofs") keeps its files on a read-only disk,
+ *     the virtio-blk disk with serial "unik-root": init mounts it under a tmpfs overlay and
+ *     makes that the root (before it waits for a snapshot's config, so templates hold it).
  *   - with "unik.wait" on the kernel command line and no /unik/config, init boots as a
  *     snapshot template: it writes "unik:waiting" on the control channel and reads the config
  *     from it as "config <length>\n" followed by the records. The host snapshots the VM while
@@ -47,9 +52,11 @@
 #include <string.h>
 #include <strings.h>
 #include <dirent.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +68,7 @@
 #define MAX_ARGS 4096
 #define MAX_ENV 16384
 #define MAX_MOUNTS 32
+#define MAX_GROUPS 64
 
 /* from <linux/random.h>, which musl's headers do not carry */
 struct rand_pool_info {
@@ -156,7 +164,43 @@ struct config {
   const char *net_if, *net_ip, *net_gw, *net_dns, *net_mac;
   char *mounts[MAX_MOUNTS];
   int nmounts;
+  /* the user the app runs as (user=): set when has_user */
+  int has_user;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_GROUPS];
+  int ngroups;
+  int stop_signal; /* 0: SIGTERM */
 };
+
+/* Parses "UID:GID[:G1,G2,...]"; returns 0 if it is well-formed. */
+static int parse_user(struct config *c, const char *v) {
+  char *end;
+  errno = 0;
+  unsigned long uid = strtoul(v, &end, 10);
+  if (errno || end == v || *end != ':' || uid > 0xfffffffeUL) return -1;
+  v = end + 1;
+  unsigned long gid = strtoul(v, &end, 10);
+  if (errno || end == v || (*end != ':' && *end) || gid > 0xfffffffeUL) return -1;
+  int n = 0;
+  if (*end == ':' && end[1]) {
+    v = end + 1;
+    for (;;) {
+      unsigned long g = strtoul(v, &end, 10);
+      if (errno || end == v || (*end != ',' && *end) || g > 0xfffffffeUL || n >= MAX_GROUPS) return -1;
+      c->groups[n++] = (gid_t)g;
+      if (!*end) break;
+      v = end + 1;
+    }
+  } else if (*end == ':') {
+    return -1;
+  }
+  c->uid = (uid_t)uid;
+  c->gid = (gid_t)gid;
+  c->ngroups = n;
+  c->has_user = 1;
+  return 0;
+}
 
 /* Reads a whole file; /proc files report a size of 0, so read until EOF. */
 static char *read_file(const char *path, size_t *len) {
@@ -207,6 +251,8 @@ static void parse_config_as(struct config *c, char *buf, size_t len, int default
       /* a scalar the drive already gave is kept */
       const char **slot = !strcmp(rec, "cwd") ? &c->cwd : !strcmp(rec, "hostname") ? &c->hostname : !strcmp(rec, "net.ip") ? &c->net_ip : NULL;
       if (slot && *slot) continue;
+      /* a drive's user and stop signal win over the image's */
+      if ((!strcmp(rec, "user") && c->has_user) || (!strcmp(rec, "stopsignal") && c->stop_signal)) continue;
     }
     if (!strcmp(rec, "arg")) { if (!(defaults && had_args) && c->nargs < MAX_ARGS) c->args[c->nargs++] = v; }
     else if (!strcmp(rec, "env")) {
@@ -225,6 +271,12 @@ static void parse_config_as(struct config *c, char *buf, size_t len, int default
     else if (!strcmp(rec, "net.dns")) c->net_dns = v;
     else if (!strcmp(rec, "net.mac")) c->net_mac = v;
     else if (!strcmp(rec, "mount") && c->nmounts < MAX_MOUNTS) c->mounts[c->nmounts++] = v;
+    else if (!strcmp(rec, "user")) { if (parse_user(c, v) != 0) { errno = EINVAL; say("bad user record %s", v); fail(126, "user"); } }
+    else if (!strcmp(rec, "stopsignal")) {
+      int sig = atoi(v);
+      if (sig > 0 && sig < 65) c->stop_signal = sig;
+      else say("ignoring bad stopsignal %s", v);
+    }
     else say("ignoring unknown config key %s", rec);
   }
   c->args[c->nargs] = NULL;
@@ -439,14 +491,17 @@ static void configure_network(struct config *c) {
   }
   close(s);
   mkdir("/etc", 0755);
-  int fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* an image's own /etc/hosts or resolv.conf may be a symlink (to systemd's): replace, never follow */
+  unlink("/etc/hosts");
+  int fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd >= 0) {
     dprintf(fd, "127.0.0.1 localhost\n");
     if (c->hostname) dprintf(fd, "127.0.1.1 %s\n", c->hostname);
     close(fd);
   }
   if (c->net_dns) {
-    fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink("/etc/resolv.conf");
+    fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd >= 0) { dprintf(fd, "nameserver %s\n", c->net_dns); close(fd); }
   }
 }
@@ -549,8 +604,66 @@ static void unmount_volumes(struct config *c) {
   }
 }
 
+/*
+ * The image root on a read-only disk: the initramfs then holds only this init and /unik/root,
+ * which names the disk's filesystem. The disk (serial unik-root) is mounted read-only, a tmpfs
+ * overlay on top makes it writable, and the merged tree becomes the root: /dev, /proc, /sys
+ * and /tmp move into it, then it is moved over / and chrooted into (an initramfs cannot be
+ * pivot_root'ed away). Nothing happens for an image whose root is the initramfs itself.
+ */
+static void switch_to_disk_root(void) {
+  size_t len = 0;
+  char *fs = read_file("/unik/root", &len);
+  if (!fs) return;
+  while (len > 0 && (fs[len - 1] == '\n' || fs[len - 1] == ' ')) fs[--len] = 0;
+  if (strcmp(fs, "erofs") != 0) { errno = EINVAL; say("unknown root disk filesystem %s", fs); fail(125, "root disk"); }
+  char dev[300];
+  if (find_disk("unik-root", dev, sizeof dev) != 0) { errno = ENODEV; fail(125, "find the root disk (virtio serial unik-root)"); }
+  mkdir("/unik/lower", 0755);
+  mkdir("/unik/rw", 0755);
+  mkdir("/unik/merged", 0755);
+  if (mount(dev, "/unik/lower", fs, MS_RDONLY, NULL) != 0) fail(125, "mount the root disk");
+  if (mount("tmpfs", "/unik/rw", "tmpfs", 0, "mode=0755") != 0) fail(125, "mount the overlay's tmpfs");
+  mkdir("/unik/rw/upper", 0755);
+  mkdir("/unik/rw/work", 0755);
+  if (mount("overlay", "/unik/merged", "overlay", 0, "lowerdir=/unik/lower,upperdir=/unik/rw/upper,workdir=/unik/rw/work") != 0) fail(125, "mount the root overlay");
+  const char *moved[] = {"/dev", "/proc", "/sys", "/tmp"};
+  for (size_t i = 0; i < sizeof moved / sizeof *moved; i++) {
+    char to[64];
+    snprintf(to, sizeof to, "/unik/merged%s", moved[i]);
+    mkdir(to, 0755);
+    if (mount(moved[i], to, NULL, MS_MOVE, NULL) != 0) { say("move %s", moved[i]); fail(125, "move a mount into the disk root"); }
+  }
+  if (chdir("/unik/merged") != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0 || chdir("/") != 0) fail(125, "switch to the disk root");
+  free(fs);
+}
+
+/* What servers expect of a root: /run (and /var/run leading to it), /dev/fd, many open files. */
+static void server_basics(void) {
+  struct stat st;
+  mkdir("/run", 0755);
+  if (lstat("/var/run", &st) != 0) {
+    mkdir("/var", 0755);
+    if (symlink("/run", "/var/run") != 0) say("symlink /var/run: %s", strerror(errno));
+  }
+  const char *links[][2] = {{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}};
+  for (size_t i = 0; i < sizeof links / sizeof *links; i++) (void)!symlink(links[i][0], links[i][1]);
+  /* the kernel's 1024 is a desktop's; servers (nginx, PostgreSQL, Java) want thousands */
+  struct rlimit nofile = {65536, 524288};
+  if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) say("raise RLIMIT_NOFILE: %s", strerror(errno));
+}
+
+/* In the app's child: drop to the image's user (groups first, while still allowed to). */
+static void drop_privileges(struct config *c) {
+  if (!c->has_user) return;
+  if (setgroups(c->ngroups, c->groups) != 0 || setgid(c->gid) != 0 || setuid(c->uid) != 0) {
+    say("run as user %u:%u: %s", (unsigned)c->uid, (unsigned)c->gid, strerror(errno));
+    _exit(126);
+  }
+}
+
 /* Reads host commands from the control channel; returns the signal to send, or 0. */
-static int read_command(void) {
+static int read_command(int stop_signal) {
   static char line[128];
   static size_t used;
   char buf[64];
@@ -559,7 +672,7 @@ static int read_command(void) {
   for (ssize_t i = 0; i < n; i++) {
     if (buf[i] == '\n' || buf[i] == '\r') {
       line[used] = 0;
-      if (!strcmp(line, "stop")) sig = SIGTERM;
+      if (!strcmp(line, "stop")) sig = stop_signal;
       else if (!strcmp(line, "kill")) sig = SIGKILL;
       else if (!strncmp(line, "signal ", 7) && atoi(line + 7) > 0 && atoi(line + 7) < 65) sig = atoi(line + 7);
       used = 0;
@@ -589,7 +702,10 @@ int main(void) {
 
   static struct config c;
   size_t len = 0;
+  /* read before the switch to a disk root hides the initramfs */
   char *raw = read_file("/unik/config", &len);
+  switch_to_disk_root();
+  server_basics();
   if (!raw && cmdline_has("unik.wait")) {
     raw = wait_for_config(&len);
     clock_gettime(CLOCK_MONOTONIC, &config_read_at);
@@ -633,24 +749,26 @@ int main(void) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
+    drop_privileges(&c);
     if (c.cwd && chdir(c.cwd) != 0) say("chdir %s: %s", c.cwd, strerror(errno));
     execve(c.args[0], c.args, c.env);
     say("exec %s: %s", c.args[0], strerror(errno));
     _exit(127);
   }
   control("unik:ready %d", (int)app);
+  int stop_signal = c.stop_signal ? c.stop_signal : SIGTERM;
 
   int code = -1;
   while (code < 0) {
     struct pollfd fds[2] = {{sfd, POLLIN, 0}, {control_fd, POLLIN, 0}};
     if (poll(fds, control_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) break;
     if (control_fd >= 0 && (fds[1].revents & POLLIN)) {
-      int sig = read_command();
+      int sig = read_command(stop_signal);
       if (sig) kill(app, sig);
     }
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
-      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) kill(app, SIGTERM);
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) kill(app, stop_signal);
     }
     /* reap every child: orphans are re-parented to PID 1 */
     int status;

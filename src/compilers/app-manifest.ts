@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { invalid } from '../model/errors.js';
 import { readFileInside } from '../util/safe-path.js';
+import { canonicalSignal } from '../model/signals.js';
 
 /**
  * unik.yaml, in the app's directory: what build flags would otherwise carry. Flags override it.
@@ -23,9 +24,46 @@ export interface AppManifest {
   memory?: number;
   /** ports the app listens on (documentation, and Docker's ExposedPorts) */
   ports?: number[];
+  /** true: the root on a read-only disk; false: in the initramfs; absent: by size */
+  rootDisk?: boolean;
+  /** the user the app runs as: "UID:GID[:G1,G2,...]" or {uid, gid, groups} */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal an orderly stop sends ("SIGQUIT", "QUIT" or a number); stored as its SIG name */
+  stopSignal?: string;
 }
 
-const KEYS: (keyof AppManifest)[] = ['language', 'entry', 'args', 'env', 'files', 'libraries', 'mountpoints', 'memory', 'ports'];
+const KEYS: (keyof AppManifest)[] = ['language', 'entry', 'args', 'env', 'files', 'libraries', 'mountpoints', 'memory', 'ports', 'rootDisk', 'user', 'stopSignal'];
+
+const MAX_ID = 0xfffffffe;
+
+/** A user as unik.yaml gives it; undefined if it is malformed. Numbers only: there is no passwd to look names up in. */
+export function parseUserSpec(v: unknown): { uid: number; gid: number; groups: number[] } | undefined {
+  const id = (x: unknown): number | undefined => {
+    const n = typeof x === 'string' && /^\d{1,10}$/.test(x) ? Number(x) : x;
+    return Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID ? (n as number) : undefined;
+  };
+  let parts: unknown[];
+  let groups: unknown[] = [];
+  if (typeof v === 'string') {
+    const m = /^([^:]+):([^:]+)(?::([^:]+))?$/.exec(v);
+    if (!m) return undefined;
+    parts = [m[1], m[2]];
+    groups = m[3] ? m[3].split(',') : [];
+  } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if (Object.keys(o).some((k) => !['uid', 'gid', 'groups'].includes(k))) return undefined;
+    parts = [o.uid, o.gid];
+    if (o.groups !== undefined && !Array.isArray(o.groups)) return undefined;
+    groups = (o.groups as unknown[] | undefined) ?? [];
+  } else {
+    return undefined;
+  }
+  const uid = id(parts[0]);
+  const gid = id(parts[1]);
+  const gs = groups.map(id);
+  if (uid === undefined || gid === undefined || gs.length > 64 || gs.some((g) => g === undefined)) return undefined;
+  return { uid, gid, groups: gs as number[] };
+}
 
 export async function readAppManifest(dir: string): Promise<AppManifest> {
   const file = ['unik.yaml', 'unik.yml'].find((f) => existsSync(join(dir, f)));
@@ -82,6 +120,20 @@ export function checkAppManifest(doc: unknown): AppManifest {
   if (d.memory !== undefined) {
     if (!Number.isInteger(d.memory) || (d.memory as number) < 16) throw bad('"memory" must be a whole number of MB, at least 16');
     m.memory = d.memory as number;
+  }
+  if (d.rootDisk !== undefined) {
+    if (typeof d.rootDisk !== 'boolean') throw bad('"rootDisk" must be true or false');
+    m.rootDisk = d.rootDisk;
+  }
+  if (d.user !== undefined) {
+    const u = parseUserSpec(d.user);
+    if (!u) throw bad('"user" must be "UID:GID" or "UID:GID:G1,G2,..." (numbers below 4294967295, at most 64 groups)');
+    m.user = u;
+  }
+  if (d.stopSignal !== undefined) {
+    const sig = typeof d.stopSignal === 'string' || typeof d.stopSignal === 'number' ? canonicalSignal(String(d.stopSignal)) : undefined;
+    if (!sig) throw bad('"stopSignal" must be a signal name such as SIGQUIT, or its number');
+    m.stopSignal = sig;
   }
   if (d.ports !== undefined) {
     if (!Array.isArray(d.ports) || !d.ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) throw bad('"ports" must be a list of port numbers');

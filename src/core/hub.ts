@@ -71,6 +71,9 @@ export class HubService {
     const img = this.images.get(image);
     const arch = archOf(img.manifest.arch);
     if (!arch) throw failedPrecondition('UNSUPPORTED_ARCH', `image ${img.name} is for ${String(img.manifest.arch).slice(0, 32)}, which unik does not know`);
+    // the hub's artifact has a kernel and an initramfs layer; a root disk has no place in it yet
+    if (img.manifest.rootDisk)
+      throw failedPrecondition('ROOT_DISK_NOT_PUSHABLE', `image ${img.name} keeps its files on a read-only root disk, which the hub cannot carry yet`, 'rebuild it with its root in the initramfs (unik.yaml rootDisk: false) to push it');
     const ref = parseReference(refText);
     if (ref.digest) throw invalid('PUSH_BY_DIGEST', 'push to a tag, not a digest');
     const client = this.client(ref, o);

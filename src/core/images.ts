@@ -6,7 +6,8 @@ import type { Compiler } from '../compilers/types.js';
 import { ensureKernel, kernelFragments } from '../base/linux/kernel.js';
 import { defaultArch, machineArch, parseArch, parsePlatform, type Arch } from '../model/arch.js';
 import { ensureGuestInit } from '../base/linux/init.js';
-import { writeInitramfs } from '../base/linux/rootfs.js';
+import { rootBytes, writeInitramfs } from '../base/linux/rootfs.js';
+import { writeErofs } from '../base/linux/erofs.js';
 import { compressInitramfs } from '../base/linux/compress.js';
 import type { Provider } from '../providers/types.js';
 import type { Store } from '../store/db.js';
@@ -21,6 +22,14 @@ import { ociImageCompiler } from '../compilers/oci-image.js';
 import { parseSource } from '../hub/image-source.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
+
+/**
+ * Roots whose files pass this many bytes go on a read-only disk: an initramfs is held in RAM
+ * twice while it unpacks (the compressed archive and the files), and its files stay in RAM for
+ * the VM's life; a disk's pages are read on demand and can be dropped again. Measured with
+ * `npm run bench:memory` (README): see there for the figures behind the choice.
+ */
+export const ROOT_DISK_ABOVE = Number(process.env.UNIK_ROOT_DISK_ABOVE) || 64 * 1024 * 1024;
 
 export interface BuildRequest {
   name: string;
@@ -149,8 +158,12 @@ export class ImageService {
     // flags and unik.yaml win; else what the app says of itself (a container image's Volumes)
     const mountPoints = appManifest.mountpoints?.length ? appManifest.mountpoints : ownMountPoints(app.mountPoints ?? [], progress);
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
+    const entries = [...app.entries, ...extra];
+    // unik.yaml says first, then the compiler; else a root too big to unpack cheaply in RAM goes on a disk
+    // (by size on amd64 only, for now: arm64 root disks are built when asked for, but not proven here)
+    const onDisk = appManifest.rootDisk ?? app.rootDisk ?? (arch === 'amd64' && (await rootBytes(entries)) > ROOT_DISK_ABOVE);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
-    const fragments = kernelFragments(arch, [...app.kernelFragments, ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
+    const fragments = kernelFragments(arch, [...app.kernelFragments, ...(onDisk ? ['rootdisk'] : []), ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress, arch);
     progress({ step: 'init', message: 'guest init' });
     const init = await ensureGuestInit(this.paths.cache, arch);
@@ -159,10 +172,20 @@ export class ImageService {
     const stage = join(this.paths.images, `.tmp-${id}`);
     await mkdir(stage, { recursive: true });
     try {
-      progress({ step: 'root', message: 'writing the image root (initramfs)' });
       // files may come from this build's folder, unik's caches (guest init, Java runtimes) and the host's system dirs
-      await writeInitramfs(join(stage, 'root.cpio'), init, [...app.entries, ...extra], [work, this.paths.cache]);
+      const allowedDirs = [work, this.paths.cache];
+      let rootDisk: ImageManifest['rootDisk'];
+      if (onDisk) {
+        progress({ step: 'root', message: 'writing the image root (read-only erofs disk)' });
+        const sizeBytes = await writeErofs(join(stage, 'root.erofs'), entries, { stageDir: join(work, 'erofs-stage'), allowedDirs });
+        rootDisk = { file: 'root.erofs', fsType: 'erofs', sizeBytes };
+      } else {
+        progress({ step: 'root', message: 'writing the image root (initramfs)' });
+      }
+      await writeInitramfs(join(stage, 'root.cpio'), init, onDisk ? [] : entries, allowedDirs, onDisk ? 'erofs' : undefined);
       const rootSize = await compressInitramfs(join(stage, 'root.cpio'), this.paths.cache);
+      const user = appManifest.user ?? app.user;
+      const stopSignal = appManifest.stopSignal ?? app.stopSignal;
       // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
       await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
       const manifest: ImageManifest = {
@@ -183,13 +206,14 @@ export class ImageService {
         mountPoints,
         defaultMemoryMb: appManifest.memory ?? app.defaultMemoryMb,
         ports: appManifest.ports ?? app.ports ?? [],
-        ...(app.user ? { user: app.user } : {}),
-        ...(app.stopSignal ? { stopSignal: app.stopSignal } : {}),
+        ...(user ? { user } : {}),
+        ...(stopSignal ? { stopSignal } : {}),
+        ...(rootDisk ? { rootDisk } : {}),
         ...(app.source ? { source: app.source } : {}),
         ...(app.sourceDigest ? { sourceDigest: app.sourceDigest } : {}),
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-      const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize, created: manifest.created, manifest };
+      const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize + (rootDisk?.sizeBytes ?? 0), created: manifest.created, manifest };
 
       progress({ step: 'store', message: `storing image ${name}` });
       await this.commit(stage, record, force);

@@ -2,6 +2,8 @@ import { failedPrecondition, isUnikError, type UnikError } from '../model/errors
 import type { ImageManifest } from '../model/types.js';
 import { machineArch, type Arch } from '../model/arch.js';
 import { checkMountPoint } from './volumes.js';
+import { parseUserSpec } from '../compilers/app-manifest.js';
+import { canonicalSignal } from '../model/signals.js';
 
 // The unik manifest.json inside a pulled image is written by whoever pushed it. It is checked
 // field by field and rebuilt from the checked fields only: unknown fields are dropped, and the
@@ -84,6 +86,20 @@ export function checkPulledManifest(json: string, facts: PulledFacts): ImageMani
   plainFileName(m.kernel.file, 'kernel.file');
   plainFileName(m.root.file, 'root.file');
   if (m.root.kind !== 'initramfs') throw bad('root.kind', `is ${JSON.stringify(m.root.kind)?.slice(0, 40)}; unik reads initramfs roots`);
+  // the hub carries no root disk (push refuses such images): one named here would be missing
+  if (m.rootDisk !== undefined) throw bad('rootDisk', 'names a root disk, which images from a registry cannot have');
+  // who the app runs as and how it stops are kept, checked: dropping them would run it as root
+  let user: ImageManifest['user'];
+  if (m.user !== undefined) {
+    const u = isObject(m.user) ? parseUserSpec(m.user) : undefined;
+    if (!u) throw bad('user', 'must be {uid, gid, groups} of whole numbers below 4294967295, at most 64 groups');
+    user = u;
+  }
+  let stopSignal: string | undefined;
+  if (m.stopSignal !== undefined) {
+    stopSignal = typeof m.stopSignal === 'string' ? canonicalSignal(m.stopSignal) : undefined;
+    if (!stopSignal) throw bad('stopSignal', 'must be a signal name such as SIGQUIT');
+  }
   const fragments = m.kernel.fragments;
   if (!Array.isArray(fragments) || fragments.length > LIMIT.fragments) throw bad('kernel.fragments', `must be a list of at most ${LIMIT.fragments} names`);
 
@@ -154,6 +170,8 @@ export function checkPulledManifest(json: string, facts: PulledFacts): ImageMani
     mountPoints,
     defaultMemoryMb: mem,
     ...(ports ? { ports } : {}),
+    ...(user ? { user } : {}),
+    ...(stopSignal ? { stopSignal } : {}),
     source: facts.source,
     sourceDigest: facts.sourceDigest,
   };

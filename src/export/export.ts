@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ensureKernel } from '../base/linux/kernel.js';
 import { archOf } from '../model/arch.js';
 import { failedPrecondition } from '../model/errors.js';
+import { signalNumber } from '../model/signals.js';
 import { writeStartInitrd, type BootConfig } from '../base/linux/contract.js';
 import type { ImageRecord, ProgressFn } from '../model/types.js';
 import { writeBootDisk, type Firmware } from './disk.js';
@@ -28,6 +29,9 @@ export function exportFragments(image: ImageRecord, format: ExportFormat): strin
 /** PC disks boot amd64 images, the Pi's card arm64 ones: anything else is refused before work starts. */
 export function checkExportArch(image: ImageRecord, format: ExportFormat): void {
   const arch = archOf(image.manifest.arch);
+  // the exported disk holds the kernel and initrd; a second disk for the root is not made yet
+  if (image.manifest.rootDisk)
+    throw failedPrecondition('ROOT_DISK_NOT_EXPORTABLE', `image ${image.name} keeps its files on a read-only root disk, which unik export does not write yet`, `rebuild it with its root in the initramfs (unik.yaml rootDisk: false) to export it`);
   if (format === 'rpi' && arch !== 'arm64')
     throw failedPrecondition('WRONG_ARCH', `image ${image.name} is for ${arch ?? image.manifest.arch}; a Raspberry Pi card needs an arm64 image`, `build it for the Pi: unik push NAME PATH --arch arm64`);
   if (format !== 'rpi' && arch !== 'amd64')
@@ -57,7 +61,11 @@ export async function exportImage(r: ExportRequest): Promise<{ file: string; fil
   const kernel = await ensureKernel(r.kernelsDir, fragments, progress, arch);
 
   // the image's own config, as a cold boot's: what a config drive does not override
-  const config: BootConfig = { argv: m.argv, env: m.env, cwd: m.cwd, hostname: r.image.name, time: Date.now() / 1000 };
+  const config: BootConfig = {
+    argv: m.argv, env: m.env, cwd: m.cwd, hostname: r.image.name, time: Date.now() / 1000,
+    ...(m.user ? { user: m.user } : {}),
+    ...(m.stopSignal ? { stopSignal: signalNumber(m.stopSignal) } : {}),
+  };
   const initrd = join(r.work, 'initrd.img');
   await writeStartInitrd(initrd, join(r.imageDir, m.root.file), config);
 

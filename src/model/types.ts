@@ -36,11 +36,11 @@ export interface ImageManifest {
   /** the registry reference it was pulled from, and that manifest's digest */
   source?: string;
   sourceDigest?: string;
-  /** the app runs as this user (from a container image's User) */
+  /** the user the app runs as (the guest init drops to it before exec); absent: root */
   user?: { uid: number; gid: number; groups: number[] };
-  /** the signal an orderly stop sends, e.g. "SIGQUIT" (from a container image's StopSignal) */
+  /** the signal an orderly stop sends the app ("SIGQUIT"; src/model/signals.ts); absent: SIGTERM */
   stopSignal?: string;
-  /** the app root on a read-only disk beside the initramfs */
+  /** the app's files on a read-only disk (attached as virtio-blk serial unik-root); the initramfs then holds only the init */
   rootDisk?: { file: string; fsType: 'erofs'; sizeBytes: number };
 }
 

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { USER_NET, type BootConfig } from '../base/linux/contract.js';
 import type { ImageRecord, InstanceRecord } from '../model/types.js';
+import { signalNumber } from '../model/signals.js';
 import { diskSerial } from './qemu/args.js';
 import type { Attachments } from './types.js';
 
@@ -19,5 +20,7 @@ export function instanceBootConfig(inst: InstanceRecord, image: ImageRecord, { v
     net: nic ? { ifname: 'eth0', ip: nic.ip, gateway: nic.gateway, dns: nic.dns, mac: nic.mac } : USER_NET,
     mounts: volumes.map((v) => ({ serial: diskSerial(v.id), fstype: v.type === 'fat' ? 'vfat' : v.type, mountPoint: v.mountPoint })),
     seed: randomBytes(32),
+    ...(m.user ? { user: m.user } : {}),
+    ...(m.stopSignal ? { stopSignal: signalNumber(m.stopSignal) } : {}),
   };
 }

@@ -2,6 +2,8 @@
 // is: the bundle is a pulled artifact, hostile until checked. Each refusal names the field.
 
 import type { ImageManifest } from '../model/types.js';
+import { parseUserSpec } from '../compilers/app-manifest.js';
+import { canonicalSignal } from '../model/signals.js';
 
 export class ManifestError extends Error {}
 
@@ -78,6 +80,10 @@ export function checkManifest(raw: unknown): ImageManifest {
     if (/[\x00-\x1f\x7f]/.test(name)) fail('name', 'contains control characters');
   }
   text(m.arch, 'arch', 32);
+  // the hub's artifact never carries a root disk: an image that names one cannot boot here
+  if (m.rootDisk !== undefined) fail('rootDisk', 'names a read-only root disk, which unik-runc does not attach: run the image with the qemu provider (unik run)');
+  if (m.user !== undefined && (typeof m.user !== 'object' || !parseUserSpec(m.user))) fail('user', 'must be {uid, gid, groups} of whole numbers below 4294967295, at most 64 groups');
+  if (m.stopSignal !== undefined && (typeof m.stopSignal !== 'string' || !canonicalSignal(m.stopSignal))) fail('stopSignal', 'must be a signal name such as SIGQUIT');
 
   for (const part of ['kernel', 'root'] as const) {
     const v = m[part];

@@ -19,6 +19,20 @@ export interface BootConfig {
   now?: number;
   /** host randomness for the guest's CRNG: VMs restored from one snapshot must not share it */
   seed?: Buffer;
+  /** the user the app runs as (init calls setgroups, setgid, setuid before exec); absent: root */
+  user?: { uid: number; gid: number; groups: number[] };
+  /** the signal number an orderly stop sends the app; absent: SIGTERM */
+  stopSignal?: number;
+}
+
+const MAX_ID = 0xfffffffe;
+const isId = (n: unknown) => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID;
+
+/** The `user` record: UID:GID, then the supplementary groups if there are any. */
+export function userRecord(u: { uid: number; gid: number; groups: number[] }): string {
+  if (!isId(u.uid) || !isId(u.gid) || !Array.isArray(u.groups) || u.groups.length > 64 || !u.groups.every(isId))
+    throw new Error(`bad user ${JSON.stringify(u).slice(0, 120)}: ids are whole numbers below 2^32-1, at most 64 groups`);
+  return `${u.uid}:${u.gid}${u.groups.length ? `:${u.groups.join(',')}` : ''}`;
 }
 
 /** The user-mode network QEMU gives every instance (slirp defaults). */
@@ -34,6 +48,11 @@ export function encodeBootConfig(c: BootConfig): Buffer {
   for (const m of c.mounts ?? []) recs.push(`mount=${m.serial}:${m.fstype}:${m.mountPoint}`);
   if (c.now !== undefined) recs.push(`now=${Math.floor(c.now)}`);
   if (c.seed) recs.push(`seed=${c.seed.toString('hex')}`);
+  if (c.user) recs.push(`user=${userRecord(c.user)}`);
+  if (c.stopSignal !== undefined) {
+    if (!Number.isInteger(c.stopSignal) || c.stopSignal < 1 || c.stopSignal > 64) throw new Error(`bad stop signal ${c.stopSignal}`);
+    recs.push(`stopsignal=${c.stopSignal}`);
+  }
   for (const r of recs) if (r.includes('\0')) throw new Error('boot config values cannot contain NUL bytes');
   return Buffer.from(recs.map((r) => r + '\0').join(''), 'utf8');
 }

@@ -10,6 +10,12 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const S_IFCHR = 0o020000;
 
+/** An entry's owner in the archive; absent: root. */
+export interface CpioOwner {
+  uid?: number;
+  gid?: number;
+}
+
 export class CpioWriter {
   private ino = 1;
   private offset = 0;
@@ -20,20 +26,20 @@ export class CpioWriter {
     return new CpioWriter(await open(path, 'w', 0o644));
   }
 
-  dir(path: string, mode = 0o755): Promise<void> {
-    return this.entry(path, S_IFDIR | mode, 2, 0, 0, Buffer.alloc(0));
+  dir(path: string, mode = 0o755, owner?: CpioOwner): Promise<void> {
+    return this.entry(path, S_IFDIR | mode, 2, 0, 0, Buffer.alloc(0), undefined, owner);
   }
 
-  file(path: string, data: Buffer, mode = 0o644): Promise<void> {
-    return this.entry(path, S_IFREG | mode, 1, 0, 0, data);
+  file(path: string, data: Buffer, mode = 0o644, owner?: CpioOwner): Promise<void> {
+    return this.entry(path, S_IFREG | mode, 1, 0, 0, data, undefined, owner);
   }
 
   /** Copies a host file in (a path, or a file the caller opened and checked), streaming it in chunks. */
-  async fileFrom(path: string, source: string | FileHandle, mode: number): Promise<void> {
+  async fileFrom(path: string, source: string | FileHandle, mode: number, owner?: CpioOwner): Promise<void> {
     const src = typeof source === 'string' ? await open(source, 'r') : source;
     try {
       const { size } = await src.stat();
-      await this.header(path, S_IFREG | mode, 1, size, 0, 0);
+      await this.header(path, S_IFREG | mode, 1, size, 0, 0, undefined, owner);
       const buf = Buffer.allocUnsafe(1 << 20);
       for (let done = 0; done < size; ) {
         const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - done), done);
@@ -47,8 +53,8 @@ export class CpioWriter {
     }
   }
 
-  symlink(path: string, target: string): Promise<void> {
-    return this.entry(path, S_IFLNK | 0o777, 1, 0, 0, Buffer.from(target));
+  symlink(path: string, target: string, owner?: CpioOwner): Promise<void> {
+    return this.entry(path, S_IFLNK | 0o777, 1, 0, 0, Buffer.from(target), undefined, owner);
   }
 
   charDevice(path: string, major: number, minor: number, mode = 0o600): Promise<void> {
@@ -62,16 +68,16 @@ export class CpioWriter {
     return this.offset;
   }
 
-  private async entry(path: string, mode: number, nlink: number, rmaj: number, rmin: number, data: Buffer, ino?: number): Promise<void> {
-    await this.header(path, mode, nlink, data.length, rmaj, rmin, ino);
+  private async entry(path: string, mode: number, nlink: number, rmaj: number, rmin: number, data: Buffer, ino?: number, owner?: CpioOwner): Promise<void> {
+    await this.header(path, mode, nlink, data.length, rmaj, rmin, ino, owner);
     await this.write(data);
     await this.pad();
   }
 
-  private async header(path: string, mode: number, nlink: number, size: number, rmaj: number, rmin: number, ino = this.ino++): Promise<void> {
+  private async header(path: string, mode: number, nlink: number, size: number, rmaj: number, rmin: number, ino = this.ino++, owner?: CpioOwner): Promise<void> {
     const name = path.replace(/^\/+/, '');
     const nameBytes = Buffer.from(name + '\0');
-    const fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rmaj, rmin, nameBytes.length, 0];
+    const fields = [ino, mode, owner?.uid ?? 0, owner?.gid ?? 0, nlink, 0, size, 0, 0, rmaj, rmin, nameBytes.length, 0];
     const hdr = '070701' + fields.map((f) => f.toString(16).padStart(8, '0')).join('');
     await this.write(Buffer.concat([Buffer.from(hdr, 'ascii'), nameBytes]));
     await this.pad();

@@ -136,6 +136,8 @@ export class LibvirtProvider implements Provider {
     // a pulled manifest names its provider freely: the architecture is checked here, not trusted
     if (archOf(m.arch) !== 'amd64')
       throw failedPrecondition('UNSUPPORTED_ARCH', `image ${image.name} is for ${String(m.arch).slice(0, 32)}; libvirt domains here are x86_64 PCs`, 'run arm64 images with the qemu provider');
+    if (m.rootDisk)
+      throw failedPrecondition('ROOT_DISK_NOT_SUPPORTED', `image ${image.name} keeps its files on a read-only root disk, which the libvirt provider does not attach yet`, 'run it with the qemu provider, or rebuild it with its root in the initramfs (unik.yaml rootDisk: false)');
     if (!m.kernel.fragments.includes('pc'))
       throw failedPrecondition('NOT_A_LIBVIRT_IMAGE', `image ${image.name} has a microvm kernel, which a libvirt domain cannot boot`, `build it for libvirt: unik push ${image.name} PATH --provider libvirt --force`);
     const imageDir = join(this.paths.images, image.id);

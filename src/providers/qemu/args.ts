@@ -41,8 +41,8 @@ export interface MachineArgs {
   controlSocket: string;
   /** a file that keeps the guest's events even when no one listens (templates); instances have their supervisor */
   controlLog?: string;
-  /** virtio-blk disks: the guest finds each by its serial */
-  disks: { file: string; serial: string }[];
+  /** virtio-blk disks: the guest finds each by its serial (a read-only one: an image's root disk) */
+  disks: { file: string; serial: string; readOnly?: boolean }[];
   /** a tap device instead of user-mode networking (unik-runc in a pod's netns); ports are then ignored */
   tap?: { ifname: string; mac?: string };
   /** guest RAM in a file: shared (a snapshot template writes it) or private (a copy-on-write restore) */
@@ -91,11 +91,19 @@ export function qemuArgs(a: MachineArgs): string[] {
     // the migration stream comes later, over QMP, from a file descriptor QEMU inherited (see snapshot.ts)
     ...(a.incoming ? ['-incoming', 'defer'] : []),
     ...a.disks.flatMap((d, n) => [
-      '-drive', `file=${optValue(d.file)},format=raw,if=none,id=disk${n},cache=writeback,discard=unmap`,
+      '-drive', `file=${optValue(d.file)},format=raw,if=none,id=disk${n},${d.readOnly ? 'readonly=on' : 'cache=writeback,discard=unmap'}`,
       '-device', `virtio-blk-device,drive=disk${n},serial=${optValue(d.serial)}`,
     ]),
     ...confinementArgs(a.confinement),
   ];
+}
+
+/** The serial of an image's root disk (the init looks for it; volume serials are hex ids, so never this). */
+export const ROOT_DISK_SERIAL = 'unik-root';
+
+/** An image's root disk, first of the disks (a restore needs the template's device order): attached read-only. */
+export function rootDiskArgs(file: string | undefined): MachineArgs['disks'] {
+  return file ? [{ file, serial: ROOT_DISK_SERIAL, readOnly: true }] : [];
 }
 
 /** virtio-blk serials are at most 20 bytes: the start of the volume id. */

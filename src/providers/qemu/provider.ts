@@ -13,7 +13,7 @@ import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js'
 import { instanceBootConfig } from '../boot-config.js';
 import { onPath } from '../../util/exec.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
-import { QEMU_BINARY, diskSerial, qemuArgs } from './args.js';
+import { QEMU_BINARY, diskSerial, qemuArgs, rootDiskArgs } from './args.js';
 import { archOf, type Arch } from '../../model/arch.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
 import { boundToParent, privateDir, qemuConfinement, type Confinement } from './confine.js';
@@ -93,7 +93,8 @@ export class QemuProvider implements Provider {
 
   private templateSource(image: ImageRecord, arch: Arch): TemplateSource {
     const dir = join(this.paths.images, image.id);
-    return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), name: image.name, arch };
+    const rootDisk = image.manifest.rootDisk ? join(dir, image.manifest.rootDisk.file) : undefined;
+    return { dir: join(dir, 'snapshots'), kernel: join(dir, image.manifest.kernel.file), root: join(dir, image.manifest.root.file), ...(rootDisk ? { rootDisk } : {}), name: image.name, arch };
   }
 
   /** How this QEMU binary is confined here, probed and logged once per binary. */
@@ -137,7 +138,8 @@ export class QemuProvider implements Provider {
     const imageDir = join(this.paths.images, image.id);
     const kernel = join(imageDir, image.manifest.kernel.file);
     const root = join(imageDir, image.manifest.root.file);
-    for (const f of [kernel, root])
+    const rootDisk = image.manifest.rootDisk ? join(imageDir, image.manifest.rootDisk.file) : undefined;
+    for (const f of [kernel, root, ...(rootDisk ? [rootDisk] : [])])
       if (!existsSync(f)) throw unavailable('IMAGE_FILES_MISSING', `image ${image.name} is damaged: ${f} is missing`, `rebuild it: unik push ${image.name} PATH --force`);
     const { arch, qemu } = this.archOf(image);
     const { accel } = await this.chooseAccel(arch, kernel);
@@ -164,7 +166,8 @@ export class QemuProvider implements Provider {
       ...(nic ? { tap: { ifname: nic.tap, mac: nic.mac } } : {}),
       controlSocket: socket,
       qmpSocket: this.qmpSocket(inst),
-      disks: volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) })),
+      // the root disk first: a restore has the template's devices in the template's order
+      disks: [...rootDiskArgs(rootDisk), ...volumes.map((v) => ({ file: v.file, serial: diskSerial(v.id) }))],
       // always the full confinement (the drop to an unprivileged user included)
       confinement,
     };

@@ -5,7 +5,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Accel } from '../../base/linux/cmdline.js';
-import { QEMU_BINARY, qemuArgs } from './args.js';
+import { QEMU_BINARY, qemuArgs, rootDiskArgs } from './args.js';
 import type { Arch } from '../../model/arch.js';
 import { boundToParent, parentBoundConfinement, privateDir, qemuConfinement } from './confine.js';
 import { Qmp } from './qmp.js';
@@ -32,6 +32,8 @@ export interface TemplateSource {
   dir: string;
   kernel: string;
   root: string;
+  /** the image's read-only root disk, attached to the template as to every restore of it */
+  rootDisk?: string;
   name: string;
   arch: Arch;
 }
@@ -131,7 +133,7 @@ export class SnapshotTemplates {
       consoleLog: join(work, 'console.log'),
       controlSocket,
       controlLog,
-      disks: [],
+      disks: rootDiskArgs(image.rootDisk),
       memoryFile: { path: join(work, 'ram'), shared: true },
       // a transient tap (QEMU creates it, and it goes with QEMU): the template never sends a packet
       ...(network === 'tap' ? { tap: { ifname: `unikt${tag.slice(0, 8)}` } } : {}),

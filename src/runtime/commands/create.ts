@@ -18,6 +18,8 @@ import { ImageError, isUnikRootfs, loadBundleImage, type BundleImage } from '../
 import { cacheDir, entryFor, type CacheEntry } from '../snapshot-cache.js';
 import { startSupervisor } from '../../supervisor/client.js';
 import { onPath } from '../../util/exec.js';
+import { signalNumber } from '../../model/signals.js';
+import type { ImageManifest } from '../../model/types.js';
 import { writeLaunch, type Launch } from '../../supervisor/launch.js';
 import { TAP, plugTap, readPodNet, unplugTap } from '../netns.js';
 import { firstNameserver, planGuest, type OciSpec } from '../spec.js';
@@ -72,7 +74,7 @@ export async function create(ctx: Ctx): Promise<number> {
     const confinement = parentBoundConfinement(await qemuConfinement(qemuBinary));
     ctx.log.debug(confinement.summary);
     const { accel } = await accelFor(ctx.root, arch, image.kernel, confinement);
-    const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32) };
+    const config: BootConfig = { argv: plan.argv, env: plan.env, cwd: plan.cwd, hostname: plan.hostname, time: Date.now() / 1000, net: { ...guestNet, ...(tap?.mac ? { mac: tap.mac } : {}) }, seed: randomBytes(32), ...imageUser(image.manifest) };
     const common = {
       arch,
       accel,
@@ -198,6 +200,11 @@ async function accelFor(root: string, arch: Arch, kernel: string, confinement: C
     /* next time again */
   }
   return c;
+}
+
+/** The image's user and stop signal, as the boot config carries them (checked by manifest-check.ts). */
+function imageUser(m: ImageManifest): Pick<BootConfig, 'user' | 'stopSignal'> {
+  return { ...(m.user ? { user: m.user } : {}), ...(m.stopSignal ? { stopSignal: signalNumber(m.stopSignal) } : {}) };
 }
 
 function safeRead(f: string): string {
