@@ -70,7 +70,10 @@ for u in unik-build unik-qemu; do
   id -u "$u" >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u"; } || true
 done
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # a worktree sharing another checkout's packages: npm ci would empty that checkout's node_modules through the link
+  echo "setup: node_modules is a link to $(readlink node_modules); not reinstalling it from here"
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -24,12 +24,17 @@ import type { UnikPaths } from '../model/paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
 
 /**
- * Roots whose files pass this many bytes go on a read-only disk: an initramfs is held in RAM
- * twice while it unpacks (the compressed archive and the files), and its files stay in RAM for
- * the VM's life; a disk's pages are read on demand and can be dropped again. Measured with
- * `npm run bench:memory` (README): see there for the figures behind the choice.
+ * Roots whose files pass this many bytes go on a read-only disk. An initramfs is in RAM twice
+ * while it unpacks and its files stay there; a disk's pages are read when touched. Measured
+ * (`npm run bench:memory`, docs/guest-contract.md): each MiB of initramfs root adds about 2 MiB
+ * to the memory floor (node-http 100 MiB of files: 256 MB floor, 40 MB on a disk; python-http
+ * and java-http 35 MiB: 104 and 112 MB, 40 and 48 MB on a disk). But a root-disk image cannot
+ * yet be exported, pushed to a hub, or run by libvirt or unik-runc, so by default a disk is
+ * used only where an initramfs stops being practical: past 128 MiB a VM would need some 300 MB
+ * just to unpack its root (container images of hundreds of MB); smaller roots ask with
+ * unik.yaml `rootDisk: true`. Lower it once the hub and export carry the disk.
  */
-export const ROOT_DISK_ABOVE = Number(process.env.UNIK_ROOT_DISK_ABOVE) || 64 * 1024 * 1024;
+export const ROOT_DISK_ABOVE = Number(process.env.UNIK_ROOT_DISK_ABOVE) || 128 * 1024 * 1024;
 
 export interface BuildRequest {
   name: string;
