@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { suiteDaemon, freePort, waitFor } from './harness.js';
+import { suiteDaemon, freePort } from './harness.js';
 import { ensure, type Fixtures } from './container-fixtures.js';
 
 const run = promisify(execFile);
