@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, posix } from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import lockfile from 'proper-lockfile';
 import { internal, invalid, unavailable } from '../model/errors.js';
 import type { Arch } from '../model/arch.js';
 import type { ProgressFn } from '../model/types.js';
 import { execFileCollect, lastLines, type ExecResult } from '../util/exec.js';
 import { fileInRoot } from './elf-deps.js';
+import { lockCache } from '../util/cache-lock.js';
 
 // Programs for another architecture come from Debian's own packages for it: apt, with a private
 // configuration under the cache (its own lists, archives and an empty dpkg status), computes a
@@ -73,7 +73,7 @@ export async function ensureDebianPackages(cacheDir: string, arch: DebianArch, p
   const wanted = [...new Set(packages)].sort();
   const t = aptTree(cacheDir, arch);
   await prepareTree(t, arch);
-  const release = await lock(t.base, progress, `another build fetching Debian ${arch} packages`);
+  const release = await lockCache(t.base, progress, 'packages', `another build fetching Debian ${arch} packages`);
   try {
     await ensureLists(t, progress, arch);
     const debs = await closureOf(t, wanted, arch);
@@ -85,15 +85,6 @@ export async function ensureDebianPackages(cacheDir: string, arch: DebianArch, p
     return root;
   } finally {
     await release();
-  }
-}
-
-async function lock(path: string, progress: ProgressFn, what: string): Promise<() => Promise<void>> {
-  try {
-    return await lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
-  } catch {
-    progress({ step: 'packages', message: `waiting for ${what} to finish` });
-    return lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: { retries: 1800, minTimeout: 1000, maxTimeout: 1000 } });
   }
 }
 

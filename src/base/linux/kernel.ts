@@ -3,12 +3,12 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { buildFailed, invalid, unavailable } from '../../model/errors.js';
 import type { ProgressFn } from '../../model/types.js';
 import { execFileCollect, lastLines, onPath } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
 import { defaultArch, type Arch } from '../../model/arch.js';
+import { lockCache } from '../../util/cache-lock.js';
 
 // Kernels are built from Debian's linux-source package: `make tinyconfig`, then the repo's
 // fragments (kernel/<name>.config) merged on top. The result is cached under
@@ -100,7 +100,7 @@ export async function ensureKernel(kernelsDir: string, fragments: string[], prog
   if (hit) return hit;
   const configHash = kernelConfigHash(fragments, arch);
   await mkdir(kernelsDir, { recursive: true });
-  const release = await lock(join(kernelsDir, configHash), progress, `another build of kernel ${configHash}`);
+  const release = await lockCache(join(kernelsDir, configHash), progress, 'kernel', `another build of kernel ${configHash}`);
   try {
     const again = cachedKernel(kernelsDir, fragments, arch);
     if (again) return again;
@@ -112,15 +112,6 @@ export async function ensureKernel(kernelsDir: string, fragments: string[], prog
   }
 }
 
-async function lock(path: string, progress: ProgressFn, what: string): Promise<() => Promise<void>> {
-  try {
-    return await lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
-  } catch {
-    progress({ step: 'kernel', message: `waiting for ${what} to finish` });
-    return lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: { retries: 1800, minTimeout: 1000, maxTimeout: 1000 } });
-  }
-}
-
 /** Unpacks the kernel source once, shared by every config (builds run out of tree). */
 async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<string> {
   const tarball = findKernelSource();
@@ -128,7 +119,7 @@ async function ensureSource(kernelsDir: string, progress: ProgressFn): Promise<s
   const done = join(dest, '.unik-unpacked');
   if (existsSync(done)) return dest;
   await mkdir(join(kernelsDir, 'src'), { recursive: true });
-  const release = await lock(join(kernelsDir, 'src'), progress, 'the kernel source to unpack');
+  const release = await lockCache(join(kernelsDir, 'src'), progress, 'kernel', 'the kernel source to unpack');
   try {
     if (existsSync(done)) return dest;
     progress({ step: 'kernel', message: `unpacking ${tarball}` });
