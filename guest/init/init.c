@@ -20,6 +20,12 @@
  *                          every VM restored from one snapshot would otherwise share its state
  *       user=UID:GID[:G1,G2,...]   the app runs as this user, groups and supplementary groups
  *       stopsignal=N       the signal an orderly stop sends the app (default SIGTERM)
+ *       profile=1          a `--slim` build's profiling boot: every file the app opens on the
+ *                          image root is written to the console once, as "unik-init: opened PATH"
+ *                          (bytes outside printable ASCII, and backslash, as \xNN)
+ *   - a volume whose filesystem is fresh (nothing but an empty lost+found) mounted over a
+ *     directory the image has is filled from it first, owners and modes kept, as Docker fills
+ *     an empty volume (PostgreSQL's data directory must belong to postgres and be empty)
  *   - an image whose initramfs holds /unik/root ("erofs") keeps its files on a read-only disk,
  *     the virtio-blk disk with serial "unik-root": init mounts it under a tmpfs overlay and
  *     makes that the root (before it waits for a snapshot's config, so templates hold it).
@@ -53,7 +59,9 @@
 #include <strings.h>
 #include <dirent.h>
 #include <grp.h>
+#include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -171,6 +179,7 @@ struct config {
   gid_t groups[MAX_GROUPS];
   int ngroups;
   int stop_signal; /* 0: SIGTERM */
+  int profile;     /* profile=1: record the files the app opens */
 };
 
 /* Parses "UID:GID[:G1,G2,...]"; returns 0 if it is well-formed. */
@@ -272,6 +281,7 @@ static void parse_config_as(struct config *c, char *buf, size_t len, int default
     else if (!strcmp(rec, "net.mac")) c->net_mac = v;
     else if (!strcmp(rec, "mount") && c->nmounts < MAX_MOUNTS) c->mounts[c->nmounts++] = v;
     else if (!strcmp(rec, "user")) { if (parse_user(c, v) != 0) { errno = EINVAL; say("bad user record %s", v); fail(126, "user"); } }
+    else if (!strcmp(rec, "profile")) c->profile = !strcmp(v, "1");
     else if (!strcmp(rec, "stopsignal")) {
       int sig = atoi(v);
       if (sig > 0 && sig < 65) c->stop_signal = sig;
@@ -579,6 +589,78 @@ static int find_disk(const char *serial, char *dev, size_t devlen) {
   return -1;
 }
 
+/* Copies the tree under directory `from` into `to` (both open directory fds), owners, modes
+ * and links as they are; what cannot be copied is said and skipped. */
+static void copy_tree(int from, int to, int depth) {
+  if (depth > 64) return;
+  int scan = dup(from);
+  DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+  if (!d) { if (scan >= 0) close(scan); return; }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *n = e->d_name;
+    if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+    struct stat st;
+    if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (mkdirat(to, n, 0700) != 0 && errno != EEXIST) { say("fill volume: mkdir %s: %s", n, strerror(errno)); continue; }
+      int f = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int t = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (f >= 0 && t >= 0) {
+        copy_tree(f, t, depth + 1);
+        if (fchown(t, st.st_uid, st.st_gid) != 0 || fchmod(t, st.st_mode & 07777) != 0) say("fill volume: owner of %s: %s", n, strerror(errno));
+      }
+      if (f >= 0) close(f);
+      if (t >= 0) close(t);
+    } else if (S_ISREG(st.st_mode)) {
+      int f = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      int t = openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (f >= 0 && t >= 0) {
+        off_t left = st.st_size;
+        while (left > 0) {
+          ssize_t w = sendfile(t, f, NULL, left > (1 << 30) ? (1 << 30) : (size_t)left);
+          if (w <= 0) { say("fill volume: copy %s: %s", n, strerror(errno)); break; }
+          left -= w;
+        }
+        if (fchown(t, st.st_uid, st.st_gid) != 0 || fchmod(t, st.st_mode & 07777) != 0) say("fill volume: owner of %s: %s", n, strerror(errno));
+      } else {
+        say("fill volume: open %s: %s", n, strerror(errno));
+      }
+      if (f >= 0) close(f);
+      if (t >= 0) close(t);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t len = readlinkat(from, n, target, sizeof target - 1);
+      if (len < 0) continue;
+      target[len] = 0;
+      if (symlinkat(target, to, n) != 0 || fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0) say("fill volume: link %s: %s", n, strerror(errno));
+    }
+    /* devices, FIFOs and sockets are not copied */
+  }
+  closedir(d);
+}
+
+/* A fresh ext filesystem holds nothing but an empty lost+found; returns 1 for that (or nothing). */
+static int fresh_volume(const char *mp) {
+  DIR *d = opendir(mp);
+  if (!d) return 0;
+  struct dirent *e;
+  int fresh = 1;
+  while (fresh && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (strcmp(e->d_name, "lost+found") != 0) { fresh = 0; break; }
+    char lf[300];
+    snprintf(lf, sizeof lf, "%s/lost+found", mp);
+    DIR *l = opendir(lf);
+    struct dirent *x;
+    while (l && (x = readdir(l)))
+      if (strcmp(x->d_name, ".") && strcmp(x->d_name, "..")) fresh = 0;
+    if (l) closedir(l);
+  }
+  closedir(d);
+  return fresh;
+}
+
 /* Mounts every volume before the app starts; an app never runs without its data. */
 static void mount_volumes(struct config *c) {
   for (int i = 0; i < c->nmounts; i++) {
@@ -591,8 +673,24 @@ static void mount_volumes(struct config *c) {
     *mp++ = 0;
     char dev[300];
     if (find_disk(spec, dev, sizeof dev) != 0) { errno = ENODEV; say("no disk with %s%s for %s", strncmp(spec, "label=", 6) ? "serial " : "", spec, mp); fail(125, "find volume"); }
+    /* the image's own directory there, if it has one, to fill a fresh volume from */
+    int below = open(mp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     mkdir_p(mp);
     if (mount(dev, mp, fstype, MS_NOATIME, NULL) != 0) { say("mount %s (%s) on %s", dev, fstype, mp); fail(125, "mount volume"); }
+    if (below >= 0 && !strncmp(fstype, "ext", 3) && fresh_volume(mp)) {
+      char lf[300];
+      snprintf(lf, sizeof lf, "%s/lost+found", mp);
+      rmdir(lf); /* e2fsck makes it again if it is ever needed; initdb wants an empty directory */
+      int top = open(mp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      struct stat st;
+      if (top >= 0 && fstat(below, &st) == 0) {
+        copy_tree(below, top, 0);
+        if (fchown(top, st.st_uid, st.st_gid) != 0 || fchmod(top, st.st_mode & 07777) != 0) say("fill volume %s: %s", mp, strerror(errno));
+        say("volume at %s was empty: filled from the image", mp);
+      }
+      if (top >= 0) close(top);
+    }
+    if (below >= 0) close(below);
   }
 }
 
@@ -659,6 +757,67 @@ static void drop_privileges(struct config *c) {
   if (setgroups(c->ngroups, c->groups) != 0 || setgid(c->gid) != 0 || setuid(c->uid) != 0) {
     say("run as user %u:%u: %s", (unsigned)c->uid, (unsigned)c->gid, strerror(errno));
     _exit(126);
+  }
+}
+
+/*
+ * `--slim` profiling: the paths the app opens on the image root (the root mount only: /dev,
+ * /proc, /tmp and volumes are other mounts), each said once on the console. The host keeps
+ * those files in the slim image; an app that prints such lines itself only names files of its
+ * own image.
+ */
+#define SEEN_SLOTS 65536
+static unsigned long seen[SEEN_SLOTS];
+
+static int seen_before(const char *path) {
+  unsigned long h = 5381;
+  for (const char *p = path; *p; p++) h = h * 33 + (unsigned char)*p;
+  if (!h) h = 1;
+  for (unsigned long i = 0; i < SEEN_SLOTS; i++) {
+    unsigned long *slot = &seen[(h + i) % SEEN_SLOTS];
+    if (*slot == h) return 1; /* a hash collision only costs a line not said: the file is then an `--keep` away */
+    if (!*slot) { *slot = h; return 0; }
+  }
+  return 1;
+}
+
+static int start_profile(void) {
+  int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fan < 0) { say("profile: fanotify: %s", strerror(errno)); return -1; }
+  if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC, AT_FDCWD, "/") != 0) {
+    say("profile: mark /: %s", strerror(errno));
+    close(fan);
+    return -1;
+  }
+  say("profile: recording the files the app opens");
+  return fan;
+}
+
+static void drain_profile(int fan) {
+  char buf[8192] __attribute__((aligned(8)));
+  for (;;) {
+    ssize_t n = read(fan, buf, sizeof buf);
+    if (n <= 0) return;
+    struct fanotify_event_metadata *m = (struct fanotify_event_metadata *)buf;
+    for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+      if (m->fd < 0) continue;
+      char link[64], path[4096], line[4096 * 4 + 32];
+      snprintf(link, sizeof link, "/proc/self/fd/%d", m->fd);
+      ssize_t len = readlink(link, path, sizeof path - 1);
+      close(m->fd);
+      if (len <= 0) continue;
+      path[len] = 0;
+      if (path[0] != '/' || seen_before(path)) continue;
+      size_t o = 0;
+      o += snprintf(line, sizeof line, "unik-init: opened ");
+      for (ssize_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '\\') o += snprintf(line + o, sizeof line - o, "\\x%02x", ch);
+        else line[o++] = (char)ch;
+      }
+      line[o++] = '\n';
+      (void)!write(2, line, o);
+    }
   }
 }
 
@@ -742,6 +901,8 @@ int main(void) {
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
+  int fan = c.profile ? start_profile() : -1;
+
   pid_t app = fork();
   if (app < 0) fail(127, "fork");
   if (app == 0) {
@@ -760,8 +921,9 @@ int main(void) {
 
   int code = -1;
   while (code < 0) {
-    struct pollfd fds[2] = {{sfd, POLLIN, 0}, {control_fd, POLLIN, 0}};
-    if (poll(fds, control_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) break;
+    struct pollfd fds[3] = {{sfd, POLLIN, 0}, {control_fd, POLLIN, 0}, {fan, POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0 && errno != EINTR) break; /* a negative fd is skipped */
+    if (fan >= 0 && (fds[2].revents & POLLIN)) drain_profile(fan);
     if (control_fd >= 0 && (fds[1].revents & POLLIN)) {
       int sig = read_command(stop_signal);
       if (sig) kill(app, sig);
@@ -778,6 +940,7 @@ int main(void) {
       code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
   }
+  if (fan >= 0) drain_profile(fan);
   say("app exited with status %d", code);
   kill(-1, SIGKILL);
   while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {} /* all were SIGKILLed: they go at once */

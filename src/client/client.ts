@@ -33,6 +33,10 @@ export interface BuildOptions {
   args?: string;
   mounts?: string[];
   force?: boolean;
+  /** with fromImage: keep only the files the app opens while the probe (http://:PORT/PATH, tcp://:PORT) exercises it, and keep */
+  slim?: boolean;
+  probe?: string;
+  keep?: string[];
   signal?: AbortSignal;
 }
 
@@ -245,6 +249,9 @@ export class ImagesApi {
       args: opts.args,
       mounts: opts.mounts?.length ? opts.mounts.join(',') : undefined,
       force: String(opts.force ?? false),
+      slim: opts.slim ? 'true' : undefined,
+      probe: opts.probe,
+      keep: opts.keep?.length ? opts.keep.join(',') : undefined,
     };
     const path = `/images/${seg(opts.name)}/create`;
     const common: SendOptions = { query, patient: true };

@@ -22,6 +22,7 @@ import { ociImageCompiler } from '../compilers/oci-image.js';
 import { parseSource } from '../hub/image-source.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
+import { parseKeep, parseProbe, probeText, profileImage, slimEntries, type Probe, type SlimRequest, type SlimResult } from './slim.js';
 
 /**
  * Roots whose files pass this many bytes go on a read-only disk. An initramfs is in RAM twice
@@ -56,6 +57,8 @@ export interface BuildRequest {
   args?: string | string[];
   mountPoints?: string[];
   force?: boolean;
+  /** only with fromImage: keep just the files the app opens while a probe exercises it (src/core/slim.ts) */
+  slim?: SlimRequest;
 }
 
 /** A build whose inputs were checked; run() does the long part (compile, kernel, write). */
@@ -108,6 +111,8 @@ export class ImageService {
         throw failedPrecondition('IMAGE_IN_USE', `image ${req.name} has instances; it cannot be replaced`, 'delete its instances first (unik ps, unik rm)');
       if (this.building.has(req.name)) throw conflict('BUILD_IN_PROGRESS', `image ${req.name} is being built right now`);
       const image = req.fromImage ? imageSpec(req) : undefined;
+      if (req.slim && !image) throw invalid('SLIM_NEEDS_IMAGE', '--slim is for builds from a container image', 'use unik push NAME --from-image REF --slim');
+      const slim = req.slim ? { probe: req.slim.probe ? parseProbe(req.slim.probe) : undefined, keep: parseKeep(req.slim.keep ?? []) } : undefined;
       const compiler0 = image ? ociImageCompiler : req.language ? compilerFor(req.language) : undefined;
       if (!image && !req.tarball) throw invalid('NO_TARFILE', 'a build needs the app as an upload, or an image to build from', 'send a .tar.gz in the form field "tarfile", or fromImage=REF');
       this.building.add(req.name);
@@ -140,7 +145,7 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress, image);
+            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress, image, slim);
           } finally {
             await release();
           }
@@ -154,7 +159,7 @@ export class ImageService {
     }
   }
 
-  private async build(name: string, provider: string, arch: Arch, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn, image?: ImageSourceSpec): Promise<ImageRecord> {
+  private async build(name: string, provider: string, arch: Arch, compiler: Compiler, sourceDir: string, work: string, appManifest: AppManifest, force: boolean, progress: ProgressFn, image?: ImageSourceSpec, slimAsked?: { probe: Probe | undefined; keep: string[] }): Promise<ImageRecord> {
     const args = appManifest.args ?? [];
     const out = join(work, 'out');
     await mkdir(out, { recursive: true });
@@ -162,35 +167,38 @@ export class ImageService {
     const app = await compiler.compile({ sourceDir, workDir: out, buildDir: work, cacheDir: this.paths.cache, args, arch, manifest: appManifest, progress, ...(image ? { image } : {}) });
     // flags and unik.yaml win; else what the app says of itself (a container image's Volumes)
     const mountPoints = appManifest.mountpoints?.length ? appManifest.mountpoints : ownMountPoints(app.mountPoints ?? [], progress);
+    // an image's own Volumes, as Docker treats them: a volume may be given, else the path stays on the overlay
+    const mountPointsOptional = !appManifest.mountpoints?.length && mountPoints.length > 0;
     const extra = await extraFiles(sourceDir, appManifest.files ?? []);
-    const entries = [...app.entries, ...extra];
+    let entries = [...app.entries, ...extra];
     // unik.yaml says first, then the compiler; else a root too big to unpack cheaply in RAM goes on a disk
     // (by size on amd64 only, for now: arm64 root disks are built when asked for, but not proven here)
     const onDisk = appManifest.rootDisk ?? app.rootDisk ?? (arch === 'amd64' && (await rootBytes(entries)) > ROOT_DISK_ABOVE);
     // the kernel follows what the image needs: block devices and filesystems only with volumes
-    const fragments = kernelFragments(arch, [...app.kernelFragments, ...(onDisk ? ['rootdisk'] : []), ...(mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
+    // (a root-disk kernel can always mount volumes: one kernel for every container image, Volumes or not)
+    const fragments = kernelFragments(arch, [...app.kernelFragments, ...(onDisk ? ['rootdisk'] : []), ...(onDisk || mountPoints.length ? ['block', 'ext4', 'fat'] : []), ...(this.providers.get(provider)?.kernelFragments ?? [])]);
     const kernel = await ensureKernel(this.paths.kernels, fragments, progress, arch);
     progress({ step: 'init', message: 'guest init' });
     const init = await ensureGuestInit(this.paths.cache, arch);
 
-    const id = newId();
-    const stage = join(this.paths.images, `.tmp-${id}`);
-    await mkdir(stage, { recursive: true });
-    try {
+    const user = appManifest.user ?? app.user;
+    const stopSignal = appManifest.stopSignal ?? app.stopSignal;
+    /** Writes an image folder (kernel, root, manifest) for these files; returns its record. */
+    const writeImage = async (id: string, stage: string, files: typeof entries, slim?: SlimResult): Promise<ImageRecord> => {
+      await mkdir(stage, { recursive: true });
       // files may come from this build's folder, unik's caches (guest init, Java runtimes) and the host's system dirs
       const allowedDirs = [work, this.paths.cache];
       let rootDisk: ImageManifest['rootDisk'];
       if (onDisk) {
         progress({ step: 'root', message: 'writing the image root (read-only erofs disk)' });
-        const sizeBytes = await writeErofs(join(stage, 'root.erofs'), entries, { stageDir: join(work, 'erofs-stage'), allowedDirs });
+        await rm(join(work, 'erofs-stage'), { recursive: true, force: true });
+        const sizeBytes = await writeErofs(join(stage, 'root.erofs'), files, { stageDir: join(work, 'erofs-stage'), allowedDirs });
         rootDisk = { file: 'root.erofs', fsType: 'erofs', sizeBytes };
       } else {
         progress({ step: 'root', message: 'writing the image root (initramfs)' });
       }
-      await writeInitramfs(join(stage, 'root.cpio'), init, onDisk ? [] : entries, allowedDirs, onDisk ? 'erofs' : undefined);
+      await writeInitramfs(join(stage, 'root.cpio'), init, onDisk ? [] : files, allowedDirs, onDisk ? 'erofs' : undefined);
       const rootSize = await compressInitramfs(join(stage, 'root.cpio'), this.paths.cache);
-      const user = appManifest.user ?? app.user;
-      const stopSignal = appManifest.stopSignal ?? app.stopSignal;
       // a hard link shares the cached kernel's bytes; copy when the cache is on another disk
       await link(kernel.file, join(stage, 'kernel')).catch(() => copyFile(kernel.file, join(stage, 'kernel')));
       const manifest: ImageManifest = {
@@ -209,6 +217,7 @@ export class ImageService {
         cwd: app.cwd,
         env: { ...app.env, ...(appManifest.env ?? {}) },
         mountPoints,
+        ...(mountPointsOptional ? { mountPointsOptional } : {}),
         defaultMemoryMb: appManifest.memory ?? app.defaultMemoryMb,
         ports: appManifest.ports ?? app.ports ?? [],
         ...(user ? { user } : {}),
@@ -216,10 +225,33 @@ export class ImageService {
         ...(rootDisk ? { rootDisk } : {}),
         ...(app.source ? { source: app.source } : {}),
         ...(app.sourceDigest ? { sourceDigest: app.sourceDigest } : {}),
+        ...(slim ? { slim: { probe: slim.probe, keptFiles: slim.keptFiles, totalFiles: slim.totalFiles, keptBytes: slim.keptBytes, totalBytes: slim.totalBytes } } : {}),
       };
       await writeFile(join(stage, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-      const record: ImageRecord = { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize + (rootDisk?.sizeBytes ?? 0), created: manifest.created, manifest };
+      return { id, name, provider, sizeBytes: kernel.sizeBytes + rootSize + (rootDisk?.sizeBytes ?? 0), created: manifest.created, manifest };
+    };
 
+    let slim: SlimResult | undefined;
+    if (slimAsked) {
+      // the full image, booted once without a record: its folder is a stage the start-up sweep removes
+      const full = `.tmp-${newId()}`;
+      try {
+        const record = await writeImage(full, join(this.paths.images, full), entries);
+        const probe = slimAsked.probe ?? (record.manifest.ports?.length ? parseProbe(`tcp://:${record.manifest.ports[0]}`) : undefined);
+        const opened = await profileImage(this.providers.get(provider)!, record, probe, progress);
+        slim = { ...(await slimEntries(entries, opened, slimAsked.keep, app.argv[0]!)), probe: probe ? probeText(probe) : 'start' };
+        const mb = (n: number) => (n / 1e6).toFixed(1);
+        progress({ step: 'slim', message: `keeping ${slim.keptFiles} of ${slim.totalFiles} files (${mb(slim.keptBytes)} of ${mb(slim.totalBytes)} MB): the ${opened.size} opened, /etc, the program${slimAsked.keep.length ? ', --keep' : ''}; every directory and link` });
+        entries = slim.entries;
+      } finally {
+        await rm(join(this.paths.images, full), { recursive: true, force: true });
+      }
+    }
+
+    const id = newId();
+    const stage = join(this.paths.images, `.tmp-${id}`);
+    try {
+      const record = await writeImage(id, stage, entries, slim);
       progress({ step: 'store', message: `storing image ${name}` });
       await this.commit(stage, record, force);
       return record;

@@ -79,7 +79,7 @@ export class InstanceService {
     checkName('instance', name);
     if (this.store.listInstances().some((i) => i.name === name) || this.naming.has(name))
       throw alreadyExists('INSTANCE_EXISTS', `an instance named ${name} already exists`, 'pick another --name, or remove the old one (unik rm)');
-    const mounts = this.volumes.resolveForRun(req.mounts ?? {}, image.manifest.mountPoints);
+    const mounts = this.volumes.resolveForRun(req.mounts ?? {}, image.manifest.mountPoints, !!image.manifest.mountPointsOptional);
     const env = req.env ?? {};
     checkEnv({ ...image.manifest.env, ...env });
     const memoryMb = req.memoryMb || image.manifest.defaultMemoryMb;
@@ -173,7 +173,7 @@ export class InstanceService {
       const image = this.images.list().find((i) => i.id === inst.imageId);
       if (!image) throw failedPrecondition('IMAGE_GONE', `the image of instance ${inst.name} was deleted`);
       const provider = this.provider(inst);
-      const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints);
+      const disks = this.volumes.mountsFor(inst, image.manifest.mountPoints, !!image.manifest.mountPointsOptional);
       const nic = this.networks.nicFor(inst);
       await provider.preflight(inst.spec);
       // an instance made by Docker's create has its address, not yet its tap's rules

@@ -168,6 +168,7 @@ export function checkPulledManifest(json: string, facts: PulledFacts): ImageMani
     cwd,
     env,
     mountPoints,
+    ...(m.mountPointsOptional === true ? { mountPointsOptional: true } : {}),
     defaultMemoryMb: mem,
     ...(ports ? { ports } : {}),
     ...(user ? { user } : {}),

@@ -160,7 +160,7 @@ export class VolumeService {
    * Resolves run's mounts (mount point → volume) against the image's declared mount points:
    * every declared one needs exactly one free volume, and nothing else is accepted.
    */
-  resolveForRun(mounts: Record<string, string>, declared: string[]): { volume: VolumeRecord; mountPoint: string }[] {
+  resolveForRun(mounts: Record<string, string>, declared: string[], optional = false): { volume: VolumeRecord; mountPoint: string }[] {
     const out: { volume: VolumeRecord; mountPoint: string }[] = [];
     for (const [mp, ref] of Object.entries(mounts)) {
       checkMountPoint(mp, declared);
@@ -171,15 +171,15 @@ export class VolumeService {
       if (out.some((o) => o.volume.id === volume.id)) throw invalid('VOLUME_TWICE', `volume ${volume.name} is given for two mount points`);
       out.push({ volume, mountPoint: mp });
     }
-    const missing = declared.filter((mp) => !(mp in mounts));
+    const missing = optional ? [] : declared.filter((mp) => !(mp in mounts));
     if (missing.length) throw invalid('MOUNTPOINT_WITHOUT_VOLUME', `the image declares mount point(s) ${missing.join(', ')} and no volume was given for them`, `give one per mount point: --vol VOLUME:${missing[0]}`);
     return out;
   }
 
   /** The volumes an instance boots with; refuses to boot with a declared mount point empty or a disk gone. */
-  mountsFor(inst: InstanceRecord, declared: string[]): VolumeMount[] {
+  mountsFor(inst: InstanceRecord, declared: string[], optional = false): VolumeMount[] {
     const attached = this.store.listVolumes().filter((v) => v.attachment?.instanceId === inst.id);
-    const missing = declared.filter((mp) => !attached.some((v) => v.attachment!.mountPoint === mp));
+    const missing = optional ? [] : declared.filter((mp) => !attached.some((v) => v.attachment!.mountPoint === mp));
     if (missing.length)
       throw failedPrecondition('MOUNTPOINT_WITHOUT_VOLUME', `instance ${inst.name} has no volume at ${missing.join(', ')}`, `attach one: unik attach-volume VOLUME ${inst.name} ${missing[0]}`);
     return attached.map((v) => {

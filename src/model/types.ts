@@ -30,6 +30,8 @@ export interface ImageManifest {
   cwd: string;
   env: Record<string, string>;
   mountPoints: string[];
+  /** true: a mount point may be left without a volume (a container image's own Volumes), its files then stay on the root's writable overlay */
+  mountPointsOptional?: boolean;
   defaultMemoryMb: number;
   /** ports the app listens on (unik.yaml ports:) */
   ports?: number[];
@@ -42,6 +44,8 @@ export interface ImageManifest {
   stopSignal?: string;
   /** the app's files on a read-only disk (attached as virtio-blk serial unik-root); the initramfs then holds only the init */
   rootDisk?: { file: string; fsType: 'erofs'; sizeBytes: number };
+  /** built with --slim: the files kept of the full image's, and the probe that exercised the app */
+  slim?: { probe: string; keptFiles: number; totalFiles: number; keptBytes: number; totalBytes: number };
 }
 
 export interface ImageRecord {
@@ -64,6 +68,8 @@ export interface InstanceSpec {
   labels?: Record<string, string>;
   /** its place on a bridged network, fixed when it is created and kept across stop/start; absent: QEMU's user-mode network */
   network?: NetworkAttachment;
+  /** a `--slim` build's profiling boot (never stored): the init records the files the app opens */
+  profile?: boolean;
 }
 
 /** An instance's address on a bridged network. */

@@ -22,5 +22,6 @@ export function instanceBootConfig(inst: InstanceRecord, image: ImageRecord, { v
     seed: randomBytes(32),
     ...(m.user ? { user: m.user } : {}),
     ...(m.stopSignal ? { stopSignal: signalNumber(m.stopSignal) } : {}),
+    ...(inst.spec.profile ? { profile: true } : {}),
   };
 }

@@ -23,6 +23,8 @@ export interface BootConfig {
   user?: { uid: number; gid: number; groups: number[] };
   /** the signal number an orderly stop sends the app; absent: SIGTERM */
   stopSignal?: number;
+  /** a `--slim` profiling boot: init says every file the app opens on the console */
+  profile?: boolean;
 }
 
 const MAX_ID = 0xfffffffe;
@@ -53,6 +55,7 @@ export function encodeBootConfig(c: BootConfig): Buffer {
     if (!Number.isInteger(c.stopSignal) || c.stopSignal < 1 || c.stopSignal > 64) throw new Error(`bad stop signal ${c.stopSignal}`);
     recs.push(`stopsignal=${c.stopSignal}`);
   }
+  if (c.profile) recs.push('profile=1');
   for (const r of recs) if (r.includes('\0')) throw new Error('boot config values cannot contain NUL bytes');
   return Buffer.from(recs.map((r) => r + '\0').join(''), 'utf8');
 }

@@ -23,6 +23,9 @@ interface BuildFlags {
   json?: boolean;
   fromImage?: string;
   insecure?: boolean;
+  slim?: boolean;
+  probe?: string;
+  keep?: string[];
 }
 
 function addBuildFlags(cmd: Command): Command {
@@ -37,6 +40,9 @@ function addBuildFlags(cmd: Command): Command {
     .option('--force', 'replace an existing image with the same name')
     .option('--from-image <REF>', 'build from a container image: REGISTRY/REPO[:TAG], docker-archive:FILE[:REF] (docker/podman save), oci:DIR[:TAG] (an OCI layout)')
     .option('--insecure', 'with --from-image: plain HTTP to a registry that is not on this machine')
+    .option('--slim', 'with --from-image: keep only the files the app opens, learned by running it once under --probe')
+    .option('--probe <URL>', "with --slim: what exercises the app, http://:PORT/PATH or tcp://:PORT (default: tcp to the image's first port)")
+    .option('--keep <PATH>', 'with --slim: keep this file or folder of the image whether opened or not (repeatable)', collect)
     .option('--json', 'print the built image as JSON (progress goes to stderr)');
 }
 
@@ -66,6 +72,8 @@ async function buildImage(cmd: Command, name: string, dir: string | undefined, f
   const mounts = parseMountPoints(flags.mountpoint ?? []);
   if (dir && flags.fromImage) throw new CliError('give PATH or --from-image, not both');
   if (!dir && !flags.fromImage) throw new CliError('missing PATH', 'give the app directory, or --from-image REF');
+  if ((flags.probe || flags.keep?.length) && !flags.slim) throw new CliError('--probe and --keep go with --slim');
+  if (flags.keep?.some((k) => k.includes(','))) throw new CliError('a --keep path cannot hold a comma');
   const { client, target } = contextFor(cmd);
   const out = flags.json ? process.stderr : process.stdout;
   const progress = new ProgressPrinter(out);
@@ -89,6 +97,7 @@ async function buildImage(cmd: Command, name: string, dir: string | undefined, f
           args: flags.args,
           mounts,
           force: flags.force ?? false,
+          ...(flags.slim ? { slim: true, ...(flags.probe ? { probe: flags.probe } : {}), ...(flags.keep ? { keep: flags.keep } : {}) } : {}),
           signal,
         },
         (p) => progress.event(p),

@@ -32,7 +32,7 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
   // / fromImage=oci with the archive (or the layout as a .tar.gz) as the tarfile, and tag= to
   // pick one image of it. Every input is checked before the first byte of the answer; with
   // Accept: application/x-ndjson the steps stream as they happen and the result comes last.
-  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'arch', 'platform', 'args', 'mounts', 'force', 'fromImage', 'tag', 'insecure') } }, async (req, reply) => {
+  app.post<NameParams>('/images/:name/create', { schema: { querystring: queryStrings('base', 'lang', 'language', 'provider', 'arch', 'platform', 'args', 'mounts', 'force', 'fromImage', 'tag', 'insecure', 'slim', 'probe', 'keep') } }, async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     // a registry image needs no body; everything else is the 2016 upload
     const { fields, tarball } = q.fromImage && !req.isMultipart() ? { fields: {} as Record<string, string>, tarball: undefined } : await readForm(req, core.paths.tmp, true);
@@ -53,6 +53,8 @@ export function imageRoutes(app: FastifyInstance, core: Core): void {
       args: param('args'),
       mountPoints: (param('mounts') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
       force: bool2016(param('force')),
+      // slim=true (probe=http://:PORT/PATH or tcp://:PORT, keep=PATH,PATH): only the files the app opens
+      ...(bool2016(param('slim')) ? { slim: { ...(param('probe') ? { probe: param('probe') } : {}), keep: (param('keep') ?? '').split(',').filter(Boolean) } } : {}),
     });
 
     if (!wantsNdjson(req.headers.accept)) {

@@ -180,7 +180,8 @@ export class QemuProvider implements Provider {
 
     // A restore from the image's boot snapshot when the instance fits one: no volumes (the
     // template has no disks) and a config small enough for the serial control channel.
-    if (volumes.length === 0 && fitsSnapshot(bootConfigFrame(config))) {
+    // (a --slim profiling boot is the image's only one: no template is worth making for it)
+    if (volumes.length === 0 && !inst.spec.profile && fitsSnapshot(bootConfigFrame(config))) {
       const snap = await this.templates.ensure(this.templateSource(image, arch), inst.spec.memoryMb, accel, common.tscKhz, nic ? 'tap' : 'user');
       if (snap) {
         const argv = qemuArgs({ ...common, initrd: root, memoryFile: { path: snap.ram, shared: false }, incoming: true, waitForConfig: true });
