@@ -77,7 +77,7 @@ async function serveNginx(image: string, name: string): Promise<number> {
   return port;
 }
 
-test('nginx from the registry: master and workers on [::] and 0.0.0.0, access log in unik logs, SIGQUIT stops it cleanly', { timeout: KERNEL_BUILD_MS + 300_000 }, async () => {
+test('nginx from the registry (its default site listens on [::] too): welcome page and 404, access log in unik logs, SIGQUIT stops it cleanly', { timeout: KERNEL_BUILD_MS + 300_000 }, async () => {
   const push = await d.cli(['push', 'nginx', '--from-image', fx.images.nginx.ref], { timeoutMs: KERNEL_BUILD_MS });
   assert.equal(push.code, 0, push.stderr + push.stdout);
   const { manifest } = await manifestOf('nginx');
