@@ -649,7 +649,7 @@ static int fresh_volume(const char *mp) {
   while (fresh && (e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     if (strcmp(e->d_name, "lost+found") != 0) { fresh = 0; break; }
-    char lf[300];
+    char lf[4200];
     snprintf(lf, sizeof lf, "%s/lost+found", mp);
     DIR *l = opendir(lf);
     struct dirent *x;
@@ -664,7 +664,7 @@ static int fresh_volume(const char *mp) {
 /* Mounts every volume before the app starts; an app never runs without its data. */
 static void mount_volumes(struct config *c) {
   for (int i = 0; i < c->nmounts; i++) {
-    char spec[300];
+    char spec[4200];
     snprintf(spec, sizeof spec, "%s", c->mounts[i]);
     char *fstype = strchr(spec, ':');
     char *mp = fstype ? strchr(fstype + 1, ':') : NULL;
@@ -678,7 +678,7 @@ static void mount_volumes(struct config *c) {
     mkdir_p(mp);
     if (mount(dev, mp, fstype, MS_NOATIME, NULL) != 0) { say("mount %s (%s) on %s", dev, fstype, mp); fail(125, "mount volume"); }
     if (below >= 0 && !strncmp(fstype, "ext", 3) && fresh_volume(mp)) {
-      char lf[300];
+      char lf[4200];
       snprintf(lf, sizeof lf, "%s/lost+found", mp);
       rmdir(lf); /* e2fsck makes it again if it is ever needed; initdb wants an empty directory */
       int top = open(mp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -782,7 +782,8 @@ static int seen_before(const char *path) {
 }
 
 static int start_profile(void) {
-  int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  /* event fds non-blocking: an app's FIFO must never block PID 1; no queue limit, and an overflow is said */
+  int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, O_RDONLY | O_NONBLOCK | O_LARGEFILE | O_CLOEXEC);
   if (fan < 0) { say("profile: fanotify: %s", strerror(errno)); return -1; }
   if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC, AT_FDCWD, "/") != 0) {
     say("profile: mark /: %s", strerror(errno));
@@ -795,11 +796,13 @@ static int start_profile(void) {
 
 static void drain_profile(int fan) {
   char buf[8192] __attribute__((aligned(8)));
-  for (;;) {
+  /* a bounded share per wake-up: the app's signals and the host's commands are served in between */
+  for (int rounds = 0; rounds < 64; rounds++) {
     ssize_t n = read(fan, buf, sizeof buf);
     if (n <= 0) return;
     struct fanotify_event_metadata *m = (struct fanotify_event_metadata *)buf;
     for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+      if (m->mask & FAN_Q_OVERFLOW) say("profile: events lost");
       if (m->fd < 0) continue;
       char link[64], path[4096], line[4096 * 4 + 32];
       snprintf(link, sizeof link, "/proc/self/fd/%d", m->fd);

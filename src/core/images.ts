@@ -112,6 +112,8 @@ export class ImageService {
       if (this.building.has(req.name)) throw conflict('BUILD_IN_PROGRESS', `image ${req.name} is being built right now`);
       const image = req.fromImage ? imageSpec(req) : undefined;
       if (req.slim && !image) throw invalid('SLIM_NEEDS_IMAGE', '--slim is for builds from a container image', 'use unik push NAME --from-image REF --slim');
+      // the profiling boot needs a VM this host runs with a forwarded port: the QEMU provider's
+      if (req.slim && providerName !== 'qemu') throw invalid('SLIM_NOT_SUPPORTED', `--slim builds for the qemu provider only, not ${providerName}`, 'build with --slim for qemu');
       const slim = req.slim ? { probe: req.slim.probe ? parseProbe(req.slim.probe) : undefined, keep: parseKeep(req.slim.keep ?? []) } : undefined;
       const compiler0 = image ? ociImageCompiler : req.language ? compilerFor(req.language) : undefined;
       if (!image && !req.tarball) throw invalid('NO_TARFILE', 'a build needs the app as an upload, or an image to build from', 'send a .tar.gz in the form field "tarfile", or fromImage=REF');

@@ -1,4 +1,6 @@
+import { createReadStream, existsSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { posix } from 'node:path';
@@ -65,15 +67,56 @@ export function parseKeep(paths: string[]): string[] {
   });
 }
 
-/** The paths the profiling init said the app opened ("unik-init: opened PATH", \xNN escapes). */
+const OPENED = /unik-init: opened (\/[^\r\n]*)/;
+/** The init's word that the kernel's fanotify queue overflowed: some opens were not recorded. */
+const LOST = 'unik-init: profile: events lost';
+
+/** One console line's "unik-init: opened PATH" (\xNN escapes are bytes of a UTF-8 name), if it has one. */
+function openedIn(line: string): string | undefined {
+  const m = OPENED.exec(line);
+  if (!m) return undefined;
+  const bytes: number[] = [];
+  const text = m[1]!;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && text[i + 1] === 'x' && /^[0-9a-f]{2}$/.test(text.slice(i + 2, i + 4))) {
+      bytes.push(parseInt(text.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else bytes.push(text.charCodeAt(i) & 0xff);
+  }
+  return posix.normalize(Buffer.from(bytes).toString('utf8'));
+}
+
+/** The paths the profiling init said the app opened ("unik-init: opened PATH"; the console log has CR LF endings). */
 export function parseOpened(log: string): Set<string> {
   const out = new Set<string>();
-  // the console log has the serial line's CR LF endings
-  for (const m of log.matchAll(/unik-init: opened (\/[^\r\n]*)/g)) {
-    const path = m[1]!.replace(/\\x([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    out.add(posix.normalize(path));
+  for (const line of log.split('\n')) {
+    const p = openedIn(line);
+    if (p) out.add(p);
   }
   return out;
+}
+
+/** The same, read from the console log line by line (it may be large); `lost` if the init said events were lost. */
+async function readOpened(file: string): Promise<{ opened: Set<string>; lost: boolean }> {
+  const opened = new Set<string>();
+  let lost = false;
+  if (!existsSync(file)) return { opened, lost };
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'latin1' }), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.includes(LOST)) lost = true;
+    const p = openedIn(line);
+    if (p) opened.add(p);
+  }
+  return { opened, lost };
+}
+
+/** The end of a guest's console for an error message: printable text only, bounded (the guest's to say). */
+export function consoleTail(log: string, lines = 8): string {
+  return log
+    .split('\n')
+    .slice(-lines)
+    .map((l) => l.replace(/[^\x20-\x7e\t]/g, '').slice(0, 300))
+    .join('\n');
 }
 
 const under = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
@@ -115,33 +158,51 @@ function freePort(): Promise<number> {
 }
 
 /** One try of the probe against the host port: the HTTP status, or "connected"; throws if there is no answer yet. */
-function probeOnce(p: Probe, hostPort: number): Promise<string> {
-  return new Promise((resolve, reject) => {
+export function probeOnce(p: Probe, hostPort: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    // a hard limit on each try: a server that trickles bytes cannot hold the build
+    const timer = setTimeout(() => done(new Error('no answer within 5 s')), 5000);
+    let settle: () => void = () => {};
+    const done = (err: Error | null, v?: string) => {
+      clearTimeout(timer);
+      settle();
+      if (err) reject(err);
+      else resolve(v!);
+    };
     if (p.kind === 'tcp') {
       const s = connect({ host: '127.0.0.1', port: hostPort });
-      s.setTimeout(3000, () => s.destroy(new Error('timed out')));
+      settle = () => s.destroy();
       // QEMU's user-mode forwarder accepts before the guest does: a connection counts once it holds for a moment
-      s.once('connect', () => setTimeout(() => { if (!s.destroyed) { s.destroy(); resolve('connected'); } }, 300));
-      s.once('close', () => reject(new Error('closed')));
-      s.once('error', reject);
+      s.once('connect', () => setTimeout(() => (s.destroyed ? undefined : done(null, 'connected')), 300));
+      s.once('close', () => done(new Error('closed')));
+      s.once('error', (e) => done(e));
       return;
     }
-    const req = request({ host: '127.0.0.1', port: hostPort, path: p.path, timeout: 5000 }, (res) => {
-      res.resume();
-      res.once('end', () => resolve(`HTTP ${res.statusCode}`));
-      res.once('error', reject);
-    });
-    req.once('timeout', () => req.destroy(new Error('timed out')));
-    req.once('error', reject);
+    const req = request({ host: '127.0.0.1', port: hostPort, path: p.path });
+    settle = () => req.destroy();
+    // the status line is the answer; the body is not waited for
+    req.once('response', (res) => done(null, `HTTP ${res.statusCode}`));
+    req.once('error', (e) => done(e));
     req.end();
   });
 }
 
+/** One profiling VM at a time: each is a whole VM running an image's code during a build. */
+let profiling: Promise<unknown> = Promise.resolve();
+
 /**
- * Boots the full image once with the profiling init, runs the probe until it answers, stops
- * the app in order (its stop is recorded too) and returns the paths it opened.
+ * Boots the full image once with the profiling init, waits for the app to start, runs the
+ * probe until it answers, stops the app in order (its stop is recorded too) and returns the
+ * paths it opened. The VM has no way out (QEMU's restrict=on); the probe reaches it through
+ * a forwarded port on 127.0.0.1.
  */
-export async function profileImage(provider: Provider, image: ImageRecord, probe: Probe | undefined, progress: ProgressFn): Promise<Set<string>> {
+export function profileImage(provider: Provider, image: ImageRecord, probe: Probe | undefined, progress: ProgressFn): Promise<Set<string>> {
+  const turn = profiling.then(() => profileOnce(provider, image, probe, progress));
+  profiling = turn.catch(() => undefined);
+  return turn;
+}
+
+async function profileOnce(provider: Provider, image: ImageRecord, probe: Probe | undefined, progress: ProgressFn): Promise<Set<string>> {
   const hostPort = probe ? await freePort() : 0;
   const now = new Date().toISOString();
   const inst: InstanceRecord = {
@@ -158,38 +219,46 @@ export async function profileImage(provider: Provider, image: ImageRecord, probe
     },
     status: { state: 'pending', pid: null, exitCode: null, error: '', startedAt: now, finishedAt: null, accel: '' },
   };
-  const tail = async () => (await readFile(provider.logFile(inst), 'utf8').catch(() => '')).split('\n').slice(-8).join('\n');
+  const log = provider.logFile(inst);
+  const tail = async () => consoleTail(await readFile(log, 'utf8').catch(() => ''));
   let exited = false;
   progress({ step: 'slim', message: `booting ${image.name} once to learn which files it opens${probe ? ` (probe ${probeText(probe)})` : ''}` });
   try {
     await provider.start(inst, image, { volumes: [] }, () => { exited = true; });
     const end = Date.now() + PROFILE_DEADLINE_MS;
     let answer = '';
-    let last = '';
+    let last = 'the app has not started';
     while (!answer) {
-      if (exited || !(await provider.inspect(inst)).alive)
+      const seen = exited ? undefined : await provider.inspect(inst);
+      if (!seen?.alive)
         throw buildFailed('SLIM_APP_EXITED', `${image.name} ended while it was being profiled:\n${await tail()}`, 'run the full image (without --slim) to see why');
       if (Date.now() > end)
         throw buildFailed('SLIM_PROBE_TIMEOUT', `the probe ${probe ? probeText(probe) : ''} got no answer within ${PROFILE_DEADLINE_MS / 1000} s (${last})`, 'is that the port the app listens on? --probe http://:PORT/PATH or tcp://:PORT');
+      // the app first (QEMU's forwarder accepts connections before the guest has booted), then the probe
+      if (!seen.ready) {
+        await sleep(250);
+        continue;
+      }
       if (!probe) {
         // no probe: the app's start is what is recorded
-        if ((await provider.inspect(inst)).ready) {
-          await sleep(5000);
-          answer = 'started';
-        }
+        await sleep(5000);
+        answer = 'started';
       } else {
         answer = await probeOnce(probe, hostPort).catch((e: Error) => ((last = e.message), ''));
+        if (!answer) await sleep(500);
       }
-      if (!answer) await sleep(500);
     }
     progress({ step: 'slim', message: `the probe got ${answer}; stopping the app` });
     await sleep(SETTLE_MS);
     await provider.stop(inst, 30_000);
-    const opened = parseOpened(await readFile(provider.logFile(inst), 'utf8').catch(() => ''));
+    if (existsSync(`${log}.1`)) throw buildFailed('SLIM_LOG_TOO_LARGE', `${image.name} wrote so much on its console while it was profiled that the record of the files it opened was cut`, 'make it quieter for the profiling run, or build it without --slim');
+    const { opened, lost } = await readOpened(log);
+    if (lost) throw buildFailed('SLIM_EVENTS_LOST', `the profiling boot of ${image.name} could not record every file it opened (the kernel's event queue overflowed)`, 'build it again, or without --slim');
     if (!opened.size) throw buildFailed('SLIM_NOTHING_RECORDED', `the profiling boot of ${image.name} recorded no file opened:\n${await tail()}`, 'build it without --slim');
     return opened;
   } finally {
     await provider.stop(inst, 0).catch(() => {});
-    await provider.remove(inst).catch(() => {});
+    // a VM that could not be stopped keeps its folder: the next start-up ends it and removes both
+    if (!(await provider.inspect(inst).catch(() => ({ alive: true }))).alive) await provider.remove(inst).catch(() => {});
   }
 }

@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseKeep, parseOpened, parseProbe, probeText, slimEntries } from '../../src/core/slim.js';
+import { createServer as httpServer } from 'node:http';
+import { createServer as tcpServer } from 'node:net';
+import { consoleTail, parseKeep, parseOpened, parseProbe, probeOnce, probeText, slimEntries } from '../../src/core/slim.js';
+import { qemuArgs } from '../../src/providers/qemu/args.js';
 import { VolumeService } from '../../src/core/volumes.js';
 import { encodeBootConfig } from '../../src/base/linux/contract.js';
 import { Store } from '../../src/store/db.js';
@@ -51,6 +54,45 @@ test('the profiling init\'s lines: CR LF endings, \\xNN escapes, anywhere in a l
     '',
   ].join('\n');
   assert.deepEqual([...parseOpened(log)].sort(), ['/srv/a\nb\\c', '/usr/lib/libc.so.6', '/usr/lib/libz.so.1', '/usr/sbin/nginx']);
+  // the init escapes every byte of a UTF-8 name outside ASCII: they are bytes, read back as UTF-8
+  assert.deepEqual([...parseOpened('unik-init: opened /www/caf\\xc3\\xa9.html\r\n')], ['/www/café.html']);
+});
+
+test('a guest console in an error message: printable, bounded', () => {
+  const t = consoleTail(`boot\n\x1b]0;owned\x07title\n${'A'.repeat(10_000)}\n`, 3);
+  assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(t), JSON.stringify(t));
+  assert.ok(t.length < 700);
+});
+
+test('the probe: an HTTP status line is the answer (a trickling body cannot hold the build); no answer fails within its limit', async () => {
+  const trickle = httpServer((_, res) => {
+    res.writeHead(200);
+    const t = setInterval(() => res.write('x'), 500);
+    res.on('close', () => clearInterval(t));
+  });
+  const silent = tcpServer(() => {}); // accepts, never speaks HTTP
+  await new Promise<void>((r) => trickle.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const port = (s: { address(): unknown }) => (s.address() as { port: number }).port;
+    const t0 = Date.now();
+    assert.equal(await probeOnce({ kind: 'http', port: 80, path: '/' }, port(trickle)), 'HTTP 200');
+    assert.ok(Date.now() - t0 < 2000);
+    const t1 = Date.now();
+    await assert.rejects(probeOnce({ kind: 'http', port: 80, path: '/' }, port(silent)), /no answer within 5 s/);
+    assert.ok(Date.now() - t1 < 7000);
+    assert.equal(await probeOnce({ kind: 'tcp', port: 1 }, port(silent)), 'connected');
+  } finally {
+    trickle.closeAllConnections();
+    trickle.close();
+    silent.close();
+  }
+});
+
+test("the profiling VM's network reaches nothing: restrict=on, its forwarded port still in", () => {
+  const args = qemuArgs({ arch: 'amd64', accel: 'tcg', memoryMb: 128, kernel: '/k', initrd: '/i', name: 'p', ports: [{ hostIp: '127.0.0.1', hostPort: 4000, guestPort: 80, protocol: 'tcp' }], disks: [], isolatedNet: true, controlSocket: '/c', confinement: { dropArgs: [], summary: '' } as never });
+  const netdev = args[args.indexOf('-netdev') + 1]!;
+  assert.match(netdev, /^user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:4000-:80$/);
 });
 
 test('a slim root keeps dirs, links, /etc, the program, what was opened and --keep; counts and bytes', async () => {

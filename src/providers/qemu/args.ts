@@ -43,6 +43,8 @@ export interface MachineArgs {
   controlLog?: string;
   /** virtio-blk disks: the guest finds each by its serial (a read-only one: an image's root disk) */
   disks: { file: string; serial: string; readOnly?: boolean }[];
+  /** user-mode networking with restrict=on: the guest reaches nothing (forwarded ports still reach it) */
+  isolatedNet?: boolean;
   /** a tap device instead of user-mode networking (unik-runc in a pod's netns); ports are then ignored */
   tap?: { ifname: string; mac?: string };
   /** guest RAM in a file: shared (a snapshot template writes it) or private (a copy-on-write restore) */
@@ -78,7 +80,7 @@ export function qemuArgs(a: MachineArgs): string[] {
     '-kernel', a.kernel,
     '-initrd', a.initrd,
     '-append', kernelCmdline(a),
-    '-netdev', a.tap ? `tap,id=net0,ifname=${optValue(a.tap.ifname)},script=no,downscript=no` : `user,id=net0${fwd}`,
+    '-netdev', a.tap ? `tap,id=net0,ifname=${optValue(a.tap.ifname)},script=no,downscript=no` : `user,id=net0${a.isolatedNet ? ',restrict=on' : ''}${fwd}`,
     '-device', `virtio-net-device,netdev=net0${a.tap?.mac ? `,mac=${a.tap.mac}` : ''}`,
     '-device', 'virtio-rng-device',
     // ttyS0 (ttyAMA0 on arm64): the console (the app's stdout/stderr): QEMU's stdout (to its supervisor), or a file

@@ -163,6 +163,8 @@ export class QemuProvider implements Provider {
       name: `unik-${inst.name}`,
       // bridged: QEMU makes the tap and the supervisor relays published ports; user mode: QEMU forwards them
       ports: nic ? [] : inst.spec.ports,
+      // a --slim profiling boot runs an image's code during a build: it reaches nothing, not even the host
+      ...(inst.spec.profile ? { isolatedNet: true } : {}),
       ...(nic ? { tap: { ifname: nic.tap, mac: nic.mac } } : {}),
       controlSocket: socket,
       qmpSocket: this.qmpSocket(inst),
@@ -226,7 +228,8 @@ export class QemuProvider implements Provider {
       ...extra,
       qmpSocket: this.qmpSocket(inst),
       controlSocket: this.socket(inst),
-      console: { file: this.logFile(inst), maxBytes: CONSOLE_MAX_BYTES },
+      // a profiling boot's console is its record of opened files: never rotated away below 256 MiB
+      console: { file: this.logFile(inst), maxBytes: inst.spec.profile ? Math.max(CONSOLE_MAX_BYTES, 256 << 20) : CONSOLE_MAX_BYTES },
       commandSocket: this.commandSocket(inst),
       parentPid: process.pid,
     });
