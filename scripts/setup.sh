@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine: apt packages, npm packages, the TypeScript
 # build, the guest init and the kernel (built once from linux-source-6.1, cached by config hash).
+#   scripts/setup.sh        everything: every language, provider and test peer (npm test)
+#   scripts/setup.sh demo   only what building and running the Go example needs (npm run demo);
+#                           other kernels are built when an image first needs one
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE="${1:-full}"
+
+# the demo: QEMU for this host, the Go compiler, the guest init's compiler, one kernel build,
+# the confinement of builds; nothing for other languages, providers or tests
+case "$(dpkg --print-architecture)" in arm64) DEMO_QEMU=qemu-system-arm ;; *) DEMO_QEMU=qemu-system-x86 ;; esac
+DEMO_PACKAGES=(
+  "$DEMO_QEMU" musl-tools golang-go
+  linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 zstd
+  bubblewrap util-linux curl openssl procps
+)
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils          # the QEMU provider
@@ -26,13 +39,14 @@ APT_PACKAGES=(
   redis-server                        # the counter example's Redis, run as a unikernel through the elf language
   curl openssl procps
 )
+[ "$MODE" = demo ] && APT_PACKAGES=("${DEMO_PACKAGES[@]}")
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # tests drive the Docker API with the docker client; Debian ships it in docker.io (its engine is
 # never started)
-command -v docker >/dev/null || missing+=(docker.io)
+[ "$MODE" = demo ] || command -v docker >/dev/null || missing+=(docker.io)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing ${missing[*]}"
@@ -79,4 +93,4 @@ elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_mo
 fi
 
 npx tsc -p tsconfig.json
-node dist/scripts/prepare-kernel.js
+node dist/scripts/prepare-kernel.js "$MODE"

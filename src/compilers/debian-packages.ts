@@ -107,6 +107,14 @@ export async function privateAptConfig(cacheDir: string, arch: DebianArch): Prom
   return t.conf;
 }
 
+/** The same, with its package lists fetched (at most once a day): ready for `apt-get -c CONF install -s` (the first-run bench). */
+export async function aptConfigWithLists(cacheDir: string, arch: DebianArch, progress: ProgressFn = () => {}): Promise<string> {
+  const t = aptTree(cacheDir, arch);
+  await prepareTree(t, arch);
+  await ensureLists(t, progress, arch);
+  return t.conf;
+}
+
 /**
  * Read after the host's apt.conf.d (apt-get -c), so it wins over it: every place apt reads or
  * writes is private, only this architecture exists, and unsigned archives are never accepted

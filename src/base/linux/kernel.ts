@@ -169,12 +169,13 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   const jobs = String(Math.max(1, availableParallelism()));
   let lines = 0;
   let shown = -1;
-  progress({ step: 'kernel', message: `building ${arch} kernel ${configHash} with ${jobs} jobs (once; cached afterwards)`, percent: 0 });
+  const began = Date.now();
+  progress({ step: 'kernel', message: `building ${arch} kernel ${configHash} with ${jobs} jobs (once; cached afterwards; 3-4 min on 2 cores)`, percent: 0 });
   await run('build', 'make', [...make, `O=${out}`, `-j${jobs}`, how.target, ...dtbsOf(fragments)], () => {
     const pct = Math.min(99, Math.floor((++lines / EXPECTED_BUILD_LINES) * 100));
     if (pct !== shown && pct % 2 === 0) {
       shown = pct;
-      progress({ step: 'kernel', message: `building kernel ${configHash}`, percent: pct });
+      progress({ step: 'kernel', message: `building kernel ${configHash}${buildEta(Date.now() - began, pct)}`, percent: pct });
     }
   });
 
@@ -189,6 +190,13 @@ async function build(kernelsDir: string, src: string, configHash: string, fragme
   await rename(stage, join(kernelsDir, configHash));
   await rm(out, { recursive: true, force: true });
   progress({ step: 'kernel', message: `kernel ${configHash} built`, percent: 100 });
+}
+
+/** ", about 2 min left": the time so far, scaled by the share of the build's lines seen (from 10%, when the rate has settled). */
+export function buildEta(elapsedMs: number, percent: number): string {
+  if (percent < 10 || percent >= 99) return '';
+  const leftS = Math.round(((elapsedMs / percent) * (100 - percent)) / 1000);
+  return leftS >= 90 ? `, about ${Math.round(leftS / 60)} min left` : `, about ${Math.max(5, Math.round(leftS / 5) * 5)} s left`;
 }
 
 /** Names the fragment options that did not end up in the final config. */
