@@ -2,7 +2,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { request } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RootEntry } from '../compilers/types.js';
@@ -10,6 +10,7 @@ import { buildFailed, invalid } from '../model/errors.js';
 import type { ImageRecord, InstanceRecord, ProgressFn } from '../model/types.js';
 import type { Provider } from '../providers/types.js';
 import { newId } from './ids.js';
+import { freePort } from '../util/free-port.js';
 
 // `--slim`: a container image carries a whole distribution, and the app touches a small part of
 // it. The full image is booted once as a throwaway VM whose init records every file the app
@@ -146,16 +147,6 @@ export async function slimEntries(entries: RootEntry[], opened: Set<string>, kee
   return { entries: out, keptFiles, totalFiles, keptBytes, totalBytes };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** One try of the probe against the host port: the HTTP status, or "connected"; throws if there is no answer yet. */
 export function probeOnce(p: Probe, hostPort: number): Promise<string> {

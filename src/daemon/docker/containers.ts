@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { failedPrecondition, invalid, isUnikError, notFound } from '../../model/errors.js';
@@ -9,6 +8,7 @@ import { containerInspect, containerSummary } from './serialize.js';
 import { streamLogs, waitFor } from './streams.js';
 import { CreateBody, toRunRequest } from './translate.js';
 import { queryStrings } from '../unik/query.js';
+import { freePort } from '../../util/free-port.js';
 
 type Id = { Params: { id: string } };
 type Q = Record<string, string | undefined>;
@@ -136,13 +136,3 @@ function epochMs(v: string | undefined): number | undefined {
   return v && Number.isFinite(n) && n > 0 ? n * 1000 : undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
