@@ -1,15 +1,13 @@
 // Builds (once) the kernels the examples need, so the first `unik push` does not wait for it.
-import { ensureKernel } from '../src/base/linux/kernel.js';
+import { PREPARED_KERNELS, ensureKernel } from '../src/base/linux/kernel.js';
 import { ensureGuestInit } from '../src/base/linux/init.js';
 import { unikPaths } from '../src/model/paths.js';
 
 const paths = unikPaths();
-// the kernels images get: without and with volumes (src/compilers + src/core/images.ts)
-const sets = [['base', 'net'], ['base', 'net', 'block', 'ext4', 'fat']];
 const started = Date.now();
-for (const fragments of sets) {
+for (const fragments of PREPARED_KERNELS) {
   let last = '';
-  const k = await ensureKernel(paths.kernels, fragments, (p) => {
+  const k = await ensureKernel(paths.kernels, [...fragments], (p) => {
     const line = p.percent === undefined ? p.message : `${p.message} ${p.percent}%`;
     if (line === last) return;
     last = line;
