@@ -1,6 +1,6 @@
 // Builds (once) the kernels the examples need, so the first `unik push` does not wait for it.
 // `demo`: only the one the Go example's image uses; the others are built when an image needs one.
-import { ensureKernel, kernelFragments } from '../src/base/linux/kernel.js';
+import { PREPARED_KERNELS, ensureKernel, kernelFragments } from '../src/base/linux/kernel.js';
 import { ensureGuestInit } from '../src/base/linux/init.js';
 import { defaultArch } from '../src/model/arch.js';
 import { unikPaths } from '../src/model/paths.js';
@@ -8,8 +8,8 @@ import { unikPaths } from '../src/model/paths.js';
 const paths = unikPaths();
 const demo = process.argv[2] === 'demo';
 const arch = defaultArch();
-// the kernels images get: without and with volumes (src/compilers + src/core/images.ts)
-const sets = (demo ? [['net']] : [['net'], ['net', 'block', 'ext4', 'fat']]).map((f) => kernelFragments(arch, f));
+// the first is the demo's (examples/go-http, no volumes)
+const sets = (demo ? PREPARED_KERNELS.slice(0, 1) : PREPARED_KERNELS).map((f) => kernelFragments(arch, [...f]));
 const started = Date.now();
 for (const fragments of sets) {
   let last = '';

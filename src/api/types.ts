@@ -92,6 +92,17 @@ export interface ProviderJson {
   Reason: string;
 }
 
+/** One line of `GET /doctor` (a unik addition). */
+export interface HostCheckJson {
+  Name: string;
+  Ok: boolean;
+  /** when not Ok: unik cannot build or run at all (else one language or feature is missing, or it is slower) */
+  Required: boolean;
+  Detail: string;
+  /** when not Ok: the command (or action) that fixes it; '' when Ok */
+  Fix: string;
+}
+
 export interface ErrorJson {
   message: string;
   code: string;

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDaemonCommand } from './commands/daemon.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerHubCommands } from './commands/hub.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -43,5 +44,6 @@ export function buildProgram(): Command {
   registerExportCommands(program);
   registerHubCommands(program);
   registerSystemCommands(program);
+  registerDoctorCommand(program);
   return program;
 }

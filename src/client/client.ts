@@ -2,7 +2,7 @@
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { NDJSON } from '../api/types.js';
-import type { BuildEvent, ErrorJson, ImageJson, InstanceJson, NetworkJson, ProviderJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
+import type { BuildEvent, ErrorJson, HostCheckJson, ImageJson, InstanceJson, NetworkJson, ProviderJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
 import { dispatcherFor, type ClientTls } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
 import { HubApi } from './hub.js';
@@ -117,6 +117,11 @@ export class UnikClient {
   /** every provider with whether it works on the daemon's host, and why (a unik addition) */
   providers(): Promise<ProviderJson[]> {
     return this.json('GET', '/providers', 200);
+  }
+
+  /** what the daemon's host has and lacks, each problem with its fix (a unik addition) */
+  doctor(): Promise<HostCheckJson[]> {
+    return this.json('GET', '/doctor', 200);
   }
 
   async describeCompiler(base: string, lang: string, provider: string): Promise<string> {

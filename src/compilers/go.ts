@@ -22,7 +22,7 @@ const NOT_INSTALLED = () => unavailable('NO_GO', 'the Go toolchain is not instal
 export const goCompiler: Compiler = {
   language: 'go',
   looksFor: 'go.mod',
-  hostTools: ['go'],
+  hostTools: [{ name: 'go', pkg: 'golang-go' }],
   arches: ['amd64', 'arm64'],
   description: [
     'Go (linux base): the upload must be a Go module (go.mod at its root) whose root package is `main`.',

@@ -22,6 +22,8 @@ import type { AppRoot, CompileContext, Compiler, RootEntry } from './types.js';
  */
 
 const JAVA_HOME_IN_IMAGE = '/opt/java';
+/** the host JDK (jlink, jdeps, javac) */
+const JDK_PACKAGE = 'openjdk-17-jdk-headless';
 /** bump when the cached runtime's recipe changes (flags, post-processing) */
 const JRE_RECIPE = 'jlink-v2';
 /** a JDK module name, as jlink takes it: jdeps runs on the upload, so its answer is checked */
@@ -52,7 +54,7 @@ const JVM_FLAGS = [
 export const javaCompiler: Compiler = {
   language: 'java',
   looksFor: '*.jar, *.java, pom.xml',
-  hostTools: ['jlink', 'jdeps', 'javac'],
+  hostTools: ['jlink', 'jdeps', 'javac'].map((name) => ({ name, pkg: JDK_PACKAGE })),
   // the host's jlink links any architecture's jmods: the host's own JDK, or Debian's for the other
   arches: ['amd64', 'arm64'],
   description: [
@@ -186,7 +188,7 @@ function classNameOf(entry: string): string {
   return entry.replace(/\.(java|class)$/, '').replace(/^\.?\//, '').replace(/\//g, '.');
 }
 
-const jdkMissing = (tool: string) => unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, 'apt-get install openjdk-17-jdk-headless (or run `npm run setup`)');
+const jdkMissing = (tool: string) => unavailable('NO_JDK', `${tool} (a JDK, 11 or later) is not installed on the daemon host`, `apt-get install ${JDK_PACKAGE} (or run \`npm run setup\`)`);
 const noJdk = (tool: string) => (e: NodeJS.ErrnoException): never => {
   if (e.code === 'ENOENT') throw jdkMissing(tool);
   throw e;

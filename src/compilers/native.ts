@@ -67,7 +67,7 @@ function nativeCompiler(language: 'c' | 'cpp'): Compiler {
   return {
     language,
     looksFor: cxx ? '*.cpp/*.cc' : 'Makefile or *.c',
-    hostTools: cxx ? ['g++', 'make'] : ['musl-gcc', 'make'],
+    hostTools: [{ name: cxx ? 'g++' : 'musl-gcc', pkg: cxx ? 'g++' : 'musl-tools' }, { name: 'make', pkg: 'make' }],
     arches: ['amd64', 'arm64'],
     description: cxx
       ? 'C++: a Makefile project (make with CXX=g++) or plain *.cpp/*.cc sources; linked dynamically, with exactly the shared libraries it loads copied in.'
@@ -137,7 +137,7 @@ export const cppCompiler = nativeCompiler('cpp');
 export const elfCompiler: Compiler = {
   language: 'elf',
   looksFor: 'unik.yaml with language: elf and entry:',
-  hostTools: ['ldd'],
+  hostTools: [{ name: 'ldd', pkg: 'libc-bin' }],
   // the host's own architecture from the host; the other from Debian's packages for it
   arches: ['amd64', 'arm64'],
   description:

@@ -27,7 +27,8 @@ const GUEST_NODE = '/usr/bin/node';
 export const nodejsCompiler: Compiler = {
   language: 'nodejs',
   looksFor: 'package.json',
-  hostTools: ['node'],
+  // the daemon's own Node
+  hostTools: [{ name: process.execPath, pkg: 'nodejs' }],
   arches: ARCHES,
   description: [
     `Node.js (linux base): the upload is an app directory with package.json at its root; it is copied to /app as it is, node_modules included (run \`npm install\` before pushing; nothing is installed at build time).`,

@@ -35,7 +35,8 @@ export interface ImportOptions {
 export const ociImageCompiler: Compiler = {
   language: 'oci-image',
   looksFor: 'a container image (unik push NAME --from-image REF)',
-  hostTools: [],
+  // the root goes on an erofs disk
+  hostTools: [{ name: 'mkfs.erofs', pkg: 'erofs-utils' }],
   arches: ARCHES,
   description: 'an ordinary container image (registry, docker-archive, OCI layout): its layers as the root, on a read-only disk; argv, env, user and ports from its config',
   detect: async () => false,

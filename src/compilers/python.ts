@@ -23,7 +23,7 @@ const ENTRIES = ['__main__.py', 'app.py', 'main.py', 'server.py'];
 export const pythonCompiler: Compiler = {
   language: 'python',
   looksFor: 'requirements.txt, *.py',
-  hostTools: ['python3.11'],
+  hostTools: [{ name: PYTHON, pkg: 'python3.11' }],
   // the host's own architecture from the host; the other from Debian's packages for it
   arches: ['amd64', 'arm64'],
   description: [

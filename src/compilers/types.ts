@@ -1,4 +1,4 @@
-import type { ProgressFn } from '../model/types.js';
+import type { HostTool, ProgressFn } from '../model/types.js';
 import type { AppManifest } from './app-manifest.js';
 import type { Arch } from '../model/arch.js';
 
@@ -74,8 +74,8 @@ export interface Compiler {
   language: string;
   /** what detect() looks for, for the "could not detect the language" error */
   looksFor: string;
-  /** host programs it runs, checked when the daemon lists compilers */
-  hostTools: string[];
+  /** host programs it runs, with their Debian packages (`unik doctor` checks them) */
+  hostTools: HostTool[];
   /** the architectures it builds images for */
   arches: readonly Arch[];
   description: string;

@@ -11,7 +11,8 @@ import { HubService } from './hub.js';
 import { NetworkService } from './networks.js';
 import { sweepHome } from './sweep.js';
 import { unikPaths, type UnikPaths } from '../model/paths.js';
-import type { ProgressFn, VolumeRecord } from '../model/types.js';
+import type { HostCheck, ProgressFn, VolumeRecord } from '../model/types.js';
+import { hostChecks } from './doctor.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalid } from '../model/errors.js';
@@ -42,6 +43,8 @@ export interface Core {
   attachVolume(volume: string, instance: string, mountPoint: string): Promise<VolumeRecord>;
   providers(): Promise<ProviderInfo[]>;
   compilers(): CompilerInfo[];
+  /** what this host has and lacks to build and run, each problem with its fix (`unik doctor`); changes nothing */
+  doctor(): Promise<HostCheck[]>;
   close(): void;
 }
 
@@ -116,6 +119,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
       }
     },
     providers: () => Promise.all(providerList.map((p) => p.info())),
+    doctor: () => hostChecks({ paths, providers: providerList }),
     compilers: () =>
       providerList.flatMap((p) =>
         compilers.map((c) => ({ name: `linux-${c.language}-${p.name}`, base: 'linux', language: c.language, provider: p.name, description: c.description })),

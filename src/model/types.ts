@@ -149,3 +149,21 @@ export interface VolumeMount {
   type: VolumeType;
   mountPoint: string;
 }
+
+/** A program a part of unik runs on the daemon host, and the Debian package that has it (a path names a file, e.g. a header). */
+export interface HostTool {
+  name: string;
+  pkg: string;
+}
+
+/** One answer of `unik doctor`: what the host has or lacks for one purpose, and what fixes it. */
+export interface HostCheck {
+  name: string;
+  ok: boolean;
+  /** a failure stops unik from building or running at all (not just one language or feature) */
+  required: boolean;
+  /** what was found, or what is missing and what that costs */
+  detail: string;
+  /** when not ok: the command (or, where none exists, the action) that fixes it */
+  fix?: string;
+}

@@ -24,14 +24,19 @@ export function run(cmd: string, args: string[], input?: string): Promise<string
   });
 }
 
+/** Why this host cannot make bridged networks and what would let it, or undefined if it can. */
+export function bridgedBlocker(): { why: string; fix: string } | undefined {
+  if (process.env.UNIK_BRIDGED === 'off') return { why: 'bridged networks are turned off here (UNIK_BRIDGED=off)', fix: 'start the daemon without UNIK_BRIDGED=off' };
+  if (process.getuid?.() !== 0) return { why: 'bridged networks need root (to make bridges, taps and NAT rules); the daemon runs unprivileged', fix: 'run the daemon as root (sudo unik daemon), or keep to --network user' };
+  if (!onPath('ip')) return { why: 'iproute2 is not installed (apt-get install iproute2)', fix: 'apt-get install iproute2' };
+  if (!onPath('nft')) return { why: 'nftables is not installed (apt-get install nftables)', fix: 'apt-get install nftables' };
+  if (!existsSync('/dev/net/tun')) return { why: '/dev/net/tun is missing: the kernel has no tap devices', fix: 'modprobe tun' };
+  return undefined;
+}
+
 /** Why this host cannot make bridged networks, or undefined if it can. */
 export function bridgedUnavailable(): string | undefined {
-  if (process.env.UNIK_BRIDGED === 'off') return 'bridged networks are turned off here (UNIK_BRIDGED=off)';
-  if (process.getuid?.() !== 0) return 'bridged networks need root (to make bridges, taps and NAT rules); the daemon runs unprivileged';
-  if (!onPath('ip')) return 'iproute2 is not installed (apt-get install iproute2)';
-  if (!onPath('nft')) return 'nftables is not installed (apt-get install nftables)';
-  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing: the kernel has no tap devices';
-  return undefined;
+  return bridgedBlocker()?.why;
 }
 
 export function requireBridged(): void {

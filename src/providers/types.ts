@@ -1,4 +1,4 @@
-import type { ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../model/types.js';
+import type { HostCheck, ImageRecord, InstanceRecord, InstanceSpec, VolumeMount } from '../model/types.js';
 import type { Arch } from '../model/arch.js';
 
 /** A VM's interface on a bridged network: its tap on the bridge and the address its guest takes. */
@@ -25,6 +25,8 @@ export interface ProviderInfo {
   available: boolean;
   /** why it is unavailable, or details such as the accelerator in use */
   reason: string;
+  /** when unavailable: the command (or action) that makes it work */
+  fix?: string;
 }
 
 /** What the provider sees of a VM right now; core turns it into an instance state. */
@@ -45,6 +47,11 @@ export interface Provider {
   /** the architectures whose images it runs */
   readonly arches: readonly Arch[];
   info(): Promise<ProviderInfo>;
+  /**
+   * What `unik doctor` says of it, when one line from info() is not enough (the QEMU provider:
+   * each architecture's QEMU, the accelerator and why, the confinement). No changes on the host.
+   */
+  checks?(): Promise<HostCheck[]>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;
   /** Boots the VM with its volumes and network; resolves once it is running, or throws why it could not start. */

@@ -44,8 +44,14 @@ export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
+/** Where the program is: the path itself if it exists, else the first match on PATH; undefined if not installed. */
+export function which(name: string): string | undefined {
+  if (name.includes('/')) return existsSync(name) ? name : undefined;
+  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) if (d && existsSync(join(d, name))) return join(d, name);
+  return undefined;
+}
+
 /** Is the program installed: a path that exists, or a name found on PATH? */
 export function onPath(name: string): boolean {
-  if (name.includes('/')) return existsSync(name);
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && existsSync(join(d, name)));
+  return which(name) !== undefined;
 }

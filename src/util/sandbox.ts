@@ -5,6 +5,7 @@ import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildFailed, unavailable } from '../model/errors.js';
+import type { HostTool } from '../model/types.js';
 import { execFileCollect, type ExecResult } from './exec.js';
 import { splitLines } from './lines.js';
 
@@ -48,6 +49,14 @@ const SYSTEM = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
 /** What of /etc the tools need: the loader's cache, Debian's alternatives, the JDK's config. No passwd, no shadow, no keys. */
 const ETC = ['ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'alternatives', 'localtime', 'java-17-openjdk', 'java-21-openjdk', 'java-11-openjdk'];
 export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** what confines a build (bubblewrap's namespaces, then setpriv's drop to the build user, prlimit's limits), and their Debian packages */
+export const SANDBOX_TOOLS: readonly HostTool[] = [
+  { name: 'bwrap', pkg: 'bubblewrap' },
+  { name: 'setpriv', pkg: 'util-linux' },
+  { name: 'prlimit', pkg: 'util-linux' },
+];
+/** the user builds run as (scripts/setup.sh makes it) */
+export const BUILD_USER = 'unik-build';
 
 export function buildTimeoutSec(): number {
   return positive(process.env.UNIK_BUILD_TIMEOUT, 600);
@@ -71,7 +80,7 @@ export function buildUser(): BuildUser {
   try {
     for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
       const f = line.split(':');
-      if (f[0] === 'unik-build' && f[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]), name: 'unik-build' };
+      if (f[0] === BUILD_USER && f[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]), name: BUILD_USER };
     }
   } catch {
     // no passwd: fall through

@@ -1,13 +1,20 @@
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildFailed, invalid, unavailable } from '../model/errors.js';
-import type { VolumeType } from '../model/types.js';
+import type { HostTool, VolumeType } from '../model/types.js';
 import { execFileCollect, lastLines } from '../util/exec.js';
 
 // Volume disk images are plain files holding a filesystem, made without root and without
 // loop devices: mkfs.ext4 -d copies a directory in, mkfs.fat + mcopy do the same for FAT.
 
 const MiB = 1024 * 1024;
+
+/** the programs that make volumes, and their Debian packages */
+export const VOLUME_TOOLS: readonly HostTool[] = [
+  { name: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  { name: 'mkfs.fat', pkg: 'dosfstools' },
+  { name: 'mcopy', pkg: 'mtools' },
+];
 
 export interface MkfsOptions {
   file: string;
@@ -31,7 +38,8 @@ export async function makeFilesystem(o: MkfsOptions): Promise<void> {
   }
 }
 
-async function run(tool: string, args: string[], pkg: string, env?: NodeJS.ProcessEnv): Promise<void> {
+async function run(tool: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> {
+  const pkg = VOLUME_TOOLS.find((t) => t.name === tool)?.pkg ?? tool;
   const r = await execFileCollect(tool, args, env ? { env: { ...process.env, ...env } } : {}).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw unavailable('NO_MKFS', `${tool} is not installed`, `apt-get install ${pkg} (or run \`npm run setup\`)`);
     throw e;
@@ -42,18 +50,18 @@ async function run(tool: string, args: string[], pkg: string, env?: NodeJS.Proce
 async function makeExt(o: MkfsOptions): Promise<void> {
   const args = ['-q', '-F', '-t', o.type, '-L', o.label.slice(0, 16), '-E', 'root_owner=0:0'];
   if (o.fromDir) args.push('-d', o.fromDir);
-  await run('mkfs.ext4', [...args, o.file], 'e2fsprogs');
+  await run('mkfs.ext4', [...args, o.file]);
 }
 
 async function makeFat(o: MkfsOptions): Promise<void> {
   if (o.sizeBytes < 33 * MiB) throw invalid('VOLUME_TOO_SMALL', 'a FAT volume needs at least 33 MB (FAT32)');
-  await run('mkfs.fat', ['-F', '32', '-n', o.label.slice(0, 11).toUpperCase(), o.file], 'dosfstools');
+  await run('mkfs.fat', ['-F', '32', '-n', o.label.slice(0, 11).toUpperCase(), o.file]);
   if (!o.fromDir) return;
   const entries = await readdir(o.fromDir);
   if (entries.length === 0) return;
   // -s: recursive, -p: keep attributes, -Q: stop at the first error; MTOOLS_SKIP_CHECK: the
   // image is ours and has no partition table for mtools to check
-  await run('mcopy', ['-s', '-p', '-Q', '-i', o.file, ...entries.map((e) => join(o.fromDir!, e)), '::/'], 'mtools', { MTOOLS_SKIP_CHECK: '1' });
+  await run('mcopy', ['-s', '-p', '-Q', '-i', o.file, ...entries.map((e) => join(o.fromDir!, e)), '::/'], { MTOOLS_SKIP_CHECK: '1' });
 }
 
 /** The filesystem in an uploaded raw disk image, as a volume type; refuses what the guest cannot mount. */

@@ -19,9 +19,14 @@ const CROSS_CC: Record<Arch, { cc: string; pkg: string }> = {
   arm64: { cc: 'aarch64-linux-gnu-gcc', pkg: 'gcc-aarch64-linux-gnu' },
 };
 
+/** The compiler of an architecture's init, and its Debian package. */
+export function guestInitCompiler(arch: Arch): { cc: string; pkg: string } {
+  return arch === defaultArch() ? { cc: 'musl-gcc', pkg: 'musl-tools' } : CROSS_CC[arch];
+}
+
 /** Compiles the guest init (static) once per source version and architecture; returns the binary's path. */
 export async function ensureGuestInit(cacheDir: string, arch: Arch = 'amd64'): Promise<string> {
-  const { cc, pkg } = arch === defaultArch() ? { cc: 'musl-gcc', pkg: 'musl-tools' } : CROSS_CC[arch];
+  const { cc, pkg } = guestInitCompiler(arch);
   const source = join(repoRoot(), 'guest', 'init', 'init.c');
   const text = await readFile(source);
   // musl builds keep the cache key they had before there were other architectures

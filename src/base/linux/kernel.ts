@@ -4,7 +4,7 @@ import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { buildFailed, invalid, unavailable } from '../../model/errors.js';
-import type { ProgressFn } from '../../model/types.js';
+import type { HostTool, ProgressFn } from '../../model/types.js';
 import { execFileCollect, lastLines, onPath } from '../../util/exec.js';
 import { repoRoot } from '../../util/repo.js';
 import { defaultArch, type Arch } from '../../model/arch.js';
@@ -67,11 +67,41 @@ export function fragmentPath(name: string): string {
   return p;
 }
 
+/** Debian's package of the kernel source every kernel is built from */
+export const KERNEL_SOURCE_PACKAGE = 'linux-source-6.1';
+
+/** What a kernel build runs (make, the host's compiler, Kconfig's parsers) and the headers it compiles host programs against. */
+export const KERNEL_BUILD_TOOLS: readonly HostTool[] = [
+  { name: 'make', pkg: 'make' },
+  { name: 'gcc', pkg: 'gcc' },
+  { name: 'flex', pkg: 'flex' },
+  { name: 'bison', pkg: 'bison' },
+  { name: 'bc', pkg: 'bc' },
+  { name: 'xz', pkg: 'xz-utils' },
+  { name: '/usr/include/gelf.h', pkg: 'libelf-dev' },
+  { name: '/usr/include/openssl/ssl.h', pkg: 'libssl-dev' },
+];
+
+/** The compiler that builds an architecture's kernel on a host of another one. */
+export function crossCompiler(arch: Arch): HostTool {
+  const { prefix, pkg } = ARCH_BUILD[arch].cross;
+  return { name: `${prefix}gcc`, pkg };
+}
+
+/**
+ * The kernels set-up builds ahead (scripts/prepare-kernel.ts), by fragments: an app's without
+ * volumes (the demo's: examples/go-http) and with them (src/compilers + src/core/images.ts).
+ */
+export const PREPARED_KERNELS: readonly (readonly string[])[] = [
+  ['base', 'net'],
+  ['base', 'net', 'block', 'ext4', 'fat'],
+];
+
 export function findKernelSource(): string {
   const dir = '/usr/src';
   const tarballs = existsSync(dir) ? readdirSync(dir).filter((f) => /^linux-source-6\.1\.tar\.xz$/.test(f)) : [];
   if (tarballs.length === 0)
-    throw unavailable('NO_KERNEL_SOURCE', 'the kernel source is not installed (/usr/src/linux-source-6.1.tar.xz)', 'install it: apt-get install linux-source-6.1 (or run `npm run setup`)');
+    throw unavailable('NO_KERNEL_SOURCE', `the kernel source is not installed (/usr/src/${KERNEL_SOURCE_PACKAGE}.tar.xz)`, `install it: apt-get install ${KERNEL_SOURCE_PACKAGE} (or run \`npm run setup\`)`);
   return join(dir, tarballs[0]!);
 }
 
@@ -92,6 +122,40 @@ export function cachedKernel(kernelsDir: string, fragments: string[], arch: Arch
   if (!existsSync(file)) return undefined;
   const dtbs = Object.fromEntries(dtbsOf(fragments).map((d) => [basename(d), join(kernelsDir, configHash, basename(d))]));
   return { file, configHash, fragments, sizeBytes: statSync(file).size, arch, dtbs };
+}
+
+/** A kernel in the cache, whatever its fragments. */
+export interface CachedKernel {
+  configHash: string;
+  arch: Arch;
+  file: string;
+  sizeBytes: number;
+  fragments: string[];
+}
+
+/** Every kernel the cache holds (finished builds only: a build in progress has another folder name). */
+export function cachedKernels(kernelsDir: string): CachedKernel[] {
+  let names: string[];
+  try {
+    names = readdirSync(kernelsDir).filter((n) => /^[0-9a-f]{16}$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: CachedKernel[] = [];
+  for (const configHash of names) {
+    for (const arch of Object.keys(ARCH_BUILD) as Arch[]) {
+      const file = join(kernelsDir, configHash, ARCH_BUILD[arch].file);
+      if (!existsSync(file)) continue;
+      let fragments: string[] = [];
+      try {
+        fragments = readFileSync(join(kernelsDir, configHash, 'fragments'), 'utf8').split('\n').filter(Boolean);
+      } catch {
+        // an entry from before the fragments were recorded
+      }
+      out.push({ configHash, arch, file, sizeBytes: statSync(file).size, fragments });
+    }
+  }
+  return out;
 }
 
 /** Returns the kernel for these fragments, building it once if it is not cached. */

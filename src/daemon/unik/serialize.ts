@@ -1,6 +1,6 @@
 import { archOf } from '../../model/arch.js';
-import type { ImageJson, InstanceJson, VolumeJson } from '../../api/types.js';
-import type { ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
+import type { HostCheckJson, ImageJson, InstanceJson, VolumeJson } from '../../api/types.js';
+import type { HostCheck, ImageRecord, InstanceRecord, VolumeRecord } from '../../model/types.js';
 import { USER_NET } from '../../base/linux/contract.js';
 
 const MB = 1024 * 1024;
@@ -71,4 +71,8 @@ export function volumeJson(v: VolumeRecord, infrastructure: string, instanceName
     AttachedInstanceName: instanceName,
     Error: problem,
   };
+}
+
+export function hostCheckJson(c: HostCheck): HostCheckJson {
+  return { Name: c.name, Ok: c.ok, Required: c.required, Detail: c.detail, Fix: c.ok ? '' : (c.fix ?? '') };
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { notFound } from '../../model/errors.js';
 import { queryStrings } from './query.js';
+import { hostCheckJson } from './serialize.js';
 
 export function systemRoutes(app: FastifyInstance, core: Core): void {
   app.get('/available_compilers', async () => core.compilers().map((c) => c.name).sort());
@@ -19,4 +20,7 @@ export function systemRoutes(app: FastifyInstance, core: Core): void {
   app.get('/providers', async () =>
     (await core.providers()).map((p) => ({ Name: p.name, Infrastructure: p.infrastructure, Available: p.available, Reason: p.reason })),
   );
+
+  /** unik addition: what this host has and lacks to build and run, each problem with the command that fixes it. Takes no input, changes nothing. */
+  app.get('/doctor', async () => (await core.doctor()).map(hostCheckJson));
 }

@@ -79,15 +79,20 @@ export class LibvirtProvider implements Provider {
 
   private async probeInfo(): Promise<ProviderInfo> {
     const base = { name: this.name, infrastructure: this.infrastructure };
-    if (!onPath('virsh')) return { ...base, available: false, reason: 'virsh is not installed (apt-get install libvirt-clients libvirt-daemon-system)' };
-    if (this.needsRoot()) return { ...base, available: false, reason: this.needsRoot()! };
+    if (!onPath('virsh')) return { ...base, available: false, reason: 'virsh is not installed (apt-get install libvirt-clients libvirt-daemon-system)', fix: 'apt-get install libvirt-clients libvirt-daemon-system' };
+    if (this.needsRoot()) return { ...base, available: false, reason: this.needsRoot()!, fix: 'run the daemon as root' };
     try {
       const v = await this.virsh.run(['version'], { deadlineMs: 5000 });
       const hv = /Running hypervisor:\s*(.+)/.exec(v)?.[1]?.trim() ?? 'unknown hypervisor';
       const accel = this.accel ? (await this.accel).reason : 'acceleration is chosen at the first run (KVM if a probe domain boots, else TCG)';
       return { ...base, available: true, reason: `${this.uri} (${hv}); ${accel}` };
     } catch (e) {
-      return { ...base, available: false, reason: `cannot reach libvirt at ${this.uri}: ${(e as Error).message} (start libvirtd, or point the daemon elsewhere with --libvirt-uri)` };
+      return {
+        ...base,
+        available: false,
+        reason: `cannot reach libvirt at ${this.uri}: ${(e as Error).message} (start libvirtd, or point the daemon elsewhere with --libvirt-uri)`,
+        fix: this.remote ? `check that ${this.uri} is reachable, or start the daemon with another --libvirt-uri` : 'virtlogd -d && libvirtd -d (or systemctl start libvirtd)',
+      };
     }
   }
 

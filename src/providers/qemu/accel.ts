@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { constants, readFileSync } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import type { Accel } from '../../base/linux/cmdline.js';
 import { confinementArgs, type Confinement } from './confine.js';
 import { QEMU_BINARY, machineOptions } from './args.js';
@@ -9,6 +9,8 @@ import { hostArch, type Arch } from '../../model/arch.js';
 export interface AccelChoice {
   accel: Accel;
   reason: string;
+  /** with TCG on the host's own architecture: what would give it KVM */
+  fix?: string;
 }
 
 const PROBE_DEADLINE_MS = 8000;
@@ -20,19 +22,47 @@ const PROBE_DEADLINE_MS = 8000;
  * always emulated (TCG).
  */
 export async function chooseAccel(arch: Arch, kernel: string, confinement: Confinement): Promise<AccelChoice> {
-  const host = hostArch();
-  if (arch !== host) return { accel: 'tcg', reason: `${arch} guests on this ${host ?? process.arch} host: TCG emulation (much slower than KVM on an ${arch} host)` };
-  const forced = process.env.UNIK_ACCEL;
-  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `UNIK_ACCEL=${forced}` };
-  try {
-    await access('/dev/kvm', constants.R_OK | constants.W_OK);
-  } catch {
-    return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)' };
-  }
+  const known = accelWithoutProbe(arch);
+  if (known) return known;
   const result = await probe(arch, kernel, confinement);
   if (result === 'booted') return { accel: 'kvm', reason: 'KVM (a probe guest booted)' };
   const why = result === 'timeout' ? `did not boot within ${PROBE_DEADLINE_MS / 1000} s` : `failed (${result})`;
-  return { accel: 'tcg', reason: `/dev/kvm is present but a probe guest under KVM ${why}: using TCG software emulation (much slower)` };
+  return {
+    accel: 'tcg',
+    reason: `/dev/kvm is present but a probe guest under KVM ${why}: using TCG software emulation (much slower)`,
+    fix: "nothing on this host: its KVM does not run guests (often a nested hypervisor's; see `dmesg | grep -i kvm`); UNIK_ACCEL=tcg skips the probe at the daemon's start",
+  };
+}
+
+/** The choice when no probe guest is needed to make it (another architecture, UNIK_ACCEL, no usable /dev/kvm); undefined when one is. */
+export function accelWithoutProbe(arch: Arch): AccelChoice | undefined {
+  const host = hostArch();
+  if (arch !== host) return { accel: 'tcg', reason: `${arch} guests on this ${host ?? process.arch} host: TCG emulation (much slower than KVM on an ${arch} host)` };
+  const forced = process.env.UNIK_ACCEL;
+  if (forced === 'kvm') return { accel: 'kvm', reason: 'UNIK_ACCEL=kvm' };
+  if (forced === 'tcg') return { accel: 'tcg', reason: 'UNIK_ACCEL=tcg', fix: 'start the daemon without UNIK_ACCEL (KVM is then used if a probe guest boots under it)' };
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return { accel: 'tcg', reason: 'no usable /dev/kvm: using TCG software emulation (much slower)', fix: kvmFix() };
+  }
+  return undefined;
+}
+
+/** What gives this host a usable /dev/kvm: access to it, its module, or virtualization the CPU does not offer. */
+function kvmFix(): string {
+  if (existsSync('/dev/kvm')) return `usermod -aG kvm ${userInfo().username} (then log in again and restart the daemon), or run the daemon as root`;
+  if (process.arch !== 'x64') return 'no KVM in this kernel or machine: on a VM, turn on nested virtualization on the host that runs it';
+  let flags = '';
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {
+    // no /proc: say what to look for
+  }
+  if (/\bvmx\b/.test(flags)) return 'modprobe kvm_intel';
+  if (/\bsvm\b/.test(flags)) return 'modprobe kvm_amd';
+  if (/\bhypervisor\b/.test(flags)) return "this VM's CPU offers no virtualization: turn on nested virtualization on the host that runs this VM";
+  return "this CPU offers no virtualization (no vmx or svm flag): turn it on in the machine's firmware settings";
 }
 
 /** Boots the kernel with no root: it prints, panics, resets, and -no-reboot ends QEMU. Confined

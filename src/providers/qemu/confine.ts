@@ -11,8 +11,10 @@ import { lstat, mkdir, chmod } from 'node:fs/promises';
 
 /** The seccomp groups unik always denies; `elevateprivileges` is added as probed. */
 const SANDBOX_BASE = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
+/** the user QEMU drops to (scripts/setup.sh makes it) */
+export const QEMU_USER = 'unik-qemu';
 /** the unprivileged users QEMU may run as, the first that exists */
-const QEMU_USERS = ['unik-qemu', 'nobody'];
+const QEMU_USERS = [QEMU_USER, 'nobody'];
 const PROBE_DEADLINE_MS = 10_000;
 
 export interface QemuUser {

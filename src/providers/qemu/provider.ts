@@ -7,7 +7,7 @@ import { command, startSupervisor } from '../../supervisor/client.js';
 import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeLaunch, type Launch, type SupervisorStatus } from '../../supervisor/launch.js';
 import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
-import type { ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
+import type { HostCheck, ImageRecord, InstanceRecord, InstanceSpec } from '../../model/types.js';
 import { bootConfigFrame, writeStartInitrd } from '../../base/linux/contract.js';
 import type { Attachments, Observed, Provider, ProviderInfo } from '../types.js';
 import { instanceBootConfig } from '../boot-config.js';
@@ -15,6 +15,7 @@ import { onPath } from '../../util/exec.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { QEMU_BINARY, diskSerial, qemuArgs, rootDiskArgs } from './args.js';
 import { archOf, type Arch } from '../../model/arch.js';
+import { qemuChecks } from './checks.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
 import { boundToParent, privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
@@ -53,6 +54,16 @@ export class QemuProvider implements Provider {
       else details.push(`${arch}: ${chosen ? (await chosen).reason : 'acceleration is chosen at the first run (KVM if a probe guest boots, else TCG)'}`);
     }
     return { ...base, available: true, reason: details.join('; ') };
+  }
+
+  checks(): Promise<HostCheck[]> {
+    return qemuChecks({
+      arches: this.arches,
+      kernelsDir: this.paths.kernels,
+      chosenAccel: (arch) => this.accel.get(arch),
+      chooseAccel: (arch, kernel) => this.chooseAccel(arch, kernel),
+      confine: (qemu) => this.confine(qemu),
+    });
   }
 
   async preflight(spec: InstanceSpec): Promise<void> {
