@@ -10,6 +10,8 @@ import { VolumeService } from './volumes.js';
 import { HubService } from './hub.js';
 import { NetworkService } from './networks.js';
 import { sweepHome } from './sweep.js';
+import { EventBus } from './events.js';
+import { Metrics } from './metrics.js';
 import { unikPaths, type UnikPaths } from '../model/paths.js';
 import type { HostCheck, ProgressFn, VolumeRecord } from '../model/types.js';
 import { hostChecks } from './doctor.js';
@@ -37,6 +39,9 @@ export interface Core {
   volumes: VolumeService;
   networks: NetworkService;
   hub: HubService;
+  /** what happened: every change of state, as API event streams and metrics see it */
+  events: EventBus;
+  metrics: Metrics;
   /** an image as a bootable disk for a platform (see src/export); the caller removes it with cleanup() */
   exportImage(ref: string, format: string, firmware: string, progress?: ProgressFn): Promise<{ file: string; fileName: string; cleanup(): Promise<void> }>;
   /** attaches a volume to a stopped instance at one of its image's mount points */
@@ -69,10 +74,13 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
   }
   const providerList = createProviders(paths, log, { ...(opts.libvirtUri ? { libvirtUri: opts.libvirtUri } : {}) });
   const providers = new Map<string, Provider>(providerList.map((p) => [p.name, p]));
-  const images = new ImageService(store, paths, providers);
-  const volumes = new VolumeService(store, paths, new Set(providers.keys()));
+  const events = new EventBus();
+  const images = new ImageService(store, paths, providers, events);
+  const volumes = new VolumeService(store, paths, new Set(providers.keys()), events);
   const networks = new NetworkService(store, paths.home, log);
-  const instances = new InstanceService(store, paths, providers, images, volumes, networks);
+  const instances = new InstanceService(store, paths, providers, images, volumes, networks, events);
+  const db = store;
+  const metrics = new Metrics({ bus: events, instances: () => db.listInstances(), images: () => db.listImages(), volumes: () => db.listVolumes().length, providers });
   // DNS answers follow the instances: rebuilt after any change, never read per query
   instances.events.on('change', () => networks.invalidateNames());
   instances.events.on('removed', () => networks.invalidateNames());
@@ -96,7 +104,9 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     instances,
     volumes,
     networks,
-    hub: new HubService(paths, images),
+    hub: new HubService(paths, images, events),
+    events,
+    metrics,
     async attachVolume(volume, instance, mountPoint) {
       // alone with the instance: a start cannot slip in between the check and the attachment
       return instances.exclusive(instance, async (fresh) => {

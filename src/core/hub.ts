@@ -14,6 +14,7 @@ import { failedPrecondition, invalid, isUnikError } from '../model/errors.js';
 import { checkPulledManifest } from './manifest-check.js';
 import type { ImageService } from './images.js';
 import { newId } from './ids.js';
+import { EventBus } from './events.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { ImageRecord, ProgressEvent } from '../model/types.js';
 
@@ -49,6 +50,7 @@ export class HubService {
   constructor(
     private readonly paths: UnikPaths,
     private readonly images: ImageService,
+    private readonly bus: EventBus = new EventBus(),
   ) {}
 
   private client(ref: Reference, o: HubOptions): RegistryClient {
@@ -99,16 +101,20 @@ export class HubService {
     const manifestDigest = `sha256:${createHash('sha256').update(art.manifestBytes).digest('hex')}`;
     // the tag may already hold this image for other architectures: they are kept beside it, in an index
     const merged = mergedIndex(await this.tagContent(client, ref.repository, ref.tag), arch, { mediaType: MT.manifest, digest: manifestDigest, size: art.manifestBytes.length }, `what ${formatReference(ref)} holds now`);
+    const pushed = (r: PushResult): PushResult => {
+      this.bus.emit({ type: 'image', action: 'push', id: img.id, attributes: { name: img.name, ref: r.ref, digest: r.digest } });
+      return r;
+    };
     if (!merged) {
       const digest = (await client.putManifest(ref.repository, ref.tag, MT.manifest, art.manifestBytes)) || manifestDigest;
       progress({ step: 'push', message: `pushed ${formatReference(ref)}`, percent: 100, bytes: total, total });
-      return { ref: formatReference(ref), digest, size: total };
+      return pushed({ ref: formatReference(ref), digest, size: total });
     }
     // the manifest by its digest first, so the index never names what the registry lacks
     await client.putManifest(ref.repository, manifestDigest, MT.manifest, art.manifestBytes);
     const digest = (await client.putManifest(ref.repository, ref.tag, MT.index, merged.index)) || `sha256:${createHash('sha256').update(merged.index).digest('hex')}`;
     progress({ step: 'push', message: `pushed ${formatReference(ref)}: an index of ${merged.platforms.join(', ')}`, percent: 100, bytes: total, total });
-    return { ref: formatReference(ref), digest, size: total, platforms: merged.platforms };
+    return pushed({ ref: formatReference(ref), digest, size: total, platforms: merged.platforms });
   }
 
   /**
@@ -235,6 +241,7 @@ export class HubService {
         await writeFile(join(stage, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
         const record: ImageRecord = { id, name: localName, provider: m.provider, sizeBytes: m.kernel.sizeBytes + m.root.sizeBytes, created: m.created, manifest: m };
         await this.images.commit(stage, record, force);
+        this.bus.emit({ type: 'image', action: 'pull', id, attributes: { name: localName, ref: refName, digest: got.digest } });
         progress({ step: 'pull', message: `pulled ${refName} as ${localName}`, percent: 100, bytes: total, total });
         return record;
       } finally {

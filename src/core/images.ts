@@ -23,6 +23,7 @@ import { parseSource } from '../hub/image-source.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { ImageManifest, ImageRecord, ProgressFn } from '../model/types.js';
 import { parseKeep, parseProbe, probeText, profileImage, slimEntries, type Probe, type SlimRequest, type SlimResult } from './slim.js';
+import { EventBus, seconds } from './events.js';
 
 /**
  * Roots whose files pass this many bytes go on a read-only disk. An initramfs is in RAM twice
@@ -78,6 +79,7 @@ export class ImageService {
     private readonly store: Store,
     private readonly paths: UnikPaths,
     private readonly providers: Map<string, Provider>,
+    private readonly bus: EventBus = new EventBus(),
   ) {}
 
   list(): ImageRecord[] {
@@ -147,7 +149,10 @@ export class ImageService {
         abandon: release,
         run: async (progress) => {
           try {
-            return await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress, image, slim);
+            const began = Date.now();
+            const img = await this.build(req.name, providerName, arch, compiler, sourceDir, work, manifest, !!req.force, progress, image, slim);
+            this.bus.emit({ type: 'image', action: 'build', id: img.id, attributes: { name: img.name, language: compiler.language, arch, provider: providerName, buildDuration: seconds(Date.now() - began) } });
+            return img;
           } finally {
             await release();
           }
@@ -311,6 +316,7 @@ export class ImageService {
     if (users.length) await deleteInstances(img.id);
     this.store.deleteImage(img.id);
     await rm(join(this.paths.images, img.id), { recursive: true, force: true });
+    this.bus.emit({ type: 'image', action: 'delete', id: img.id, attributes: { name: img.name } });
     return img;
   }
 

@@ -12,6 +12,7 @@ import { forgetLog, stampLog } from './logs.js';
 import type { ImageService } from './images.js';
 import type { VolumeService } from './volumes.js';
 import { USER_MODE, type NetworkService } from './networks.js';
+import { seconds, type EventAction, type EventBus } from './events.js';
 import type { UnikPaths } from '../model/paths.js';
 import type { InstanceRecord, InstanceSpec, InstanceStatus, PortForward } from '../model/types.js';
 
@@ -48,6 +49,8 @@ export class InstanceService {
   private readonly naming = new Set<string>();
   /** 'change' (record) on every state change, 'removed' (id) when one is deleted */
   readonly events = new EventEmitter().setMaxListeners(0); // one per waiting client, by design
+  /** boots under way: when the start was asked for and how the provider boots it, until the app is up */
+  private readonly boots = new Map<string, { at: number; kind: string }>();
 
   constructor(
     private readonly store: Store,
@@ -56,6 +59,7 @@ export class InstanceService {
     private readonly images: ImageService,
     private readonly volumes: VolumeService,
     private readonly networks: NetworkService,
+    private readonly bus: EventBus,
   ) {}
 
   list(): InstanceRecord[] {
@@ -125,6 +129,7 @@ export class InstanceService {
       release();
     }
     this.events.emit('change', inst);
+    this.announce(inst, 'create');
     return inst;
   }
 
@@ -145,8 +150,11 @@ export class InstanceService {
       try {
         // its tap's anti-spoofing rules exist before the VM does
         if (inst.spec.network) await this.networks.syncRules();
-        const { pid, accel } = await provider.start(inst, image, { volumes: disks, nic: this.networks.nicFor(inst) }, () => void this.refresh(inst.id));
+        const asked = Date.now();
+        const { pid, accel, boot } = await provider.start(inst, image, { volumes: disks, nic: this.networks.nicFor(inst) }, () => void this.refresh(inst.id));
         this.setStatus(inst, { ...inst.status, phase: undefined, pid, accel, startedAt: new Date().toISOString() });
+        this.announce(inst, 'create');
+        this.started(inst, asked, boot, accel);
       } catch (e) {
         await this.forget(inst).catch((undo: Error) => {
           throw new Error(`${(e as Error).message}; undoing the run failed too (${undo.message}), the daemon finishes it at its next start`, { cause: e });
@@ -163,6 +171,7 @@ export class InstanceService {
       if (inst.status.state !== 'running' && inst.status.state !== 'pending')
         throw failedPrecondition('INSTANCE_NOT_RUNNING', `instance ${inst.name} is not running`);
       await this.provider(inst).signal(inst, signal);
+      this.announce(inst, 'kill', { signal: String(signal) });
       return (await this.observe(inst.id)) ?? inst;
     });
   }
@@ -182,8 +191,10 @@ export class InstanceService {
       // recorded before the VM starts: a daemon that dies meanwhile settles it on start-up
       this.store.updateInstanceStatus(inst.id, { ...before, state: 'pending', pid: null, phase: 'starting' });
       try {
-        const { pid, accel } = await provider.start(inst, image, { volumes: disks, nic }, () => void this.refresh(inst.id));
+        const asked = Date.now();
+        const { pid, accel, boot } = await provider.start(inst, image, { volumes: disks, nic }, () => void this.refresh(inst.id));
         this.setStatus(inst, { state: 'pending', pid, accel, exitCode: null, error: '', startedAt: new Date().toISOString(), finishedAt: null });
+        this.started(inst, asked, boot, accel);
       } catch (e) {
         this.store.updateInstanceStatus(inst.id, before);
         throw e;
@@ -198,6 +209,7 @@ export class InstanceService {
       await this.provider(inst).stop(inst, graceMs);
       const seen = await this.provider(inst).inspect(inst);
       this.setStatus(inst, { ...inst.status, state: 'stopped', pid: null, exitCode: seen.exitCode, finishedAt: new Date().toISOString() });
+      this.announce(inst, 'stop');
       return this.store.getInstance(inst.id)!;
     });
   }
@@ -232,6 +244,9 @@ export class InstanceService {
     this.store.updateInstanceStatus(inst.id, { ...inst.status, phase: 'removing' });
     await this.forget(inst);
     this.events.emit('removed', inst.id);
+    // a VM removed while it ran was killed (as Docker's rm -f: 137)
+    if (isLive(inst.status.state)) this.died(inst, { ...inst.status, state: 'stopped', exitCode: 137 });
+    this.announce(inst, 'destroy');
   }
 
   /** Stops the VM, deletes the record and its volume attachments in one transaction, then the files. */
@@ -306,8 +321,10 @@ export class InstanceService {
     stampLog(provider.logFile(inst));
     const now = new Date().toISOString();
     if (seen.alive) {
-      if (seen.ready && inst.status.state === 'pending') this.setStatus(inst, { ...inst.status, state: 'running' });
-      else if (!seen.ready && inst.status.state === 'pending' && inst.status.startedAt && Date.now() - Date.parse(inst.status.startedAt) > BOOT_DEADLINE_MS) {
+      if (seen.ready && inst.status.state === 'pending') {
+        this.setStatus(inst, { ...inst.status, state: 'running' });
+        this.ready(inst, seen.readyAt);
+      } else if (!seen.ready && inst.status.state === 'pending' && inst.status.startedAt && Date.now() - Date.parse(inst.status.startedAt) > BOOT_DEADLINE_MS) {
         await provider.stop(inst, 0);
         this.setStatus(inst, { ...inst.status, state: 'error', pid: null, finishedAt: now, error: `the guest did not start the app within ${BOOT_DEADLINE_MS / 1000} s; its console is in \`unik logs ${inst.name}\`` });
       }
@@ -321,9 +338,11 @@ export class InstanceService {
   }
 
   private setStatus(inst: InstanceRecord, status: InstanceStatus): void {
+    const was = inst.status.state;
     this.store.updateInstanceStatus(inst.id, status);
     inst.status = status;
     this.events.emit('change', inst);
+    if (isLive(was) && !isLive(status.state)) this.died(inst, status);
     // after whatever operation holds the instance now, if it is still ended then
     if (inst.spec.autoRemove && (status.state === 'stopped' || status.state === 'error'))
       void this.ops
@@ -332,6 +351,35 @@ export class InstanceService {
           if (now && (now.status.state === 'stopped' || now.status.state === 'error') && !now.status.phase) await this.remove(now);
         })
         .catch(() => {});
+  }
+
+  /** An instance event, carrying what Docker's container events do: its name, image and labels. */
+  private announce(inst: InstanceRecord, action: EventAction<'instance'>, extra: Record<string, string> = {}): void {
+    const image = this.images.list().find((i) => i.id === inst.imageId)?.name ?? inst.imageId;
+    this.bus.emit({ type: 'instance', action, id: inst.id, attributes: { ...inst.spec.labels, ...extra, image, name: inst.name } });
+  }
+
+  /** The VM runs: its boot is timed from `asked` until the app is up (ready). */
+  private started(inst: InstanceRecord, asked: number, boot: 'restore' | 'cold' | undefined, accel: string): void {
+    const kind = boot ?? 'cold';
+    this.boots.set(inst.id, { at: asked, kind });
+    this.announce(inst, 'start', { boot: kind, accel });
+  }
+
+  /** The app was started: readyAt is when the guest said so (else: now, as the watcher saw it). */
+  private ready(inst: InstanceRecord, readyAt: string | undefined): void {
+    const b = this.boots.get(inst.id);
+    this.boots.delete(inst.id);
+    const at = readyAt ? Date.parse(readyAt) : Date.now();
+    this.announce(inst, 'ready', b ? { boot: b.kind, bootDuration: seconds(at - b.at) } : {});
+  }
+
+  /** The VM ended: the exit code as `docker wait` says it, and how long it ran. */
+  private died(inst: InstanceRecord, status: InstanceStatus): void {
+    this.boots.delete(inst.id);
+    const exitCode = status.exitCode ?? (status.state === 'error' ? 255 : 0);
+    const ran = inst.status.startedAt ? seconds(Date.now() - Date.parse(inst.status.startedAt)) : undefined;
+    this.announce(inst, 'die', { exitCode: String(exitCode), ...(ran ? { execDuration: ran } : {}) });
   }
 
   /**
@@ -396,6 +444,10 @@ export class InstanceService {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+function isLive(state: InstanceStatus['state']): boolean {
+  return state === 'pending' || state === 'running';
 }
 
 /** Linux's execve limits: 128 KiB per string, and argv + env within a quarter of the 8 MiB stack. */

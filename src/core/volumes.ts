@@ -8,6 +8,7 @@ import { checkName, newId, resolveRef } from './ids.js';
 import type { UnikPaths } from '../model/paths.js';
 import { unpack } from './tarball.js';
 import type { InstanceRecord, VolumeMount, VolumeRecord, VolumeType } from '../model/types.js';
+import { EventBus } from './events.js';
 
 export interface CreateVolumeRequest {
   name: string;
@@ -35,6 +36,7 @@ export class VolumeService {
     private readonly store: Store,
     private readonly paths: UnikPaths,
     private readonly providers: Set<string>,
+    private readonly bus: EventBus = new EventBus(),
   ) {}
 
   list(): VolumeRecord[] {
@@ -101,6 +103,7 @@ export class VolumeService {
           await rm(join(this.paths.volumes, id), { recursive: true, force: true });
           throw e;
         }
+        this.bus.emit({ type: 'volume', action: 'create', id, attributes: { name: record.name, type, driver: 'unik' } });
         return record;
       } finally {
         await rm(stage, { recursive: true, force: true });
@@ -130,6 +133,7 @@ export class VolumeService {
     }
     this.store.deleteVolume(v.id);
     await rm(join(this.paths.volumes, v.id), { recursive: true, force: true });
+    this.bus.emit({ type: 'volume', action: 'destroy', id: v.id, attributes: { name: v.name, driver: 'unik' } });
     return v;
   }
 

@@ -11,6 +11,7 @@ import { instanceRoutes } from './unik/instances.js';
 import { systemRoutes } from './unik/system.js';
 import { volumeRoutes } from './unik/volumes.js';
 import { hubRoutes } from './unik/hub.js';
+import { monitoringRoutes } from './unik/monitoring.js';
 import { DOCKER_PREFIX, dockerApi, rewriteDockerUrl } from './docker/index.js';
 import { handleAttach } from './docker/attach.js';
 
@@ -67,12 +68,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (req.method === 'POST' && req.headers['content-type'] === undefined && hasBody(req.headers) && LEGACY_JSON_ROUTES.has(req.routeOptions.url ?? ''))
       req.headers['content-type'] = 'application/json';
   });
+  // every answered request, by its route's template (Docker's under /vX.Y), never its raw URL
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url;
+    opts.core.metrics.observeRequest(req.method, route === undefined ? '(no route)' : route.replace(/^\/_docker(?=\/)/, '/vX.Y'), reply.statusCode, reply.elapsedTime / 1000);
+  });
   await app.register(multipart, { limits: { fileSize: 8 * 1024 * 1024 * 1024, files: 1, fields: 32 } });
   systemRoutes(app, opts.core);
   imageRoutes(app, opts.core);
   instanceRoutes(app, opts.core);
   volumeRoutes(app, opts.core);
   hubRoutes(app, opts.core);
+  monitoringRoutes(app, opts.core);
   const version = opts.version ?? '0.0.0';
   await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });

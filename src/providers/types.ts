@@ -36,6 +36,8 @@ export interface Observed {
   ready: boolean;
   /** the app's exit status, as the guest init reported it */
   exitCode: number | null;
+  /** when the guest init said the app started (ISO 8601), where the provider knows it */
+  readyAt?: string;
 }
 
 /** Providers are plug-ins behind this interface; the daemon never imports a concrete one. */
@@ -54,8 +56,13 @@ export interface Provider {
   checks?(): Promise<HostCheck[]>;
   /** Checks what can be checked before anything is created (e.g. host ports are free). */
   preflight(spec: InstanceSpec): Promise<void>;
-  /** Boots the VM with its volumes and network; resolves once it is running, or throws why it could not start. */
-  start(inst: InstanceRecord, image: ImageRecord, attach: Attachments, onExit: () => void): Promise<{ pid: number; accel: string }>;
+  /**
+   * Boots the VM with its volumes and network; resolves once it is running, or throws why it
+   * could not start. `boot`: restored from a boot snapshot, or booted cold (the default).
+   */
+  start(inst: InstanceRecord, image: ImageRecord, attach: Attachments, onExit: () => void): Promise<{ pid: number; accel: string; boot?: 'restore' | 'cold' }>;
+  /** The host process that holds the VM's memory (QEMU's), while it runs, for its RSS. */
+  vmPid?(inst: InstanceRecord): number | undefined;
   /** Asks the app to stop, waits up to graceMs, then kills the VM. Resolves once it is gone. */
   stop(inst: InstanceRecord, graceMs: number): Promise<void>;
   /** Passes a signal to the app through the guest init; SIGKILL ends the VM at once. */

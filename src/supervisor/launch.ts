@@ -53,6 +53,8 @@ export interface SupervisorStatus {
   state: SupervisedState;
   /** the guest init started the app */
   ready: boolean;
+  /** when it said so (absent in records of older supervisors) */
+  readyAt?: string;
   /** the app's exit status as the guest init reported it, if it did */
   appExitCode: number | null;
   /** the supervisor's own exit status: the app's, else 128+signal, else 1 */

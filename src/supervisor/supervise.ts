@@ -245,6 +245,7 @@ export async function supervise(dir: string): Promise<void> {
     guest.feed(d);
     if (!status.ready && guest.ready) {
       status.ready = true;
+      status.readyAt = new Date().toISOString();
       save();
     }
     if (guest.exitCode !== null) void finish(guest.exitCode);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { createBody, dockerVolumeBody, jsonBody, loginBody, multipartBody, runBody, tarBytes, type Body } from './bodies.js';
-import { anyText, imageRef, instanceRef, mountPoint, queryValue, registryRef, validName, volumeRef } from './values.js';
+import { anyJson, anyText, imageRef, instanceRef, mountPoint, queryValue, registryRef, validName, volumeRef } from './values.js';
 
 // The model of both APIs, read from src/daemon/unik/*.ts and src/daemon/docker/*.ts: every
 // route with its path parameters, the query keys it reads and its body, turned into an
@@ -61,6 +61,8 @@ const UNIK: Route[] = [
   { method: 'POST', path: '/instances/:id/stop', api: 'unik', params: { id: 'instance' }, query: ['timeout'] },
   { method: 'DELETE', path: '/instances/:id', api: 'unik', params: { id: 'instance' }, query: ['force'] },
   { method: 'GET', path: '/instances/:id/logs', api: 'unik', params: { id: 'instance' }, query: ['follow', 'delete'], longPoll: true },
+  { method: 'GET', path: '/events', api: 'unik', query: ['since', 'until', 'filters'], longPoll: true },
+  { method: 'GET', path: '/metrics', api: 'unik' },
   { method: 'GET', path: '/volumes', api: 'unik' },
   { method: 'GET', path: '/volumes/:name', api: 'unik', params: { name: 'volume' } },
   { method: 'POST', path: '/volumes/:name', api: 'unik', params: { name: 'name' }, query: ['size', 'type', 'provider', 'raw'], body: 'volumeUpload' },
@@ -99,6 +101,7 @@ const DOCKER: Route[] = [
   { method: 'POST', path: '/containers/:id/attach', api: 'docker', params: { id: 'instance' }, query: ['stream', 'stdout', 'stderr', 'logs'], longPoll: true },
   { method: 'GET', path: '/networks/:id', api: 'docker', params: { id: 'any' } },
   { method: 'GET', path: '/plugins/:id/json', api: 'docker', params: { id: 'any' } },
+  { method: 'GET', path: '/events', api: 'docker', query: ['since', 'until', 'filters'], longPoll: true },
   { method: 'GET', path: '/volumes', api: 'docker', query: ['filters'] },
   { method: 'POST', path: '/volumes/create', api: 'docker', body: 'dockerVolume' },
   { method: 'GET', path: '/volumes/:name', api: 'docker', params: { name: 'volume' } },
@@ -146,6 +149,8 @@ function queryFor(route: Route, ctx: ModelContext): fc.Arbitrary<[string, string
     if (k === 'mount' || k === 'mounts') return mountPoint;
     // a real language would start a real build: only names that are not languages
     if (k === 'lang' || k === 'language') return anyText.map((s) => `x${s}`);
+    // event filters: Docker's two JSON forms, unknown keys, and any JSON
+    if (k === 'filters') return fc.oneof(fc.constantFrom('{"type":["container"]}', '{"type":{"instance":true}}', '{"event":["die"],"label":["a=b"]}', '{"bogus":["x"]}', '{"type":"x"}'), anyJson.map((v) => JSON.stringify(v) ?? 'null'), anyText);
     return queryValue;
   };
   const known = keys.length ? fc.array(fc.constantFrom(...keys).chain((k) => value(k).map((v): [string, string] => [k, v])), { maxLength: 4 }) : fc.constant<[string, string][]>([]);

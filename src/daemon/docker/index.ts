@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { containerRoutes } from './containers.js';
 import { dockerErrorHandler } from './errors.js';
+import { eventRoutes } from './events.js';
 import { imageRoutes } from './images.js';
 import { networkRoutes } from './networks.js';
 import { API_VERSION, systemRoutes } from './system.js';
@@ -42,6 +43,8 @@ export async function dockerApi(app: FastifyInstance, opts: { core: Core; versio
   app.get<{ Params: { id: string } }>('/plugins/:id/json', async (req, reply) => reply.code(404).send({ message: `plugin ${req.params.id} not found` }));
   if (!unversioned) {
     volumeRoutes(app, core);
+    // unversioned GET /events is unik's own (PascalCase), as for /volumes
+    eventRoutes(app, core);
     app.setNotFoundHandler((req, reply) => {
       const path = req.url.replace(DOCKER_PREFIX, '');
       // 501 says "Docker has this, unik does not (yet)"; anything else is the client's mistake

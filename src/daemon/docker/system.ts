@@ -53,7 +53,7 @@ export function systemRoutes(app: FastifyInstance, core: Core, version: string):
       SystemTime: new Date().toISOString(),
       LoggingDriver: 'console',
       CgroupDriver: 'none',
-      NEventsListener: 0,
+      NEventsListener: core.events.listenerCount,
       KernelVersion: release(),
       OperatingSystem: `unik ${version}`,
       OSType: 'linux',

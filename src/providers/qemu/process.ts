@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Is this pid our VM (one started by a unik from before supervisors)? Checks the process is
@@ -14,4 +14,24 @@ export function isOurVm(pid: number | null, marker: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The QEMU process at or under `pid`: the supervisor starts QEMU through wrappers (setpriv,
+ * unshare for a PID namespace), which it knows the pid of; QEMU is the first descendant whose
+ * command name is qemu-system-*.
+ */
+export function qemuUnder(pid: number, depth = 4): number | undefined {
+  try {
+    if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu-system')) return pid;
+    if (depth === 0) return undefined;
+    for (const task of readdirSync(`/proc/${pid}/task`))
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
+        const found = qemuUnder(Number(child), depth - 1);
+        if (found) return found;
+      }
+  } catch {
+    /* gone meanwhile */
+  }
+  return undefined;
 }

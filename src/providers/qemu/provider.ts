@@ -19,7 +19,7 @@ import { qemuChecks } from './checks.js';
 import { SNAPSHOTS_ON, SnapshotTemplates, fitsSnapshot, type TemplateSource } from './snapshot.js';
 import { boundToParent, privateDir, qemuConfinement, type Confinement } from './confine.js';
 import { checkPortsFree } from './ports.js';
-import { isOurVm } from './process.js';
+import { isOurVm, qemuUnder } from './process.js';
 
 /** the VM runs within this long of its supervisor starting (a restore included), or the launch failed */
 const LAUNCH_DEADLINE_MS = 45_000;
@@ -144,7 +144,7 @@ export class QemuProvider implements Provider {
     return { arch, qemu: q.binary };
   }
 
-  async start(inst: InstanceRecord, image: ImageRecord, { volumes, nic }: Attachments, onExit: () => void): Promise<{ pid: number; accel: string }> {
+  async start(inst: InstanceRecord, image: ImageRecord, { volumes, nic }: Attachments, onExit: () => void): Promise<{ pid: number; accel: string; boot: 'restore' | 'cold' }> {
     const dir = this.dir(inst);
     const imageDir = join(this.paths.images, image.id);
     const kernel = join(imageDir, image.manifest.kernel.file);
@@ -201,7 +201,7 @@ export class QemuProvider implements Provider {
         const restore = { stateFile: snap.state, snapshotDir: snap.dir };
         const launchConfig = { ...config, seed: config.seed!.toString('hex') };
         const r = await this.launch(inst, [qemu, ...argv], onExit, { restore, config: launchConfig, ...net });
-        if (r.ok) return { pid: r.pid, accel };
+        if (r.ok) return { pid: r.pid, accel, boot: 'restore' };
         if (r.report.phase !== 'restore') throw this.launchError(inst, r.report);
         this.log(`restoring ${image.name} from its boot snapshot failed, booting cold: ${r.report.message}`);
         await this.templates.invalidate(snap);
@@ -215,7 +215,7 @@ export class QemuProvider implements Provider {
     // paused until its supervisor has it all in hand, then resumed
     const r = await this.launch(inst, [qemu, ...qemuArgs({ ...common, initrd }), '-S'], onExit, net);
     if (!r.ok) throw this.launchError(inst, r.report);
-    return { pid: r.pid, accel };
+    return { pid: r.pid, accel, boot: 'cold' };
   }
 
   /**
@@ -279,7 +279,14 @@ export class QemuProvider implements Provider {
     const s = this.supervisor(inst);
     if (this.legacyVm(inst)) return { alive: true, ready: true, exitCode: null };
     const alive = supervisorAlive(s) && s!.state !== 'exited';
-    return { alive, ready: !!s?.ready, exitCode: s?.appExitCode ?? null };
+    return { alive, ready: !!s?.ready, exitCode: s?.appExitCode ?? null, ...(s?.readyAt ? { readyAt: s.readyAt } : {}) };
+  }
+
+  /** QEMU's pid, under the very process the supervisor started (not one that took its pid since). */
+  vmPid(inst: InstanceRecord): number | undefined {
+    const s = this.supervisor(inst);
+    if (s?.qemuPid && s.qemuStart && s.state !== 'exited' && procStart(s.qemuPid) === s.qemuStart) return qemuUnder(s.qemuPid);
+    return this.legacyVm(inst);
   }
 
   /** Stops the VM through its supervisor; if that cannot be reached, kills the supervisor (QEMU dies with it). */
