@@ -163,8 +163,9 @@ export function probeOnce(p: Probe, hostPort: number): Promise<string> {
     if (p.kind === 'tcp') {
       const s = connect({ host: '127.0.0.1', port: hostPort });
       settle = () => s.destroy();
-      // QEMU's user-mode forwarder accepts before the guest does: a connection counts once it holds for a moment
-      s.once('connect', () => setTimeout(() => (s.destroyed ? undefined : done(null, 'connected')), 300));
+      // QEMU's user-mode forwarder accepts before the guest does, and drops the connection when the
+      // guest refuses it (its network is up by the time the app starts): a connection counts once it holds for a second
+      s.once('connect', () => setTimeout(() => (s.destroyed ? undefined : done(null, 'connected')), 1000));
       s.once('close', () => done(new Error('closed')));
       s.once('error', (e) => done(e));
       return;
