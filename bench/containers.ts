@@ -562,7 +562,7 @@ function table(r: AppResult): string[] {
     `| per-instance helper PSS: conmon / unik's supervisor | ${VARIANTS.map((v) => has(v, helper)).join(' | ')} |`,
   ];
   if (r.floorMb.full || r.floorMb.slim)
-    rows.push(`| memory floor (smallest MemoryMb that answers) | – | ${(['full', 'slim'] as const).map((v) => (r.floorMb[v] ? `${r.floorMb[v]!.mb} MB` : '–')).join(' | ')} |`);
+    rows.push(`| memory floor (smallest MemoryMb that answers, 8 MB steps; 16 MB, the least unik takes, is not tried) | – | ${(['full', 'slim'] as const).map((v) => (r.floorMb[v] ? `${r.floorMb[v]!.mb} MB` : '–')).join(' | ')} |`);
   const kernel = r.full?.kernelBytes ?? r.slim?.kernelBytes;
   return [
     `**${r.app}** (Debian ${r.package} ${r.packageVersion}, port ${r.port}; client: ${r.app === 'nginx' ? 'HTTP GET / → 200 with nginx\'s page' : r.app === 'redis' ? '`redis-cli ping` → PONG' : "`psql -c 'select 1'` → 1"}${kernel ? `; unik kernel ${MB(kernel)} beside the root, not counted` : ''}${r.slim?.slim ? `; slim probe \`${r.slim.slim.probe}\`` : ''})`,
