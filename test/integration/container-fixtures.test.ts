@@ -11,22 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { ensure, layerWhiteouts, PodmanStore, readOciManifest, FIXTURE_NAMES, type FixtureImage, type FixtureName, type Fixtures } from './container-fixtures.js';
+import { ensure, layerWhiteouts, PodmanStore, readOciManifest, FIXTURE_CLIENTS as CLIENTS, FIXTURE_NAMES, type FixtureImage, type FixtureName, type Fixtures } from './container-fixtures.js';
 import { freePort } from './harness.js';
 
 const run = promisify(execFile);
 const MB = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-
-/** One probe with the server's own client: true once it answers as it should. */
-const CLIENTS: Record<FixtureName, (port: number) => Promise<boolean>> = {
-  nginx: async (port) => {
-    const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-    return r.status === 200 && (await r.text()).includes('Welcome to nginx');
-  },
-  redis: async (port) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], { timeout: 3000 })).stdout.trim() === 'PONG',
-  postgres: async (port) =>
-    (await run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', 'select 1'], { timeout: 5000, env: { ...process.env, PGCONNECT_TIMEOUT: '2' } })).stdout.trim() === '1',
-};
 
 /** How podman gets each image: every form of the fixtures is run once. */
 const SOURCE: Record<FixtureName, 'registry' | 'docker-archive' | 'oci'> = { nginx: 'registry', redis: 'docker-archive', postgres: 'oci' };

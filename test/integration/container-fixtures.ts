@@ -32,6 +32,20 @@ const SOURCES_LIST = `deb ${MIRROR} ${SUITE} main\ndeb ${MIRROR} ${SUITE}-update
 export type FixtureName = 'nginx' | 'redis' | 'postgres';
 export const FIXTURE_NAMES: readonly FixtureName[] = ['nginx', 'redis', 'postgres'];
 
+/**
+ * One probe of a server with its own client (curl's job done by fetch for nginx, redis-cli,
+ * psql): true once it answers as it should. `timeoutMs` bounds the one attempt.
+ */
+export const FIXTURE_CLIENTS: Record<FixtureName, (port: number, timeoutMs?: number) => Promise<boolean>> = {
+  nginx: async (port, timeoutMs = 2000) => {
+    const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(timeoutMs) });
+    return r.status === 200 && (await r.text()).includes('Welcome to nginx');
+  },
+  redis: async (port, timeoutMs = 3000) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], { timeout: timeoutMs })).stdout.trim() === 'PONG',
+  postgres: async (port, timeoutMs = 5000) =>
+    (await run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', 'select 1'], { timeout: timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: '2' } })).stdout.trim() === '1',
+};
+
 /** The parts of the image config the tests check (as `podman image inspect` reports them). */
 export interface FixtureConfig {
   Entrypoint?: string[];
