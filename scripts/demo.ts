@@ -92,4 +92,4 @@ const demoStarted = Number(process.env.UNIK_DEMO_STARTED);
 if (demoStarted > 0) say(`from \`npm run demo\` to this answer: ${((Date.now() - demoStarted) / 1000).toFixed(1)} s`);
 say(`${url}/ping_test → ${answer}`);
 say(`${url}/env_test  → ${env}`);
-console.log(`\nThe unikernel is reachable at ${url}\n  logs:   bin/unik logs demo\n  stop:   bin/unik stop demo\n  remove: bin/unik rm -f demo`);
+console.log(`\nThe unikernel is reachable at ${url}\n  logs:   bin/unik logs demo\n  stop:   bin/unik stop demo\n  remove: bin/unik rm -f demo\n  or all of it in a browser: ${client.baseUrl}/ui`);

@@ -14,6 +14,7 @@ import { hubRoutes } from './unik/hub.js';
 import { monitoringRoutes } from './unik/monitoring.js';
 import { DOCKER_PREFIX, dockerApi, rewriteDockerUrl } from './docker/index.js';
 import { handleAttach } from './docker/attach.js';
+import { dashboardRoutes, loadDashboard } from './dashboard.js';
 
 /** 2016 routes whose clients send a JSON body (or `null`) without a Content-Type */
 const LEGACY_JSON_ROUTES = new Set(['/instances/run', '/instances/:id/start', '/instances/:id/stop', '/images/push/:name', '/images/pull/:name', '/volumes/:name/attach/:instance', '/volumes/:name/detach']);
@@ -57,7 +58,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ message: `unknown route ${req.method} ${req.url.split('?')[0]}`, code: 'UNIK_ERR_NO_ROUTE' });
   });
-  const guard = makeGuard({ token: opts.token, allowedHosts: opts.allowedHosts, requireClientCert: !!opts.tls?.ca });
+  const dashboard = loadDashboard();
+  const guard = makeGuard({ token: opts.token, allowedHosts: opts.allowedHosts, requireClientCert: !!opts.tls?.ca, tokenFree: dashboard.isFile });
   // onRequest runs for every route, unknown ones included, before the body is read
   app.addHook('onRequest', async (req, reply) => {
     const no = guard(req.raw);
@@ -80,6 +82,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   volumeRoutes(app, opts.core);
   hubRoutes(app, opts.core);
   monitoringRoutes(app, opts.core);
+  dashboardRoutes(app, dashboard);
   const version = opts.version ?? '0.0.0';
   await app.register(dockerApi, { prefix: DOCKER_PREFIX, core: opts.core, version, unversioned: false });
   await app.register(dockerApi, { core: opts.core, version, unversioned: true });

@@ -81,5 +81,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   }
   const scheme = tls ? 'https' : 'http';
   const auth = [token ? 'API token' : '', tls?.ca ? 'client certificates' : ''].filter(Boolean).join(' + ') || 'none (loopback only)';
-  process.stderr.write(`unik: daemon listening on ${scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port} (state in ${core.paths.home}; authentication: ${auth})\n`);
+  const url = `${scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  process.stderr.write(`unik: daemon listening on ${url} (state in ${core.paths.home}; authentication: ${auth})\nunik: dashboard at ${url}/ui\n`);
 }

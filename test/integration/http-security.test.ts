@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Daemon, ROOT, freePort, suiteDaemon } from './harness.js';
+import { launchChromium, pageResults, serveForeignPage } from './browser.js';
 import { makeCerts, type TestCerts } from './certs.js';
 
 const CLI = join(ROOT, 'bin', 'unik');
-const CHROMIUM = '/usr/bin/chromium';
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -46,8 +46,7 @@ function rawUpgrade(port: number, headers: Record<string, string>, tls?: { ca: B
 describe('browsers cannot drive the daemon', () => {
   const d = suiteDaemon();
   let browser: Browser;
-  let attacker: Server;
-  let attackerPort = 0;
+  let attacker: { url: string; close: () => void } | undefined;
   const canary = join(tmpdir(), `unik-xo-canary-${process.pid}-${Date.now()}`);
 
   /** The attacker's page: every request a page can make without the daemon's consent. */
@@ -80,7 +79,7 @@ const settle = (name, p) => p.then((r) => (results[name] = 'answered:' + r.type 
   }
 
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--host-resolver-rules=MAP rebind.test 127.0.0.1'] });
+    browser = await launchChromium(['--host-resolver-rules=MAP rebind.test 127.0.0.1']);
     const made = await d.api('POST', '/volumes/victim?size=8');
     assert.equal(made.status, 201, made.text);
   });
@@ -97,14 +96,10 @@ const settle = (name, p) => p.then((r) => (results[name] = 'answered:' + r.type 
     const tgz = await new Promise<Buffer>((resolve, reject) => execFile('tar', ['-czf', '-', '-C', app, '.'], { encoding: 'buffer' }, (e, out) => (e ? reject(e) : resolve(out))));
     rmSync(app, { recursive: true, force: true });
 
-    attackerPort = await freePort();
-    const html = attackPage(d.url, tgz.toString('base64'));
-    attacker = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html));
-    await new Promise<void>((r) => attacker.listen(attackerPort, '127.0.0.1', r));
-
+    attacker = await serveForeignPage(attackPage(d.url, tgz.toString('base64')));
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${attackerPort}/`);
-    const results = (await page.waitForFunction(() => (window as unknown as { results?: Record<string, string> }).results, undefined, { timeout: 30_000 }).then((h) => h.jsonValue())) as Record<string, string>;
+    await page.goto(attacker.url);
+    const results = await pageResults(page);
     await page.close();
 
     // the page could send its simple requests (opaque answers), but could read nothing
@@ -131,7 +126,7 @@ const settle = (name, p) => p.then((r) => (results[name] = 'answered:' + r.type 
       }),
     );
     await page.goto(`${origin}/`);
-    const results = (await page.waitForFunction(() => (window as unknown as { results?: Record<string, string> }).results, undefined, { timeout: 30_000 }).then((h) => h.jsonValue())) as Record<string, string>;
+    const results = await pageResults(page);
     await page.close();
     assert.equal(Object.keys(results).length, 3, JSON.stringify(results));
     for (const [k, v] of Object.entries(results)) {

@@ -32,6 +32,9 @@ function routesOf(app: FastifyInstance): { method: string; url: string }[] {
   return out;
 }
 
+/** The dashboard's static files (src/daemon/dashboard.ts): GET /ui, /ui/, /ui/style.css, /ui/js/*.js… */
+const dashboardFile = (r: { method: string; url: string }) => r.method === 'GET' && /^\/ui(\/|$)/.test(r.url);
+
 function snapshotState(core: Core): string {
   const dirs = [core.paths.images, core.paths.instances, core.paths.volumes].map((d) => readdirSync(d).sort().join(','));
   return JSON.stringify({ images: core.images.list().length, instances: core.instances.list().length, volumes: core.volumes.list().length, dirs });
@@ -67,7 +70,7 @@ describe('the request guard, on every route', () => {
 
   test('without a token, or with a wrong one, every route answers 401 and nothing changes', async () => {
     const before = snapshotState(core);
-    for (const r of [...routes, { method: 'GET', url: '/no/such/route' }]) {
+    for (const r of [...routes.filter((x) => !dashboardFile(x)), { method: 'GET', url: '/no/such/route' }, { method: 'GET', url: '/ui/no-such-file.js' }, { method: 'POST', url: '/ui' }]) {
       for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, TOKEN]) {
         const res = await app.inject({ method: r.method as 'GET', url: r.url, headers: { host: '127.0.0.1:3000', ...(authorization ? { authorization } : {}) }, payload: r.method === 'GET' || r.method === 'DELETE' ? undefined : '{}' });
         assert.equal(res.statusCode, 401, `${r.method} ${r.url} with ${authorization ?? 'no token'}: ${res.statusCode} ${res.body}`);
@@ -75,6 +78,17 @@ describe('the request guard, on every route', () => {
       }
     }
     assert.equal(snapshotState(core), before);
+  });
+
+  test('the dashboard\'s files, and only they, answer without the token (a browser cannot send one to open a page)', async () => {
+    const files = routes.filter(dashboardFile);
+    assert.ok(files.some((r) => r.url === '/ui') && files.some((r) => r.url === '/ui/js/main.js'), JSON.stringify(files));
+    for (const r of files) {
+      const res = await app.inject({ method: 'GET', url: r.url, headers: { host: '127.0.0.1:3000' } });
+      assert.equal(res.statusCode, 200, r.url);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/);
+    }
   });
 
   test('with the token, the guard lets requests through', async () => {

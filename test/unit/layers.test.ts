@@ -55,3 +55,19 @@ test('no layer imports the layers that drive it; src/model imports nothing of th
   }
   assert.deepEqual(broken, []);
 });
+
+test('src/ui runs in the browser: it imports its own modules, and only the types of src/api', () => {
+  const broken: string[] = [];
+  const ui = join(SRC, 'ui');
+  for (const f of sources(ui)) {
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/^import\s+(type\s+)?[^'"]*['"]([^'"]+)['"]/gm)) {
+      const target = m[2]!.startsWith('.') ? relative(SRC, resolve(dirname(f), m[2]!)) : `package ${m[2]}`;
+      // the daemon serves dist/src/ui/*.js and nothing else: any other module would not load
+      if (target.split('/')[0] === 'ui') continue;
+      if (target.split('/')[0] === 'api' && m[1]) continue;
+      broken.push(`${relative(SRC, f)} imports ${m[2]}`);
+    }
+  }
+  assert.deepEqual(broken, []);
+});

@@ -14,7 +14,9 @@ import type { ErrorJson } from '../../api/types.js';
 //   origin" with the daemon; its requests still carry the attacker's name in Host. Only IP
 //   literals, localhost names and names the operator allowed are served.
 // - Authentication: the API token (when configured) and, with --tls-verify, a client certificate
-//   the TLS layer already verified.
+//   the TLS layer already verified. The dashboard's static files (/ui, src/daemon/dashboard.ts)
+//   need no token, since a browser cannot send one when it opens a page; every call the page
+//   then makes does.
 
 export interface GuardOptions {
   /** when set, every request must carry "Authorization: Bearer <token>" */
@@ -23,6 +25,12 @@ export interface GuardOptions {
   allowedHosts?: string[];
   /** with --tls-verify: a request must come over a connection with a verified client certificate */
   requireClientCert?: boolean;
+  /**
+   * requests that need no token: GETs of the dashboard's static files, which a browser's address
+   * bar cannot send one with (the page then sends it on its own calls). Host, Origin and client
+   * certificates are checked as for any request.
+   */
+  tokenFree?: (method: string, url: string) => boolean;
 }
 
 export interface Refusal {
@@ -33,6 +41,8 @@ export interface Refusal {
 export interface GuardedRequest {
   headers: IncomingHttpHeaders;
   socket: unknown;
+  method?: string | undefined;
+  url?: string | undefined;
 }
 
 export function makeGuard(opts: GuardOptions): (req: GuardedRequest) => Refusal | undefined {
@@ -50,7 +60,7 @@ export function makeGuard(opts: GuardOptions): (req: GuardedRequest) => Refusal 
       return refuse(403, 'UNIK_ERR_FORBIDDEN_ORIGIN', `cross-site requests are refused (Sec-Fetch-Site: ${String(site)})`, 'web pages cannot drive the daemon; use the unik CLI, the Docker CLI or an API client');
     if (opts.requireClientCert && !(isTls(req.socket) && (req.socket as TLSSocket).authorized))
       return refuse(401, 'UNIK_ERR_UNAUTHORIZED', 'a client certificate signed by the daemon\'s CA is required', 'pass --tlscacert/--tlscert/--tlskey (or set UNIK_CERT_PATH / DOCKER_CERT_PATH)');
-    if (want) {
+    if (want && !opts.tokenFree?.(req.method ?? '', req.url ?? '')) {
       const got = Buffer.from(String(req.headers.authorization ?? ''));
       if (got.length !== want.length || !timingSafeEqual(got, want))
         return refuse(401, 'UNIK_ERR_UNAUTHORIZED', 'missing or wrong API token', 'set UNIK_API_TOKEN to the token the daemon was started with');
