@@ -37,6 +37,7 @@ APT_PACKAGES=(
   nftables                            # bridged networks: NAT and isolation rules
   libvirt-daemon-system libvirt-clients libxml2-utils # the libvirt provider (virsh; libvirtd is started by its test); xmllint for libvirt's schema check
   redis-server                        # the counter example's Redis, run as a unikernel through the elf language
+  zip unzip                           # tests: the Cloud Foundry buildpack zipped as for cf create-buildpack, unzipped as CF's builder does
   curl openssl procps
 )
 [ "$MODE" = demo ] && APT_PACKAGES=("${DEMO_PACKAGES[@]}")

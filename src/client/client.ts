@@ -54,6 +54,8 @@ export interface CreateVolumeOptions {
 
 export interface LogsOptions {
   follow?: boolean;
+  /** the daemon removes the instance when this stream closes, however it closes (2016's delete=true, for orchestrators) */
+  deleteOnClose?: boolean;
   signal?: AbortSignal;
 }
 
@@ -329,7 +331,7 @@ export class InstancesApi {
 
   /** The log text as a byte stream; with follow it stays open until `signal` aborts. */
   async logs(id: string, opts: LogsOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    const query = { follow: String(opts.follow ?? false), delete: 'false' };
+    const query = { follow: String(opts.follow ?? false), delete: String(opts.deleteOnClose ?? false) };
     const send: SendOptions = { query, accept: 'text/plain', patient: opts.follow ?? false };
     if (opts.signal) send.signal = opts.signal;
     const res = await this.c.send('GET', `/instances/${seg(id)}/logs`, 200, send);
