@@ -88,10 +88,28 @@ done
 if [ -L node_modules ]; then
   # a worktree sharing another checkout's packages: npm ci would empty that checkout's node_modules through the link
   echo "setup: node_modules is a link to $(readlink node_modules); not reinstalling it from here"
-elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
+     [ -e node_modules/.unik-rebuild-pending ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Packages are fetched without running their install scripts; the native addons (mostly
+  # better-sqlite3's SQLite, about 75 s of one core: no prebuilt binary is reachable from here)
+  # compile in the background while tsc and the kernel build run. The marker makes a run cut
+  # short, or a failed compile, start over.
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  touch node_modules/.unik-rebuild-pending
+  npm rebuild --no-audit --no-fund --loglevel=error >node_modules/.unik-rebuild.log 2>&1 &
+  rebuild_pid=$!
 fi
 
 npx tsc -p tsconfig.json
-node dist/scripts/prepare-kernel.js "$MODE"
+kernel_status=0
+node dist/scripts/prepare-kernel.js "$MODE" || kernel_status=$?
+if [ -n "${rebuild_pid:-}" ]; then
+  if ! wait "$rebuild_pid"; then
+    echo "setup: compiling the npm packages' native addons failed (npm rebuild); its last lines:" >&2
+    tail -n 30 node_modules/.unik-rebuild.log >&2
+    exit 1
+  fi
+  rm -f node_modules/.unik-rebuild-pending
+fi
+exit "$kernel_status"
