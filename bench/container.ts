@@ -2,7 +2,7 @@
 // one file, `podman import`ed) run by podman with runc, in its own --root/--runroot and
 // containers.conf (this sandbox needs explicit ulimits, ecosystem.md §1.7; its cgroup v1/v2
 // hybrid needs runc rather than crun), published with -p as usual.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,34 @@ export class PodmanRef {
     };
     if (!keep) stop();
     return { ms, name, appPid: appPid ?? 0, conmonPid: conmonPid ?? 0, stop };
+  }
+
+  /** `podman run -d -p` without waiting for the app, so that many start at once (the density bench). */
+  runDetached(name: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const p = spawn('podman', ['--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'runroot'), 'run', '-d', '--name', name, '-p', `127.0.0.1:${port}:8080`, this.image], { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('error', reject);
+      p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`podman run ${name}: ${err.trim()}`))));
+    });
+  }
+
+  /** The app's and conmon's host pids of running containers. */
+  pids(names: string[]): { appPid: number; conmonPid: number }[] {
+    if (!names.length) return [];
+    return this.podman(['inspect', '--format', '{{.State.Pid}} {{.State.ConmonPid}}', ...names])
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [appPid, conmonPid] = l.trim().split(/\s+/).map(Number);
+        return { appPid: appPid ?? 0, conmonPid: conmonPid ?? 0 };
+      });
+  }
+
+  /** Removes every container (not the image). */
+  removeAll(): void {
+    this.podman(['rm', '-af', '-t', '0']);
   }
 
   /** host RSS (kB) of a running container: its conmon plus the app process */

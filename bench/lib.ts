@@ -27,6 +27,8 @@ export interface BuiltImage {
 export interface BenchDaemon {
   home: string;
   api: string;
+  /** the daemon's process */
+  pid: number;
   /** builds examples/<example> (or a directory) into image `name`; returns the image JSON */
   build(name: string, dir: string, query?: string): Promise<BuiltImage>;
   stop(): Promise<void>;
@@ -44,6 +46,7 @@ export async function startDaemon(name: string, extraEnv: Record<string, string>
   return {
     home,
     api,
+    pid: daemon.pid ?? 0,
     async build(name, dir, query = '') {
       const form = new FormData();
       form.append('tarfile', tarOf(dir.startsWith('/') ? dir : join(ROOT, 'examples', dir)), 'app.tgz');

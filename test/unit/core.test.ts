@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { resolveRef, checkName } from '../../src/core/ids.js';
 import { parsePort } from '../../src/core/ports.js';
 import { checkPortsFree } from '../../src/providers/qemu/ports.js';
-import { qemuArgs } from '../../src/providers/qemu/args.js';
+import { TCG_TB_MB, qemuArgs } from '../../src/providers/qemu/args.js';
 import { kernelCmdline } from '../../src/base/linux/cmdline.js';
 import { Store } from '../../src/store/db.js';
 import { UnikError } from '../../src/model/errors.js';
@@ -89,7 +89,9 @@ test('QEMU argv for boot snapshots: a template writes its RAM file, a restore ma
 test('QEMU argv for arm64: the virt machine, the PL011 console, the control line on a virtio console, no x86 options', () => {
   const base = { arch: 'arm64' as const, memoryMb: 64, kernel: '/k', initrd: '/i', name: 'unik-web', consoleLog: '/c.log', controlSocket: '/s', controlLog: '/ctl.log', disks: [{ file: '/v/disk.img', serial: 'abc' }], ports: [], confinement: { sandbox: '', dropArgs: [], summary: '' } };
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
-  assert.deepEqual(tcg.slice(tcg.indexOf('-M'), tcg.indexOf('-M') + 6), ['-M', 'virt', '-accel', 'tcg', '-cpu', 'cortex-a72']);
+  assert.deepEqual(tcg.slice(tcg.indexOf('-M'), tcg.indexOf('-M') + 6), ['-M', 'virt', '-accel', `tcg,tb-size=${TCG_TB_MB}`, '-cpu', 'cortex-a72']);
+  // TCG's code buffer is sized for a unikernel, not QEMU's default for a whole OS
+  assert.equal(TCG_TB_MB, 16);
   assert.ok(tcg.includes('virtconsole,chardev=control') && tcg.includes('virtio-serial-device'));
   assert.ok(!tcg.some((a) => a.startsWith('isa-serial') || a.includes('microvm')));
   const cmdline = tcg[tcg.indexOf('-append') + 1]!;

@@ -17,8 +17,22 @@ export const QEMU_BINARY: Record<Arch, { binary: string; pkg: string }> = {
  * authentication and SVE, which TCG emulates slowly.
  */
 export function machineOptions(arch: Arch, accel: Accel): string[] {
-  if (arch === 'arm64') return ['-M', accel === 'kvm' ? 'virt,gic-version=host' : 'virt', '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'cortex-a72'];
-  return ['-M', 'microvm,acpi=off,x-option-roms=off', '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'max'];
+  const acc = accelOption(accel);
+  if (arch === 'arm64') return ['-M', accel === 'kvm' ? 'virt,gic-version=host' : 'virt', '-accel', acc, '-cpu', accel === 'kvm' ? 'host' : 'cortex-a72'];
+  return ['-M', 'microvm,acpi=off,x-option-roms=off', '-accel', acc, '-cpu', accel === 'kvm' ? 'host' : 'max'];
+}
+
+/**
+ * TCG's translated-code buffer, in MiB. QEMU sizes it for a whole OS and the pages it touches
+ * stay resident: about 20 MiB per idle go-http instance. 16 MiB holds what a unikernel's restore
+ * and app translate without a flush (at 8 MiB a flush costs the first answer ~0.1-0.3 s, at 4 MiB
+ * over 1 s); UNIK_TCG_TB_MB trades speed for density.
+ */
+export const TCG_TB_MB = Math.max(1, Number(process.env.UNIK_TCG_TB_MB) || 16);
+
+/** The -accel value: the accelerator, with TCG's buffer size. */
+function accelOption(accel: Accel): string {
+  return accel === 'tcg' ? `tcg,tb-size=${TCG_TB_MB}` : accel;
 }
 
 /** The control channel's device: a second 16550 on x86; a virtio console (hvc0) on arm64, whose virt machine has one UART. */

@@ -340,7 +340,7 @@ export class QemuProvider implements Provider {
       /* no launch: the accelerator is unknown */
     }
     const at = argv.indexOf('-accel');
-    return { pid: s!.pid, accel: at >= 0 ? argv[at + 1]! : inst.status.accel };
+    return { pid: s!.pid, accel: at >= 0 ? argv[at + 1]!.split(',')[0]! : inst.status.accel };
   }
 
   async abandon(dir: string): Promise<void> {
