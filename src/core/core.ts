@@ -97,7 +97,10 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
     lock.release();
     throw e;
   }
-  if (opts.watch !== false) instances.watch();
+  if (opts.watch !== false) {
+    instances.watch();
+    for (const p of providers.values()) p.warmUp?.(images.list().filter((i) => i.provider === p.name));
+  }
   return {
     paths,
     images,

@@ -70,6 +70,8 @@ export interface Provider {
   inspect(inst: InstanceRecord): Promise<Observed>;
   /** Optional warm-up for a new image, in the background (never throws): e.g. its boot snapshot. */
   prepare?(image: ImageRecord): void;
+  /** Optional, at the daemon's start, in the background (never throws): what the first run of these stored images would otherwise wait for. */
+  warmUp?(images: ImageRecord[]): void;
   /**
    * After a daemon restart, for an instance whose start was under way: its VM if it came up
    * (the daemon then keeps it), else undefined (the daemon undoes the start).
