@@ -138,6 +138,7 @@ export async function createCore(opts: { home?: string; log?: (msg: string) => v
         compilers.map((c) => ({ name: `linux-${c.language}-${p.name}`, base: 'linux', language: c.language, provider: p.name, description: c.description })),
       ),
     close() {
+      for (const p of providers.values()) p.close?.();
       instances.close();
       void networks.close();
       store.close();

@@ -70,6 +70,8 @@ export interface Provider {
   inspect(inst: InstanceRecord): Promise<Observed>;
   /** Optional warm-up for a new image, in the background (never throws): e.g. its boot snapshot. */
   prepare?(image: ImageRecord): void;
+  /** Optional: ends what the provider keeps running for itself (not the VMs), at the daemon's close. */
+  close?(): void;
   /** Optional, at the daemon's start, in the background (never throws): what the first run of these stored images would otherwise wait for. */
   warmUp?(images: ImageRecord[]): void;
   /**

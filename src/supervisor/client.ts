@@ -1,10 +1,11 @@
 // How launchers (the QEMU provider, unik-runc's create) start a supervisor and talk to it.
 
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { LaunchReport } from './supervise.js';
+import type { Spare } from './spare.js';
 
 export const SUPERVISOR_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -20,18 +21,26 @@ export interface Started {
  * launcher, and resolves with its first report: the VM is up, or why not. `stdio` is its fds
  * 0-2 (default: /dev/null in, DIR/supervisor.log out).
  */
-export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore', number, number]; deadlineMs: number; logFile?: string }): Promise<Started> {
+export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore', number, number]; deadlineMs: number; logFile?: string; spare?: Spare }): Promise<Started> {
   return new Promise((resolve, reject) => {
-    let logFd: number | undefined;
-    let stdio: StdioOptions;
-    if (opts.stdio) stdio = [...opts.stdio, 'pipe'];
-    else {
-      logFd = openSync(opts.logFile ?? `${dir}/supervisor.log`, 'a', 0o600);
-      stdio = ['ignore', logFd, logFd, 'pipe'];
+    let child: ChildProcess;
+    if (opts.spare) {
+      // already started (spare.ts): it gets the folder, and answers on the same pipe
+      child = opts.spare.child;
+      (opts.spare.pipe as typeof opts.spare.pipe & { ref(): void }).ref();
+      opts.spare.pipe.write(`${dir}\n`);
+    } else {
+      let logFd: number | undefined;
+      let stdio: StdioOptions;
+      if (opts.stdio) stdio = [...opts.stdio, 'pipe'];
+      else {
+        logFd = openSync(opts.logFile ?? `${dir}/supervisor.log`, 'a', 0o600);
+        stdio = ['ignore', logFd, logFd, 'pipe'];
+      }
+      child = spawn(process.execPath, [SUPERVISOR_MAIN, dir], { stdio, detached: true, env: supervisorEnv() });
+      if (logFd !== undefined) closeSync(logFd);
     }
-    const child = spawn(process.execPath, [SUPERVISOR_MAIN, dir], { stdio, detached: true, env: supervisorEnv() });
-    if (logFd !== undefined) closeSync(logFd);
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
     const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     let text = '';
     let settled = false;
@@ -73,7 +82,7 @@ export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore',
  * parses that CA bundle at every start (50 ms here, on the path of every run); a supervisor
  * opens no TLS connection, and neither does the QEMU it starts.
  */
-function supervisorEnv(): NodeJS.ProcessEnv {
+export function supervisorEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;

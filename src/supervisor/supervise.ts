@@ -357,12 +357,18 @@ function releaseFifo(path: string): void {
   }
 }
 
+/** where errors go without a log file: stderr, or the VM's supervisor.log for a spare (main.ts) */
+let errorFd = 2;
+export function logErrorsTo(fd: number): void {
+  errorFd = fd;
+}
+
 function writeLog(launch: Launch, msg: string): void {
   const time = new Date().toISOString();
   const text = launch.log?.format === 'json' ? JSON.stringify({ level: 'error', msg, time }) + '\n' : `time=${JSON.stringify(time)} level=error msg=${JSON.stringify(msg)}\n`;
   try {
     if (launch.log?.file) appendFileSync(launch.log.file, text);
-    else writeSync(2, text);
+    else writeSync(errorFd, text);
   } catch {
     /* the exit status still says it */
   }

@@ -79,6 +79,46 @@ test('bad input: a damaged boot snapshot is dropped, the instance boots cold and
 /** QEMU's argv of an instance's last start. */
 const bootedFrom = (id: string): string[] => JSON.parse(readFileSync(join(d.home, 'instances', id, 'qemu.argv'), 'utf8')) as string[];
 
+/** The pids of this home's spare supervisors (src/supervisor/spare.ts): their command line names the instances folder. */
+function spares(): number[] {
+  const want = `--spare\0${join(d.home, 'instances')}\0`;
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(want);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test('the next run takes a supervisor started ahead (a spare); a killed daemon leaves no spare behind, and its VMs are adopted', async () => {
+  const spare = await waitFor('a spare supervisor, started after the first run', async () => spares()[0], 15_000);
+  const p2 = await freePort();
+  const r = await d.cli(['run', 'go-http', '--name', 'spared', '-p', `${p2}:8080`, '--env', 'KEY=spare']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal(await httpUntil(`http://127.0.0.1:${p2}/env_test`), 'spare');
+  const inst = (await d.api('GET', '/instances/spared')).json;
+  assert.equal(inst.Pid, spare, 'the spare supervises the new VM');
+  const status = JSON.parse(readFileSync(join(d.home, 'instances', inst.Id, 'supervisor.json'), 'utf8'));
+  assert.equal(status.pid, spare);
+  assert.equal(status.state, 'running');
+  // the next spare comes a little later; a daemon killed outright must not leave it waiting
+  const next = await waitFor('the next spare', async () => spares().find((p) => p !== spare), 15_000);
+  d.proc!.kill('SIGKILL');
+  await waitFor('the spare to exit with its daemon', async () => (existsSync(`/proc/${next}`) && !/\) Z/.test(readFileSync(`/proc/${next}/stat`, 'utf8')) ? undefined : true), 5000);
+  assert.equal(await httpUntil(`http://127.0.0.1:${p2}/ping_test`), 'pong', 'the VM outlives the daemon');
+  await d.start();
+  const adopted = (await d.api('GET', '/instances/spared')).json;
+  assert.equal(adopted.State, 'running');
+  assert.equal(adopted.Pid, spare);
+  const rm = await d.cli(['rm', '-f', 'spared']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.ok(await refused(`http://127.0.0.1:${p2}/ping_test`));
+});
+
 test('a large environment (1.1 MB in all) reaches the app: env does not ride on the kernel command line', async () => {
   const big = (c: string) => c.repeat(100 * 1024);
   const env: Record<string, string> = { KEY: big('k') };

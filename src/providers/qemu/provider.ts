@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnikError, conflict, failedPrecondition, internal, invalid, unavailable } from '../../model/errors.js';
 import { command, startSupervisor } from '../../supervisor/client.js';
+import { SupervisorSpares, type Spare } from '../../supervisor/spare.js';
 import { STATUS_FILE, procStart, readLaunch, readStatus, supervisorAlive, writeLaunch, type Launch, type SupervisorStatus } from '../../supervisor/launch.js';
 import type { LaunchReport } from '../../supervisor/supervise.js';
 import type { UnikPaths } from '../../model/paths.js';
@@ -34,12 +35,15 @@ export class QemuProvider implements Provider {
   /** the accelerator of each architecture, chosen once */
   private readonly accel = new Map<Arch, Promise<AccelChoice>>();
   private readonly templates: SnapshotTemplates;
+  /** a supervisor started ahead of the next run */
+  private readonly spares: SupervisorSpares;
 
   constructor(
     private readonly paths: UnikPaths,
     private readonly log: (msg: string) => void = () => {},
   ) {
     this.templates = new SnapshotTemplates(paths.sockets, log);
+    this.spares = new SupervisorSpares(paths.instances);
   }
 
   async info(): Promise<ProviderInfo> {
@@ -100,6 +104,16 @@ export class QemuProvider implements Provider {
     void this.chooseAccel(arch, kernel)
       .then(({ accel }) => this.templates.ensure(this.templateSource(image, arch), image.manifest.defaultMemoryMb, accel, hostTscKhz()))
       .catch(() => {});
+  }
+
+  /** A supervisor already started (spare.ts), if one is waiting. */
+  private takeSpare(): { spare?: Spare } {
+    const spare = this.spares.take();
+    return spare ? { spare } : {};
+  }
+
+  close(): void {
+    this.spares.close();
   }
 
   /** The accelerator's probe guest (0.2-0.4 s under TCG here), made at the daemon's start rather than in the first run after it. */
@@ -257,7 +271,7 @@ export class QemuProvider implements Provider {
     });
     let started;
     try {
-      started = await startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS });
+      started = await startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS, ...this.takeSpare() });
     } catch (e) {
       throw internal('VM_START_FAILED', `the VM's supervisor failed: ${(e as Error).message}`, `its log is ${join(dir, 'supervisor.log')}`);
     }
