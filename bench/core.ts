@@ -228,7 +228,7 @@ try {
 
   const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   const f = (x: Stats | undefined, d = 2) => (x ? `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})` : '—');
-  console.log(`\nunik core benchmark — ${info.cores} x ${info.cpuModel}, QEMU ${info.qemu}; ${accel}\n`);
+  console.log(`\nunik core benchmark — ${info.cores} x ${info.cpuModel}, QEMU ${info.qemu}; ${daemonAccel}\n`);
   console.log(`| go-http | unik | conventional VM | container | host process |`);
   console.log('|---|---|---|---|---|');
   console.log(`| restore from a snapshot → first HTTP 200, s (median of ${RUNS}, min–max) | ${f(result.unik.bootS)} | ${f(result.conventionalVm.restoreS)} | — | — |`);
