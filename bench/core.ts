@@ -37,6 +37,7 @@ const { api, home } = daemon;
 // the same image booted cold every time: snapshots off
 const coldDaemon = await startDaemon('core-cold', { UNIK_SNAPSHOTS: '0' });
 const podman = new PodmanRef();
+let binDir = '';
 try {
   const info = hostInfo();
 
@@ -47,7 +48,9 @@ try {
   const [coldMs] = await time(() => push(false));
   const warm: number[] = [];
   for (let i = 0; i < (SMOKE ? 1 : 3); i++) warm.push((await time(() => push(true)))[0]);
-  const binary = join(home, 'native');
+  // outside every daemon's UNIK_HOME: a daemon owns its home's names (a file there broke its next build)
+  binDir = mkdtempSync(join(tmpdir(), 'unik-bench-core-'));
+  const binary = join(binDir, 'go-http');
   const gocache = mkdtempSync(join(tmpdir(), 'gocache-'));
   const [goColdMs] = await time(async () => buildGoBinary(binary, gocache));
   const goWarm: number[] = [];
@@ -241,6 +244,7 @@ try {
   console.log(`written to ${out}`);
 } finally {
   podman.destroy();
+  if (binDir) rmSync(binDir, { recursive: true, force: true });
   await daemon.stop();
   await coldDaemon.stop();
 }
