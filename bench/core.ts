@@ -1,16 +1,21 @@
 // `npm run bench` (first module): the core figures, each beside its references, in the same run.
-//   boot:   POST /instances/run → first HTTP 200 of examples/go-http (restored from its boot
-//           snapshot, and cold: a second daemon with UNIK_SNAPSHOTS=0), against the same static
-//           binary (a) in a conventional VM (Debian cloud kernel + debootstrap root with systemd,
-//           same QEMU and accelerator, bench/conventional-vm.ts), (b) in a podman container
-//           (bench/container.ts), (c) started as a plain host process. Boots are interleaved
-//           (unik, container, VM, process; BENCH_RUNS rounds, default 5) so load noise hits all.
+//   boot:   POST /instances/run → first HTTP 200 of examples/go-http, like with like:
+//           - restored from unik's boot snapshot, beside the conventional VM (bench/conventional-vm.ts:
+//             Debian cloud kernel + debootstrap root with systemd) restored from its own QEMU
+//             snapshot (migration stream, `-incoming`);
+//           - cold (a second daemon with UNIK_SNAPSHOTS=0), beside the conventional VM's cold boot;
+//           both VMs on the accelerator unik's daemon picks (its own probe, chooseAccel); and, as a
+//           user meets them, the same static binary in a podman container (bench/container.ts) and
+//           as a plain host process. Interleaved round by round (BENCH_RUNS rounds, default 5).
 //   memory: host RSS of each once it answers (+2 s), and the smallest -m / MemoryMb at which
 //           unik and the conventional VM still answer (bisection).
 //   size:   unik image (kernel + initramfs) against the VM's disk, kernel and initrd, the
 //           container image and the binary alone.
-//   build:  cold and warm `unik push` against `go build` alone.
-// BENCH_SMOKE=1 / --smoke: one round, the conventional VM only if cached, one memory probe.
+//   build:  cold and warm `unik push` against `go build` alone, timed on the daemon with snapshots
+//           off: it starts no template boot after a build, so nothing runs beside the timed builds.
+//   aims:   the figures the aims table (bench/report.ts) reads: see `aims` below.
+// BENCH_SMOKE=1 / --smoke: one round, the conventional VM only if cached (its snapshot is made
+// once if missing), one memory probe.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +23,9 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/integration/harness.js';
 import { CONTAINER_RUNTIME, PodmanRef } from './container.js';
-import { bootConventionalVm, CVM_MACHINE, prepareConventionalVm, type ConventionalVm } from './conventional-vm.js';
-import { buildGoBinary, hostInfo, rssKb, RUNS, SMOKE, smallestMemory, startDaemon, stats, time, waitOk, writeModuleResult, type Stats } from './lib.js';
+import { bootConventionalVm, cvmMachine, prepareConventionalVm, prepareCvmSnapshot, restoreConventionalVm, unikAccel, type ConventionalVm, type CvmSnapshot } from './conventional-vm.js';
+import { coreAims } from './report.js';
+import { buildGoBinary, hostInfo, rssKb, RUNS, SMOKE, smallestMemory, startDaemon, stats, time, waitForTemplate, waitOk, writeModuleResult, type Stats } from './lib.js';
 
 const SETTLE_MS = 2000; // RSS is read this long after the first 200
 const s = (ms: number) => ms / 1000;
@@ -31,41 +37,56 @@ const { api, home } = daemon;
 // the same image booted cold every time: snapshots off
 const coldDaemon = await startDaemon('core-cold', { UNIK_SNAPSHOTS: '0' });
 const podman = new PodmanRef();
+let binDir = '';
 try {
   const info = hostInfo();
 
-  // build: unik (fresh UNIK_HOME, so Go's build cache is empty) vs go build with an empty cache
-  const push = (force: boolean) => daemon.build('go-http', 'go-http', `?lang=go&force=${force}`);
-  const [coldMs, firstImage] = await time(() => push(false));
+  // build, timed on the daemon with snapshots off: a build there starts no background template
+  // boot (QemuProvider.prepare), so neither the timed builds nor go build share the CPU with one.
+  // Its UNIK_HOME is fresh, so Go's build cache is empty for the first; go build gets an empty cache too.
+  const push = (force: boolean) => coldDaemon.build('go-http', 'go-http', `?lang=go&force=${force}`);
+  const [coldMs] = await time(() => push(false));
   const warm: number[] = [];
-  let image = firstImage;
-  for (let i = 0; i < (SMOKE ? 1 : 3); i++) {
-    const [ms, img] = await time(() => push(true));
-    warm.push(ms);
-    image = img;
-  }
-  const binary = join(home, 'native');
+  for (let i = 0; i < (SMOKE ? 1 : 3); i++) warm.push((await time(() => push(true)))[0]);
+  // outside every daemon's UNIK_HOME: a daemon owns its home's names (a file there broke its next build)
+  binDir = mkdtempSync(join(tmpdir(), 'unik-bench-core-'));
+  const binary = join(binDir, 'go-http');
   const gocache = mkdtempSync(join(tmpdir(), 'gocache-'));
   const [goColdMs] = await time(async () => buildGoBinary(binary, gocache));
   const goWarm: number[] = [];
   for (let i = 0; i < (SMOKE ? 1 : 3); i++) goWarm.push((await time(async () => buildGoBinary(binary, gocache)))[0]);
   rmSync(gocache, { recursive: true, force: true });
-  const manifest = JSON.parse(readFileSync(join(home, 'images', image.Id, 'manifest.json'), 'utf8')) as { kernel: { sizeBytes: number }; root: { sizeBytes: number } };
+
+  // the image the snapshot boots restore, and its template made before anything is timed
+  const image = await daemon.build('go-http', 'go-http', '?lang=go');
+  const templateMs = await waitForTemplate(daemon, image);
+  const manifest = JSON.parse(readFileSync(join(home, 'images', image.Id, 'manifest.json'), 'utf8')) as { kernel: { file: string; sizeBytes: number }; root: { sizeBytes: number } };
   const binaryBytes = readFileSync(binary).length;
+  // the accelerator unik picks here, by its own probe: the conventional VM runs on the same one
+  const accel = await unikAccel(join(home, 'images', image.Id, manifest.kernel.file));
 
   // the references: the container image now; the conventional VM from its cache or built once
   const containerImageBytes = podman.setup(binary);
   let cvm: ConventionalVm | undefined;
   let cvmSkipped = '';
   try {
-    cvm = await prepareConventionalVm(binary, !SMOKE);
+    cvm = await prepareConventionalVm(binary, !SMOKE, accel.accel);
     if (!cvm) cvmSkipped = 'not cached (smoke mode does not build it; run `npm run bench` once)';
   } catch (e) {
     cvmSkipped = `could not build: ${(e as Error).message}`;
   }
   if (cvmSkipped) console.error(`conventional VM skipped: ${cvmSkipped}`);
-
-  await coldDaemon.build('go-http', 'go-http', '?lang=go');
+  // its own snapshot, for the restore beside unik's (made once, cached beside its disk)
+  let cvmSnap: CvmSnapshot | undefined;
+  let cvmSnapSkipped = cvm ? '' : cvmSkipped;
+  if (cvm) {
+    try {
+      cvmSnap = await prepareCvmSnapshot(cvm, 512, true);
+    } catch (e) {
+      cvmSnapSkipped = `its snapshot could not be made: ${(e as Error).message}`;
+      console.error(`conventional VM restore skipped: ${cvmSnapSkipped}`);
+    }
+  }
 
   // unik: run → first 200; RSS of the VM process
   async function unikBoot(memoryMb?: number, deadlineMs = 120_000, measure = false, on = api): Promise<{ ms?: number; rss: number }> {
@@ -94,6 +115,7 @@ try {
   const cold: number[] = [], coldRss: number[] = [];
   const ctr: number[] = [], ctrRss: number[] = [], conmonRss: number[] = [], appRss: number[] = [];
   const vm: number[] = [], vmRss: number[] = [];
+  const vmRestore: number[] = [], vmRestoreRss: number[] = [];
   const nat: number[] = [], natRss: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const u = await unikBoot(undefined, 120_000, true);
@@ -123,6 +145,14 @@ try {
       vmRss.push(rssKb(b.pid));
       await b.stop();
     }
+    if (cvm && cvmSnap) {
+      const b = await restoreConventionalVm(cvm, cvmSnap, 120_000, true);
+      if (b.ms === undefined) throw new Error('the conventional VM did not answer after its restore');
+      vmRestore.push(b.ms);
+      await sleep(SETTLE_MS);
+      vmRestoreRss.push(rssKb(b.pid));
+      await b.stop();
+    }
 
     const hp = await freePort();
     const t0 = performance.now();
@@ -132,11 +162,11 @@ try {
     await sleep(SETTLE_MS);
     natRss.push(rssKb(p.pid!));
     p.kill('SIGKILL');
-    console.error(`round ${i + 1}/${RUNS}: unik ${s(unik.at(-1)!).toFixed(2)} s (cold ${s(cold.at(-1)!).toFixed(2)} s), container ${s(ctr.at(-1)!).toFixed(2)} s${cvm ? `, conventional VM ${s(vm.at(-1)!).toFixed(2)} s` : ''}, process ${s(nat.at(-1)!).toFixed(3)} s`);
+    console.error(`round ${i + 1}/${RUNS}: unik restore ${s(unik.at(-1)!).toFixed(2)} s, cold ${s(cold.at(-1)!).toFixed(2)} s; container ${s(ctr.at(-1)!).toFixed(2)} s${cvm ? `; conventional VM cold ${s(vm.at(-1)!).toFixed(2)} s` : ''}${cvmSnap ? `, restore ${s(vmRestore.at(-1)!).toFixed(2)} s` : ''}; process ${s(nat.at(-1)!).toFixed(3)} s`);
   }
 
-  // the provider decides KVM or TCG at the first run: ask now
-  const accel = ((await fetch(`${api}/providers`).then((r) => r.json())) as { Reason: string }[])[0]?.Reason ?? '';
+  // the daemon's own words for its choice (made at its first run), beside the bench's probe
+  const daemonAccel = ((await fetch(`${api}/providers`).then((r) => r.json())) as { Reason: string }[])[0]?.Reason ?? '';
 
   // memory: the smallest that still answers (bisection, coarse)
   const unikMin = await smallestMemory(async (mb) => (await unikBoot(mb, 60_000)).ms !== undefined, 8, image.RunSpec.DefaultInstanceMemory, 8, SMOKE ? 1 : 4);
@@ -150,7 +180,8 @@ try {
   }
 
   const result = {
-    machine: { ...info, accel, podman: podman.version() },
+    machine: { ...info, accel: daemonAccel, podman: podman.version() },
+    accel: { chosen: accel.accel, reason: accel.reason, daemon: daemonAccel },
     runs: RUNS,
     rssSettleMs: SETTLE_MS,
     unik: {
@@ -166,13 +197,17 @@ try {
       minMemoryProbes: unikMin.probes,
       buildColdS: s(coldMs),
       buildWarmS: statsS(warm),
+      buildTimedOn: 'daemon with UNIK_SNAPSHOTS=0: no template boot after a build',
+      templateWaitS: s(templateMs),
     },
     goBuild: { coldS: s(goColdMs), warmS: statsS(goWarm) },
     process: { binaryBytes, bootS: statsS(nat), rssMb: statsMb(natRss) },
     container: { runtime: CONTAINER_RUNTIME, imageBytes: containerImageBytes, bootS: statsS(ctr), rssMb: statsMb(ctrRss), conmonRssMb: statsMb(conmonRss), appRssMb: statsMb(appRss) },
     conventionalVm: cvm
       ? {
-          machine: CVM_MACHINE,
+          machine: cvmMachine(cvm),
+          accel: cvm.accel,
+          cpu: cvm.cpu,
           memoryMb: 512,
           kernel: cvm.kernelVersion,
           diskAllocatedBytes: cvm.diskAllocatedBytes,
@@ -184,27 +219,33 @@ try {
           buildS: cvm.buildSeconds,
           bootS: statsS(vm),
           rssMb: statsMb(vmRss),
+          restoreS: statsS(vmRestore),
+          restoreRssMb: statsMb(vmRestoreRss),
+          snapshot: cvmSnap ? { memoryMb: cvmSnap.memoryMb, stateBytes: cvmSnap.stateBytes, buildS: cvmSnap.buildSeconds, dir: cvmSnap.dir, how: 'QMP migrate (live) to a file once the app answered; restored with -incoming, disk a qcow2 overlay saved with it (snapshot=on)' } : { skipped: cvmSnapSkipped },
           minMemoryMb: vmMin?.mb,
           minMemoryProbes: vmMin?.probes,
         }
       : { skipped: cvmSkipped },
   };
-  const out = writeModuleResult('core', result);
+  const out = writeModuleResult('core', { ...result, aims: coreAims(result) });
 
   const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   const f = (x: Stats | undefined, d = 2) => (x ? `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})` : '—');
-  console.log(`\nunik core benchmark — ${info.cores} x ${info.cpuModel}, QEMU ${info.qemu}; ${accel}\n`);
+  console.log(`\nunik core benchmark — ${info.cores} x ${info.cpuModel}, QEMU ${info.qemu}; ${daemonAccel}\n`);
   console.log(`| go-http | unik | conventional VM | container | host process |`);
   console.log('|---|---|---|---|---|');
-  console.log(`| start → first HTTP 200, s (median of ${RUNS}, min–max) | ${f(result.unik.bootS)} (cold boot ${f(result.unik.coldBootS)}) | ${f(result.conventionalVm.bootS)} | ${f(result.container.bootS)} | ${f(result.process.bootS, 3)} |`);
-  console.log(`| host RSS once answering, MB | ${f(result.unik.rssMb, 0)} | ${f(result.conventionalVm.rssMb, 0)} | ${f(result.container.rssMb, 1)} (conmon + app) | ${f(result.process.rssMb, 1)} |`);
+  console.log(`| restore from a snapshot → first HTTP 200, s (median of ${RUNS}, min–max) | ${f(result.unik.bootS)} | ${f(result.conventionalVm.restoreS)} | — | — |`);
+  console.log(`| cold start → first HTTP 200, s | ${f(result.unik.coldBootS)} | ${f(result.conventionalVm.bootS)} | ${f(result.container.bootS)} | ${f(result.process.bootS, 3)} |`);
+  console.log(`| host RSS once answering, MB (restored / cold) | ${f(result.unik.rssMb, 0)} / ${f(result.unik.coldRssMb, 0)} | ${f(result.conventionalVm.restoreRssMb, 0)} / ${f(result.conventionalVm.rssMb, 0)} | ${f(result.container.rssMb, 1)} (conmon + app) | ${f(result.process.rssMb, 1)} |`);
   console.log(`| smallest memory that answers | ${result.unik.minMemoryMb} MB | ${result.conventionalVm.minMemoryMb ?? '—'}${result.conventionalVm.minMemoryMb ? ' MB' : ''} | — | — |`);
   console.log(`| size | ${mb(result.unik.imageBytes)} image | ${cvm ? `${mb(cvm.diskAllocatedBytes)} disk allocated (root tree ${mb(cvm.rootTreeBytes)}), kernel + initrd ${mb(cvm.kernelBytes + cvm.initrdBytes)}` : '—'} | ${mb(containerImageBytes)} image | ${mb(binaryBytes)} binary |`);
-  console.log(`| build cold / warm, s | ${result.unik.buildColdS.toFixed(2)} / ${f(result.unik.buildWarmS)} | — | — | go build ${result.goBuild.coldS.toFixed(2)} / ${f(result.goBuild.warmS)} |`);
-  console.log(`\nconventional VM: ${cvm ? `${CVM_MACHINE}, -m 512, kernel ${cvm.kernelVersion}` : cvmSkipped}; container: ${CONTAINER_RUNTIME}`);
+  console.log(`| build cold / warm, s (snapshots off: no template boot beside it) | ${result.unik.buildColdS.toFixed(2)} / ${f(result.unik.buildWarmS)} | — | — | go build ${result.goBuild.coldS.toFixed(2)} / ${f(result.goBuild.warmS)} |`);
+  console.log(`\nconventional VM: ${cvm ? `${cvmMachine(cvm)}, -m 512, kernel ${cvm.kernelVersion}; restore: ${cvmSnap ? 'its own QEMU snapshot (migration stream)' : cvmSnapSkipped}` : cvmSkipped}; container: ${CONTAINER_RUNTIME}; accelerator: ${accel.reason}`);
   console.log(`written to ${out}`);
 } finally {
   podman.destroy();
+  if (binDir) rmSync(binDir, { recursive: true, force: true });
   await daemon.stop();
   await coldDaemon.stop();
 }
+

@@ -2,7 +2,7 @@
 // statistics, the static Go binary the references run, host RSS, the smoke switch, and the
 // per-module result files that bench/report.ts gathers.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +29,8 @@ export interface BenchDaemon {
   api: string;
   /** the daemon's process */
   pid: number;
+  /** false when started with UNIK_SNAPSHOTS=0: no boot-snapshot templates, every run a cold boot */
+  snapshots: boolean;
   /** builds examples/<example> (or a directory) into image `name`; returns the image JSON */
   build(name: string, dir: string, query?: string): Promise<BuiltImage>;
   stop(): Promise<void>;
@@ -47,6 +49,7 @@ export async function startDaemon(name: string, extraEnv: Record<string, string>
     home,
     api,
     pid: daemon.pid ?? 0,
+    snapshots: (extraEnv.UNIK_SNAPSHOTS ?? process.env.UNIK_SNAPSHOTS) !== '0',
     async build(name, dir, query = '') {
       const form = new FormData();
       form.append('tarfile', tarOf(dir.startsWith('/') ? dir : join(ROOT, 'examples', dir)), 'app.tgz');
@@ -193,4 +196,55 @@ export function writeReadmeBlock(name: string, body: string): void {
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
   if (a >= 0 && b > a) writeFileSync(readme, `${text.slice(0, a)}${begin}\n${body}\n${end}${text.slice(b + end.length)}`);
+}
+
+/**
+ * After every build the daemon boots the new image once in the background for its boot-snapshot
+ * template (core/images.ts commit → QemuProvider.prepare → SnapshotTemplates.ensure, after the
+ * accelerator probe). Waits until that is over — the template on disk
+ * (images/<id>/snapshots/<memory>m-<accel>/{ram,state}), or its work folder gone without one
+ * (not made) — so that nothing timed next competes with it. Returns the ms waited; 0 at once on
+ * a daemon with snapshots off, which makes no template.
+ */
+export async function waitForTemplate(d: BenchDaemon, image: BuiltImage, deadlineMs = 180_000): Promise<number> {
+  if (!d.snapshots) return 0;
+  const dir = join(d.home, 'images', image.Id, 'snapshots');
+  const t0 = Date.now();
+  let sawWork = false;
+  while (Date.now() - t0 < deadlineMs) {
+    const entries = existsSync(dir) ? readdirSync(dir) : [];
+    const done = entries.some((e) => new RegExp(`^${image.RunSpec.DefaultInstanceMemory}m-[a-z]+$`).test(e) && existsSync(join(dir, e, 'state')) && existsSync(join(dir, e, 'ram')));
+    const working = entries.some((e) => e.includes('.tmp-'));
+    if (done) return Date.now() - t0;
+    if (working) sawWork = true;
+    // gone without a template (it failed), or never begun (e.g. no QEMU): after the probe's 8 s and a margin
+    else if (sawWork || Date.now() - t0 > 30_000) return Date.now() - t0;
+    await sleep(100);
+  }
+  return Date.now() - t0;
+}
+
+/**
+ * One aim as a module measured it, carried in its result file's `aims` array; bench/report.ts
+ * turns them into the README's aims table (see bench/README.md, "Aims"). `id` matches the table's
+ * rows (e.g. `api-run`); `met` is null when the aim has no target to meet (a figure to report).
+ */
+export interface Aim {
+  id: string;
+  /** what is aimed at, in words: "`run` → first HTTP 200 of go-http, through the API" */
+  aim: string;
+  /** the target in words: "≤ 0.25 s", "≤ ½ of podman's" */
+  target: string;
+  /** the measured figure (a median unless `detail` says otherwise); null if it could not be measured */
+  value: number | null;
+  unit: string;
+  met: boolean | null;
+  /** for a ratio or a figure beside a reference: what it compares, e.g. "unik restore ÷ conventional VM restore, medians" */
+  compares?: string;
+  detail?: string;
+}
+
+/** An aim met when `value` ≤ `limit` (null value: not measured, met null). */
+export function aimAtMost(a: Omit<Aim, 'met' | 'target'> & { target?: string }, limit: number): Aim {
+  return { target: `≤ ${limit} ${a.unit}`.trim(), ...a, met: a.value === null ? null : a.value <= limit };
 }

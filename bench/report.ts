@@ -1,13 +1,20 @@
 // `node dist/bench/report.js`: gathers the newest result of every bench module for this host
 // (bench/results/<date>-<host>-<module>.json) into one results file, bench/results/<date>-<host>.json,
-// with the sections boot, size, memory, density, build, api (and hub, volumes): every row has
-// median/min/max, unit, and its reference and ratio (value / reference) where one exists. Writes
-// the Markdown table (<date>-<host>.md: accelerator, CPU, cores, QEMU version, date) and an SVG
-// bar chart of boot medians (<date>-<host>.svg), and prints the table.
+// with the aims table and the sections boot, size, memory, density, build, api (and hub, volumes):
+// every row has median/min/max, unit, and its reference and ratio (value / reference) where one
+// exists, the row and its reference each named, so a ratio says what it compares. Writes the
+// Markdown (<date>-<host>.md: accelerator, CPU, cores, QEMU version, date) and an SVG bar chart of
+// boot medians (<date>-<host>.svg), prints them, and on a full run (not smoke) puts the same
+// Markdown in README.md between <!-- bench:begin --> and <!-- bench:end -->: no figure there is
+// typed by hand.
+//
+// The aims table: the rows of AIMS (issue 19's aims), each filled from the `aims` array of the
+// newest result of any module that carries that id (bench/README.md, "Aims"), else "not
+// measured"; then any other aims the modules report (e.g. core's first-push aims).
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
-import { hostInfo, RESULTS, type HostInfo, type Stats } from './lib.js';
+import { aimAtMost, hostInfo, RESULTS, ROOT, SMOKE, writeReadmeBlock, type Aim, type HostInfo, type Stats } from './lib.js';
 
 export interface Figure extends Stats {
   unit: string;
@@ -21,24 +28,76 @@ export interface Row extends Figure {
 }
 export type Section = 'boot' | 'size' | 'memory' | 'density' | 'build' | 'api' | 'hub' | 'volumes';
 
-const MODULES = ['core', 'languages', 'density', 'api', 'hub', 'volumes'] as const;
+/** the modules whose figures have sections here; any other module's result still counts for its aims */
+const MODULES = ['core', 'languages', 'density', 'api', 'hub', 'volumes', 'cli', 'control-plane'] as const;
 type Module = (typeof MODULES)[number];
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
+type Found = Partial<Record<Module, { file: string; data: Json }>> & Record<string, { file: string; data: Json } | undefined>;
 
-/** The newest file of each module for `host` (by the date in its name, then by its `date` field). */
-export function latestResults(host = hostname()): Partial<Record<Module, { file: string; data: Json }>> {
-  const found: Partial<Record<Module, { file: string; data: Json }>> = {};
+/**
+ * The newest result file of each module for `host`: <date>-<host>-<module>.json, the module and
+ * host read from the file itself (a module's name may hold a hyphen, a host's too), newest by
+ * its `date` field.
+ */
+export function latestResults(host = hostname()): Found {
+  const found: Found = {};
   if (!existsSync(RESULTS)) return found;
   for (const f of readdirSync(RESULTS).sort()) {
-    const m = /^(\d{4}-\d{2}-\d{2})-(.+)-([a-z]+)\.json$/.exec(f);
-    if (!m || m[2] !== host || !(MODULES as readonly string[]).includes(m[3]!)) continue;
-    const data = JSON.parse(readFileSync(join(RESULTS, f), 'utf8')) as Json;
-    const mod = m[3] as Module;
-    const prev = found[mod];
-    if (!prev || String(data.date ?? '') >= String(prev.data.date ?? '')) found[mod] = { file: f, data };
+    if (!new RegExp(`^\\d{4}-\\d{2}-\\d{2}-${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[a-z0-9-]+\\.json$`).test(f)) continue;
+    let data: Json;
+    try {
+      data = JSON.parse(readFileSync(join(RESULTS, f), 'utf8')) as Json;
+    } catch {
+      continue; // a module still writing, or a stray file
+    }
+    if (typeof data?.module !== 'string' || data.host !== host || f !== `${f.slice(0, 10)}-${host}-${data.module}.json`) continue;
+    const prev = found[data.module];
+    if (!prev || String(data.date ?? '') >= String(prev.data.date ?? '')) found[data.module] = { file: f, data };
   }
   return found;
+}
+
+/** Issue 19's aims, in its order: which module is to measure each (its result's `aims` carries the id). */
+export const AIMS: readonly { id: string; aim: string; target: string; module: string }[] = [
+  { id: 'as-typed', aim: 'as typed: `unik run go-http -p …` → first HTTP 200, beside `podman run -d -p …` → first 200 of the same binary', target: '≤ ½ of podman', module: 'cli' },
+  { id: 'api-run', aim: 'the API path: `POST /instances/run` → first HTTP 200 of go-http', target: '≤ 0.25 s', module: 'core' },
+  { id: 'cli-ps', aim: '`unik ps` finishes', target: '≤ 0.1 s', module: 'cli' },
+  { id: 'cli-version', aim: '`unik --version` finishes', target: '≤ 0.1 s', module: 'cli' },
+  { id: 'idle-pss', aim: 'host memory of an idle go-http instance, PSS (RSS beside it)', target: '≤ 24 MB', module: 'density' },
+  ...[1, 10, 50, 100].map((n) => ({ id: `density-${n}`, aim: `density: ${n} go-http instance${n > 1 ? 's' : ''} at once, time until all answer and total host memory, beside podman with as many containers`, target: 'all answer', module: 'density' })),
+  { id: 'control-plane-p50', aim: 'control plane: `GET /instances` p50 with 1,000 instances and 1,000 images in the store, beside the empty store', target: 'reported', module: 'control-plane' },
+  { id: 'control-plane-p99', aim: 'control plane: `GET /instances` p99 with 1,000 instances and 1,000 images in the store, beside the empty store', target: 'reported', module: 'control-plane' },
+];
+
+export interface AimRow extends Partial<Aim> {
+  id: string;
+  aim: string;
+  target: string;
+  /** the module that measured it (or is to) */
+  module: string;
+  measured: boolean;
+}
+
+/** The aims table: AIMS filled from the modules' results, then every other aim they report. */
+export function aims(found: Found): AimRow[] {
+  const reported = new Map<string, AimRow>();
+  // newest module result last, so it wins when two report the same id
+  for (const [module, r] of Object.entries(found).sort((a, b) => String(a[1]?.data.date ?? '').localeCompare(String(b[1]?.data.date ?? ''))))
+    for (const a of (r?.data.aims ?? (module === 'core' && r?.data.unik ? coreAims(r.data) : [])) as Aim[]) if (a && typeof a.id === 'string') reported.set(a.id, { ...a, module, measured: true });
+  const rows: AimRow[] = AIMS.map((a) => reported.get(a.id) ?? { ...a, measured: false });
+  for (const [id, a] of reported) if (!AIMS.some((x) => x.id === id)) rows.push(a);
+  return rows;
+}
+
+export function aimsTable(rows: AimRow[]): string {
+  const out = ['| aim | target | measured | what it compares | met |', '|---|---|---|---|---|'];
+  for (const a of rows) {
+    const value = !a.measured ? `not measured (no \`${a.module}\` result for this host)` : a.value === null || a.value === undefined ? 'not measured in that run' : `**${num(a.value)}${a.unit === '×' ? '×' : a.unit ? ` ${a.unit}` : ''}**`;
+    const met = !a.measured || a.value === null || a.value === undefined ? '—' : a.met === true ? 'yes' : a.met === false ? 'no' : 'reported';
+    out.push(`| ${a.aim} | ${a.target} | ${value}${a.measured && a.detail ? ` (${a.detail})` : ''} | ${a.measured ? (a.compares ?? '') : ''} | ${met} |`);
+  }
+  return out.join('\n');
 }
 
 const one = (v: number, unit: string): Figure => ({ median: v, min: v, max: v, runs: 1, unit });
@@ -56,7 +115,7 @@ function row(name: string, value: Figure | undefined, refName?: string, ref?: Fi
   return [r];
 }
 
-export function collect(found: ReturnType<typeof latestResults>): Record<Section, Row[]> {
+export function collect(found: Found): Record<Section, Row[]> {
   const S: Record<Section, Row[]> = { boot: [], size: [], memory: [], density: [], build: [], api: [], hub: [], volumes: [] };
   const core = found.core?.data;
   const langs: Json[] = found.languages?.data.rows ?? [];
@@ -64,12 +123,19 @@ export function collect(found: ReturnType<typeof latestResults>): Record<Section
   if (core) {
     const u = core.unik, vm = core.conventionalVm, c = core.container, p = core.process;
     const vmOk = vm && !vm.skipped;
-    const VM = 'conventional VM (Debian cloud kernel, systemd)';
+    const restoreOk = vmOk && vm.restoreS;
+    const VM_COLD = 'conventional VM cold boot (Debian cloud kernel, systemd): QEMU start → first HTTP 200';
+    const VM_RESTORE = 'conventional VM restored from its own QEMU snapshot (-incoming): QEMU start → first HTTP 200';
+    const RESTORE = 'unik go-http restored from its boot snapshot: run → first HTTP 200';
+    const COLD = 'unik go-http cold boot (UNIK_SNAPSHOTS=0): run → first HTTP 200';
+    const vmNote = vmOk ? undefined : `conventional VM: ${vm?.skipped}`;
     S.boot.push(
-      ...row('unik go-http: run → first HTTP 200', fig(u.bootS, 's'), VM, vmOk ? fig(vm.bootS, 's') : undefined, vmOk ? undefined : `conventional VM: ${vm?.skipped}`),
-      ...row('unik go-http: run → first HTTP 200', fig(u.bootS, 's'), 'podman container: run -d → first HTTP 200', fig(c.bootS, 's')),
-      ...row('unik go-http: run → first HTTP 200', fig(u.bootS, 's'), 'host process: spawn → first HTTP 200', fig(p.bootS, 's')),
-      ...(u.coldBootS ? row('unik go-http, cold boot (UNIK_SNAPSHOTS=0): run → first HTTP 200', fig(u.coldBootS, 's'), VM, vmOk ? fig(vm.bootS, 's') : undefined) : []),
+      // like with like: restore beside restore, cold boot beside cold boot
+      ...row(RESTORE, fig(u.bootS, 's'), restoreOk ? VM_RESTORE : undefined, restoreOk ? fig(vm.restoreS, 's') : undefined, restoreOk ? undefined : vmOk ? `conventional VM restore: ${vm.snapshot?.skipped ?? 'not measured in this run'}` : vmNote),
+      ...(u.coldBootS ? row(COLD, fig(u.coldBootS, 's'), vmOk ? VM_COLD : undefined, vmOk ? fig(vm.bootS, 's') : undefined, vmNote) : []),
+      // and as a user meets them
+      ...row(RESTORE, fig(u.bootS, 's'), 'podman container: run -d → first HTTP 200', fig(c.bootS, 's')),
+      ...row(RESTORE, fig(u.bootS, 's'), 'host process: spawn → first HTTP 200', fig(p.bootS, 's')),
     );
     const vmSize = vmOk ? one(vm.diskAllocatedBytes * MB, 'MB') : undefined;
     S.size.push(
@@ -79,19 +145,23 @@ export function collect(found: ReturnType<typeof latestResults>): Record<Section
       ...row('unik kernel', fig(u.kernelBytes, 'MB', MB), vmOk ? `conventional VM kernel + initrd (${vm.kernel})` : undefined, vmOk ? one((vm.kernelBytes + vm.initrdBytes) * MB, 'MB') : undefined),
       ...row('unik initramfs (init + app)', fig(u.rootBytes, 'MB', MB), vmOk ? 'conventional VM root tree (files)' : undefined, vmOk ? one(vm.rootTreeBytes * MB, 'MB') : undefined),
     );
+    const rssVm = (m: number) => `conventional VM: host RSS of QEMU (-m ${m})`;
     S.memory.push(
       ...row('unik go-http: smallest memory that answers', fig(u.minMemoryMb, 'MB'), vmOk && vm.minMemoryMb ? 'conventional VM: smallest -m that answers' : undefined, vmOk && vm.minMemoryMb ? one(vm.minMemoryMb, 'MB') : undefined),
-      ...row('unik go-http: host RSS of the VM process', fig(u.rssMb, 'MB'), vmOk ? `conventional VM: host RSS of QEMU (-m ${vm.memoryMb})` : undefined, vmOk ? fig(vm.rssMb, 'MB') : undefined),
-      ...row('unik go-http: host RSS of the VM process', fig(u.rssMb, 'MB'), 'podman container: RSS of conmon + app', fig(c.rssMb, 'MB')),
-      ...row('unik go-http: host RSS of the VM process', fig(u.rssMb, 'MB'), 'host process RSS', fig(p.rssMb, 'MB')),
+      ...row('unik go-http restored: host RSS of the VM process', fig(u.rssMb, 'MB'), restoreOk ? `${rssVm(vm.memoryMb)}, restored` : undefined, restoreOk ? fig(vm.restoreRssMb, 'MB') : undefined),
+      ...row('unik go-http cold boot: host RSS of the VM process', fig(u.coldRssMb, 'MB'), vmOk ? `${rssVm(vm.memoryMb)}, cold boot` : undefined, vmOk ? fig(vm.rssMb, 'MB') : undefined),
+      ...row('unik go-http restored: host RSS of the VM process', fig(u.rssMb, 'MB'), 'podman container: RSS of conmon + app', fig(c.rssMb, 'MB')),
+      ...row('unik go-http restored: host RSS of the VM process', fig(u.rssMb, 'MB'), 'host process RSS', fig(p.rssMb, 'MB')),
     );
+    // builds are timed where no template boot runs beside them (see core.ts)
+    const quiet = u.buildTimedOn ? ', no template boot beside it' : '';
     S.build.push(
-      ...row('unik push go-http, cold (empty Go cache)', fig(u.buildColdS, 's'), 'go build, cold', fig(core.goBuild.coldS, 's')),
-      ...row('unik push go-http, warm', fig(u.buildWarmS, 's'), 'go build, warm', fig(core.goBuild.warmS, 's')),
+      ...row(`unik push go-http, cold (empty Go cache${quiet})`, fig(u.buildColdS, 's'), 'go build, cold (empty cache)', fig(core.goBuild.coldS, 's')),
+      ...row(`unik push go-http, warm${quiet ? ` (${quiet.slice(2)})` : ''}`, fig(u.buildWarmS, 's'), 'go build, warm', fig(core.goBuild.warmS, 's')),
     );
   }
   for (const l of langs) {
-    S.boot.push(...row(`unik ${l.example}: run → first HTTP 200 (languages run)`, fig(l.bootS, 's')));
+    S.boot.push(...row(`unik ${l.example}: run → first HTTP 200, restored (languages run)`, fig(l.bootS, 's')));
     S.size.push(...row(`unik ${l.example} image`, fig(l.imageBytes, 'MB', MB)));
     S.memory.push(...row(`unik ${l.example}: smallest memory that answers (default ${l.defaultMemoryMb} MB)`, fig(l.minMemoryMb, 'MB')));
     S.build.push(...row(`unik push ${l.example}, cold`, fig(l.buildColdS, 's')), ...row(`unik push ${l.example}, warm`, fig(l.buildWarmS, 's')));
@@ -103,14 +173,18 @@ export function collect(found: ReturnType<typeof latestResults>): Record<Section
     );
   }
   const apiRows: Json[] = found.api?.data.rows ?? [];
+  const n = found.api?.data.instances ?? 10;
   for (const a of apiRows) {
     if (a.target.startsWith('podman')) continue;
-    const ref = apiRows.find((b) => b.target.startsWith('podman') && b.connections === a.connections);
-    const refName = ref ? `${ref.target}, ${ref.connections} connections` : undefined;
+    // beside podman's listing with as many containers in the same state (created only, or running)
+    const state = a.state ?? 'created';
+    const ref = apiRows.find((b) => b.target.startsWith('podman') && b.connections === a.connections && (b.state ?? 'created') === state);
+    const refName = ref ? `${ref.target}, ${n} ${state} containers, ${ref.connections} connections` : undefined;
+    const name = `${a.target}, ${n} ${state} instances, ${a.connections} connections`;
     S.api.push(
-      ...row(`${a.target}, ${a.connections} connections: throughput`, fig(a.reqPerSec, 'req/s'), refName, ref ? fig(ref.reqPerSec, 'req/s') : undefined),
-      ...row(`${a.target}, ${a.connections} connections: p50 latency`, fig(a.p50ms, 'ms'), refName, ref ? fig(ref.p50ms, 'ms') : undefined),
-      ...row(`${a.target}, ${a.connections} connections: p99 latency`, fig(a.p99ms, 'ms'), refName, ref ? fig(ref.p99ms, 'ms') : undefined),
+      ...row(`${name}: throughput`, fig(a.reqPerSec, 'req/s'), refName, ref ? fig(ref.reqPerSec, 'req/s') : undefined),
+      ...row(`${name}: p50 latency`, fig(a.p50ms, 'ms'), refName, ref ? fig(ref.p50ms, 'ms') : undefined),
+      ...row(`${name}: p99 latency`, fig(a.p99ms, 'ms'), refName, ref ? fig(ref.p99ms, 'ms') : undefined),
     );
   }
   const h = found.hub?.data;
@@ -123,33 +197,69 @@ export function collect(found: ReturnType<typeof latestResults>): Record<Section
   }
   const v = found.volumes?.data;
   if (v) {
+    // the reference is the daemon's own makeFilesystem (older results: the bare tools)
+    const own = !!v.reference;
     S.volumes.push(
-      ...row('create-volume, empty 1 GiB', fig(v.emptyGiB, 'ms'), 'mkfs.ext4 alone', fig(v.mkfsEmptyGiB, 'ms')),
-      ...row('create-volume from 100 MB of files', fig(v.from100MB, 'ms'), 'mkfs.ext4 -d alone', fig(v.mkfsFrom100MB, 'ms')),
+      ...row('POST /volumes, empty 1 GiB ext4', fig(v.emptyGiB, 'ms'), own ? "the daemon's makeFilesystem alone (sparse file + its mkfs.ext4 argv)" : 'truncate + mkfs.ext4 (bare tools)', fig(v.mkfsEmptyGiB, 'ms')),
+      ...row('POST /volumes from 100 MB of files (a tar upload)', fig(v.from100MB, 'ms'), own ? "the daemon's makeFilesystem alone (its mkfs.ext4 -d argv, its size)" : 'mkfs.ext4 -d (bare tools)', fig(v.mkfsFrom100MB, 'ms')),
+      ...(v.unpackMkfsFrom100MB ? row('POST /volumes from 100 MB of files (a tar upload)', fig(v.from100MB, 'ms'), "the daemon's unpack of the tar + makeFilesystem, without the API", fig(v.unpackMkfsFrom100MB, 'ms')) : []),
     );
   }
   return S;
+}
+
+/**
+ * The aims bench/core.ts measures (bench/README.md, "Aims"), from its result: core.ts writes them
+ * into its result; for an older core result without them the report derives them here.
+ */
+export function coreAims(r: {
+  unik: { bootS?: Stats; coldBootS?: Stats; imageBytes: number; minMemoryMb: number };
+  conventionalVm: { bootS?: Stats; restoreS?: Stats; diskAllocatedBytes?: number } | { skipped: string };
+}): Aim[] {
+  const u = r.unik;
+  const vm = 'skipped' in r.conventionalVm ? undefined : r.conventionalVm;
+  const times = (a?: Stats, b?: Stats) => (a && b ? b.median / a.median : null);
+  const atLeast = (x: Omit<Aim, 'met' | 'target'>, min: number): Aim => ({ ...x, target: `≥ ${min}×`, met: x.value === null ? null : x.value >= min });
+  return [
+    aimAtMost({ id: 'api-run', aim: '`POST /instances/run` → first HTTP 200 of go-http (the API path, restored from the boot snapshot)', value: u.bootS?.median ?? null, unit: 's', detail: u.bootS && `median of ${u.bootS.runs}, ${u.bootS.min.toFixed(3)}–${u.bootS.max.toFixed(3)}` }, 0.25),
+    aimAtMost({ id: 'push1-boot', aim: 'first push: `run` → first HTTP 200 of go-http', value: u.bootS?.median ?? null, unit: 's' }, 0.35),
+    aimAtMost({ id: 'push1-image', aim: 'first push: go-http image (kernel + initramfs)', value: u.imageBytes / 1e6, unit: 'MB' }, 3.5),
+    aimAtMost({ id: 'push1-memory', aim: 'first push: go-http answers with this little memory', value: u.minMemoryMb, unit: 'MB', detail: 'the smallest MemoryMb that answered, bisected in 8 MB steps' }, 24),
+    atLeast({ id: 'push1-boot-vs-vm-restore', aim: 'first push: boot faster than the conventional VM (restores)', value: times(u.bootS, vm?.restoreS), unit: '×', compares: 'conventional VM restored from its own QEMU snapshot ÷ unik restored from its boot snapshot, medians' }, 10),
+    atLeast({ id: 'push1-boot-vs-vm-cold', aim: 'first push: boot faster than the conventional VM (cold boots)', value: times(u.coldBootS, vm?.bootS), unit: '×', compares: 'conventional VM cold boot ÷ unik cold boot (UNIK_SNAPSHOTS=0), medians' }, 10),
+    atLeast({ id: 'push1-size-vs-vm', aim: 'first push: smaller than the conventional VM', value: vm?.diskAllocatedBytes ? vm.diskAllocatedBytes / u.imageBytes : null, unit: '×', compares: "conventional VM disk (allocated bytes) ÷ unik image" }, 50),
+  ];
 }
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 const cell = (f: Figure) => (f.runs > 1 ? `${num(f.median)} ${f.unit} (${num(f.min)}–${num(f.max)}, n=${f.runs})` : `${num(f.median)} ${f.unit}`);
 const ratioCell = (r: Row) => (r.ratio === undefined ? '' : r.ratio < 1 ? `${r.ratio.toFixed(3)} = 1/${(1 / r.ratio).toFixed(1)}` : `${r.ratio.toFixed(2)}×`);
 
-export function markdown(sections: Record<Section, Row[]>, m: HostInfo & { accel?: string; podman?: string }, date: string, svgName: string, sources: string[]): string {
+/**
+ * The Markdown of a report: the aims table, the machine, then one table per section. `readme`:
+ * the form that goes between the README's markers, under its "## Performance" heading (no title,
+ * headings one level down, the chart's path from the repository's root).
+ */
+export function markdown(sections: Record<Section, Row[]>, aimRows: AimRow[], m: HostInfo & { accel?: string; podman?: string }, date: string, svgName: string, sources: string[], readme = false): string {
+  const h = readme ? '####' : '##';
   const out: string[] = [];
-  out.push(`# unik benchmark — ${date.slice(0, 10)}, ${m.host}`, '');
+  if (!readme) out.push(`# unik benchmark — ${date.slice(0, 10)}, ${m.host}`, '');
+  const own = aimRows.filter((a) => AIMS.some((x) => x.id === a.id));
+  const other = aimRows.filter((a) => !AIMS.some((x) => x.id === a.id));
+  out.push(`${h} Aims`, '', 'Issue 19 (performance, second push): the newest result of each module (sources below), medians, each beside its reference where it has one:', '', aimsTable(own), '');
+  if (other.length) out.push('Other aims the bench modules check (e.g. the first performance push):', '', aimsTable(other), '');
   out.push(`- machine: ${m.cores} × ${m.cpuModel}, host kernel ${m.kernel}`);
-  out.push(`- QEMU ${m.qemu}; accelerator: ${m.accel ?? '?'}`);
+  out.push(`- QEMU ${m.qemu}; accelerator: ${m.accel ?? '?'} (the conventional VM runs on the accelerator unik's own probe picks)`);
   if (m.podman) out.push(`- podman ${m.podman}`);
   out.push(`- date: ${date}; sources: ${sources.join(', ')}`);
-  out.push(`- ratio = unik's median / the reference's median: 1/15 means unik needs 15× less time, bytes or memory (for req/s, above 1 is better)`, '');
+  out.push(`- ratio = unik's median ÷ the reference's median, the two named in the row: 1/15 means unik needs 15× less time, bytes or memory (for req/s, above 1 is better)`, '');
   for (const [name, rows] of Object.entries(sections)) {
     if (!rows.length) continue;
-    out.push(`## ${name}`, '', '| figure | unik | reference | reference value | ratio |', '|---|---|---|---|---|');
+    out.push(`${h} ${name}`, '', '| figure | unik | reference | reference value | ratio (unik ÷ reference) |', '|---|---|---|---|---|');
     for (const r of rows) out.push(`| ${r.name}${r.note ? ` (${r.note})` : ''} | ${cell(r)} | ${r.reference?.name ?? ''} | ${r.reference ? cell(r.reference) : ''} | ${ratioCell(r)} |`);
     out.push('');
   }
-  out.push(`![boot medians](${svgName})`, '');
+  out.push(`![boot medians](${readme ? relative(ROOT, join(RESULTS, svgName)) : svgName})`, '');
   return out.join('\n');
 }
 
@@ -161,16 +271,17 @@ export interface Bar {
   kind: 'unik' | 'container' | 'vm' | 'process';
 }
 
-export function bootBars(found: ReturnType<typeof latestResults>): Bar[] {
+export function bootBars(found: Found): Bar[] {
   const bars: Bar[] = [];
   const core = found.core?.data;
   const add = (label: string, s: Stats | undefined, kind: Bar['kind']) => s && bars.push({ label, median: s.median, min: s.min, max: s.max, kind });
-  if (core) add('unik go-http', core.unik.bootS, 'unik');
+  if (core) add('unik go-http, restored', core.unik.bootS, 'unik');
   if (core?.unik.coldBootS) add('unik go-http, cold boot', core.unik.coldBootS, 'unik');
   for (const l of found.languages?.data.rows ?? []) if (!(core && l.example === 'go-http')) add(`unik ${l.example}`, l.bootS, 'unik');
   if (core) {
     add('container (podman) go-http', core.container.bootS, 'container');
-    if (!core.conventionalVm.skipped) add('conventional VM go-http', core.conventionalVm.bootS, 'vm');
+    if (!core.conventionalVm.skipped) add('conventional VM, restored', core.conventionalVm.restoreS, 'vm');
+    if (!core.conventionalVm.skipped) add('conventional VM, cold boot', core.conventionalVm.bootS, 'vm');
     add('host process go-http', core.process.bootS, 'process');
   }
   return bars;
@@ -228,13 +339,17 @@ if (process.argv[1] && /report\.js$/.test(process.argv[1])) {
   const machine = { ...hostInfo(), ...(found.core?.data.machine ?? {}) };
   const date = new Date().toISOString();
   const base = `${date.slice(0, 10)}-${hostname()}`;
-  const sources = Object.values(found).map((f) => f!.file);
+  // the files read: the modules with sections here, and any other that reports aims
+  const sources = Object.entries(found).filter(([m, f]) => (MODULES as readonly string[]).includes(m) || f?.data.aims).map(([, f]) => f!.file);
   mkdirSync(RESULTS, { recursive: true });
-  const unified = { date, host: hostname(), machine, smoke: Object.values(found).some((f) => f!.data.smoke), sources, sections };
+  const aimRows = aims(found);
+  const unified = { date, host: hostname(), machine, smoke: Object.values(found).some((f) => f!.data.smoke), sources, aims: aimRows, sections };
   writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify(unified, null, 2) + '\n');
-  const md = markdown(sections, machine, date, `${base}.svg`, sources);
+  const md = markdown(sections, aimRows, machine, date, `${base}.svg`, sources);
   writeFileSync(join(RESULTS, `${base}.md`), md);
+  // the README's figures are this run's (writeReadmeBlock does nothing in smoke mode)
+  writeReadmeBlock('bench', markdown(sections, aimRows, machine, date, `${base}.svg`, sources, true));
   writeFileSync(join(RESULTS, `${base}.svg`), svg(bootBars(found), `go-http and the language examples, ${machine.cores} × ${machine.cpuModel}, ${/TCG|tcg/.test(machine.accel ?? '') ? 'TCG' : 'KVM'}`));
   console.log(md);
-  console.log(`written: ${relative(process.cwd(), join(RESULTS, base))}.{json,md,svg}`);
+  console.log(`written: ${relative(process.cwd(), join(RESULTS, base))}.{json,md,svg}${SMOKE ? '' : ' and README.md (bench block)'}`);
 }
