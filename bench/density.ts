@@ -16,7 +16,7 @@ import { TCG_TB_MB } from '../src/providers/qemu/args.js';
 import { processTree } from '../src/providers/qemu/state-receiver.js';
 import { freePort } from '../test/integration/harness.js';
 import { PodmanRef } from './container.js';
-import { buildGoBinary, hostInfo, SMOKE, startDaemon, writeModuleResult, writeReadmeBlock } from './lib.js';
+import { aimAtMost, buildGoBinary, hostInfo, SMOKE, startDaemon, writeModuleResult, writeReadmeBlock, type Aim } from './lib.js';
 import { comm, podmanMem, qemuBreakdown, smaps, sumSmaps } from './memory.js';
 
 const COUNTS = (process.env.BENCH_COUNTS ?? (SMOKE ? '1,2' : '1,10,50,100')).split(',').map(Number);
@@ -148,9 +148,29 @@ try {
     console.error(`[density] ${n}: unik ${unik.seconds.toFixed(1)} s, ${unik.pssPerInstanceMb.toFixed(1)} MB PSS each; podman ${container.seconds.toFixed(1)} s, ${container.pssPerInstanceMb.toFixed(1)} MB PSS each`);
   }
   const one = rows.find((r) => r.instances === 1);
-  const aims = one
-    ? [{ aim: 'host memory (PSS) of one idle go-http instance (supervisor + QEMU)', target: 24, value: Number(one.unik.pssPerInstanceMb.toFixed(1)), unit: 'MB', met: one.unik.pssPerInstanceMb <= 24, compares: `unik instance vs podman container (conmon + app): ${one.podman.pssPerInstanceMb.toFixed(1)} MB` }]
-    : [];
+  const aims: Aim[] = [
+    aimAtMost(
+      {
+        id: 'idle-pss',
+        aim: 'host memory of an idle go-http instance, PSS (RSS beside it)',
+        value: one ? Number(one.unik.pssPerInstanceMb.toFixed(1)) : null,
+        unit: 'MB',
+        compares: 'unik: the supervisor and the QEMU below it; podman: the container and its conmon (one of each running)',
+        ...(one ? { detail: `RSS ${one.unik.rssPerInstanceMb.toFixed(1)} MB; of the PSS, the supervisor (Node) ${(one.unik.helperPssPerInstanceMb ?? 0).toFixed(1)} MB, TCG's code buffer ${(one.unik as Side & { qemuCodePssMb: number }).qemuCodePssMb.toFixed(1)} MB, the guest's RAM ${(one.unik as Side & { qemuGuestPssMb: number }).qemuGuestPssMb.toFixed(1)} MB; podman: ${one.podman.pssPerInstanceMb.toFixed(1)} MB PSS, ${one.podman.rssPerInstanceMb.toFixed(1)} MB RSS` } : {}),
+      },
+      24,
+    ),
+    ...rows.map((r) => ({
+      id: `density-${r.instances}`,
+      aim: `density: ${r.instances} go-http instance${r.instances > 1 ? 's' : ''} at once, time until all answer and total host memory, beside podman with as many containers`,
+      target: 'all answer',
+      value: Number(r.unik.seconds.toFixed(2)),
+      unit: 's',
+      met: r.unik.allAnswered,
+      compares: `unik ÷ podman, time until all answer: ${(r.unik.seconds / r.podman.seconds).toFixed(2)}×; total PSS ${r.unik.pssMb.toFixed(0)} MB vs ${r.podman.pssMb.toFixed(0)} MB (${(r.unik.pssMb / r.podman.pssMb).toFixed(1)}×)`,
+      detail: `podman: ${r.podman.seconds.toFixed(2)} s${r.podman.allAnswered ? '' : ' (not all answered)'}; RSS unik ${r.unik.rssMb.toFixed(0)} MB, podman ${r.podman.rssMb.toFixed(0)} MB`,
+    })),
+  ];
   const out = writeModuleResult('density', { host, tcgTbMb: TCG_TB_MB, memoryMb, rows, aims });
   const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const cell = (s: Side) => `${s.seconds.toFixed(1)} s${s.allAnswered ? '' : ' (not all answered)'} | ${f(s.pssMb)} MB (${f(s.pssPerInstanceMb)} each) | ${f(s.rssMb)} MB`;

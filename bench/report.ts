@@ -167,10 +167,20 @@ export function collect(found: Found): Record<Section, Row[]> {
     S.build.push(...row(`unik push ${l.example}, cold`, fig(l.buildColdS, 's')), ...row(`unik push ${l.example}, warm`, fig(l.buildWarmS, 's')));
   }
   for (const d of found.density?.data.rows ?? []) {
-    S.density.push(
-      ...row(`${d.instances} unik instance${d.instances === 1 ? '' : 's'} at once: all answer after${d.allAnswered ? '' : ' (not all answered!)'}`, fig(d.vmSeconds, 's'), `${d.instances} host process${d.instances === 1 ? '' : 'es'}`, fig(d.processSeconds, 's')),
-      ...row(`${d.instances} unik instance${d.instances === 1 ? '' : 's'}: total host RSS`, fig(d.vmRssMb, 'MB'), `${d.instances} host process${d.instances === 1 ? '' : 'es'}`, fig(d.processRssMb, 'MB')),
-    );
+    const s = (k: number) => `${k} unik instance${k === 1 ? '' : 's'}`;
+    const p = (k: number) => `${k} podman container${k === 1 ? '' : 's'}`;
+    // since issue 19 the reference is podman with as many containers, and memory is PSS; older results had host processes and RSS only
+    if (d.unik && d.podman)
+      S.density.push(
+        ...row(`${s(d.instances)} at once: all answer after${d.unik.allAnswered ? '' : ' (not all answered!)'}`, fig(d.unik.seconds, 's'), p(d.instances), fig(d.podman.seconds, 's')),
+        ...row(`${s(d.instances)}: total host PSS`, fig(d.unik.pssMb, 'MB'), p(d.instances), fig(d.podman.pssMb, 'MB')),
+        ...row(`${s(d.instances)}: total host RSS`, fig(d.unik.rssMb, 'MB'), p(d.instances), fig(d.podman.rssMb, 'MB')),
+      );
+    else
+      S.density.push(
+        ...row(`${s(d.instances)} at once: all answer after${d.allAnswered ? '' : ' (not all answered!)'}`, fig(d.vmSeconds, 's'), `${d.instances} host process${d.instances === 1 ? '' : 'es'}`, fig(d.processSeconds, 's')),
+        ...row(`${s(d.instances)}: total host RSS`, fig(d.vmRssMb, 'MB'), `${d.instances} host process${d.instances === 1 ? '' : 'es'}`, fig(d.processRssMb, 'MB')),
+      );
   }
   const apiRows: Json[] = found.api?.data.rows ?? [];
   const n = found.api?.data.instances ?? 10;
