@@ -89,23 +89,39 @@ interface Idle {
   stopped: number;
   running: number;
   seconds: number;
-  /** CPU ms per wall second of the daemon with the records, and of the empty one in the same window */
+  /**
+   * CPU ms per wall second of the daemon with the records and of the empty one in the same
+   * window, each the median over SLICES equal parts of the window (a GC or a neighbour's burst
+   * in one part does not make the figure); the supervisors' over the whole window (their own
+   * work comes in bursts a median of parts would miss)
+   */
   daemonMsPerS: number;
   emptyDaemonMsPerS: number;
   supervisorsMsPerS: number;
 }
 
+const SLICES = 5;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 async function idleWindow(label: string, full: BenchDaemon, empty: BenchDaemon, stopped: number, running: number): Promise<Idle> {
   const fp = daemonPid(full.api);
   const ep = daemonPid(empty.api);
   const sups = supervisorPids(full.home);
-  await sleep(1000); // let what the last step started settle
-  const t0 = performance.now();
-  const [f0, e0, s0] = [cpuMs(fp), cpuMs(ep), sups.reduce((a, p) => a + cpuMs(p), 0)];
-  await sleep(IDLE_S * 1000);
-  const s = (performance.now() - t0) / 1000;
-  const [f1, e1, s1] = [cpuMs(fp), cpuMs(ep), sups.reduce((a, p) => a + cpuMs(p), 0)];
-  const r = { label, stopped, running, seconds: s, daemonMsPerS: (f1 - f0) / s, emptyDaemonMsPerS: (e1 - e0) / s, supervisorsMsPerS: (s1 - s0) / s };
+  await sleep(SMOKE ? 1000 : 5000); // let what the last step started settle (new VMs' consoles, their first watcher rounds)
+  const read = () => [performance.now(), cpuMs(fp), cpuMs(ep), sups.reduce((a, p) => a + cpuMs(p), 0)] as const;
+  const rates: [number[], number[], number[]] = [[], [], []];
+  let last = read();
+  for (let k = 0; k < SLICES; k++) {
+    await sleep((IDLE_S * 1000) / SLICES);
+    const now = read();
+    const s = (now[0] - last[0]) / 1000;
+    for (let j = 0; j < 3; j++) rates[j]!.push((now[j + 1]! - last[j + 1]!) / s);
+    last = now;
+  }
+  const r = { label, stopped, running, seconds: IDLE_S, daemonMsPerS: median(rates[0]), emptyDaemonMsPerS: median(rates[1]), supervisorsMsPerS: rates[2].reduce((a, b) => a + b, 0) / SLICES };
   console.error(`idle ${label}: daemon ${r.daemonMsPerS.toFixed(2)} CPU-ms/s (empty daemon ${r.emptyDaemonMsPerS.toFixed(2)}), supervisors ${r.supervisorsMsPerS.toFixed(2)}`);
   return r;
 }
@@ -278,7 +294,7 @@ try {
     '|---|---|---|---|',
     ...rows.map((r) => `| \`${r.call}\` | ${f(r.empty.p50ms)} / ${f(r.empty.p99ms)} ms | ${f(r.full.p50ms)} / ${f(r.full.p99ms)} ms | ${r.full.items} items, ${(r.full.bytes / 1024).toFixed(0)} KiB |`),
     '',
-    `The daemon's CPU while idle (its threads' on-CPU time from /proc schedstat over ${IDLE_S} s; the empty daemon measured in the same window), and its supervisors' (one process per running VM):`,
+    `The daemon's CPU while idle (its threads' on-CPU time from /proc schedstat, the median of ${SLICES} parts of ${IDLE_S} s; the empty daemon measured in the same window), and its supervisors' (one process per running VM; the mean over the ${IDLE_S} s):`,
     '',
     '| store | daemon CPU | empty daemon | supervisors |',
     '|---|---|---|---|',
