@@ -86,6 +86,11 @@ export class ImageService {
     return this.store.listImages();
   }
 
+  /** Names by id: what a list of instances shows of their images. */
+  names(): Map<string, string> {
+    return this.store.imageNames();
+  }
+
   get(ref: string): ImageRecord {
     return resolveRef('image', ref, this.store.listImages());
   }

@@ -66,6 +66,20 @@ export class InstanceService {
     return this.store.listInstances();
   }
 
+  /**
+   * Every record, the live ones first brought in line with their VMs (as refresh()). Only a
+   * pending or running record can be behind its VM (observe leaves the others be): the rest are
+   * as fresh as the list, and refreshing each of them cost a lock and a query per record.
+   */
+  async listObserved(): Promise<InstanceRecord[]> {
+    return Promise.all(this.store.listInstances().map(async (i) => (isLive(i.status.state) ? ((await this.refresh(i.id)) ?? i) : i)));
+  }
+
+  /** How many instances each image has (Docker's image Containers). */
+  countsByImage(): Map<string, number> {
+    return this.store.instanceCountsByImage();
+  }
+
   get(ref: string): InstanceRecord {
     return resolveRef('instance', ref, this.store.listInstances());
   }
@@ -434,8 +448,8 @@ export class InstanceService {
 
   watch(): void {
     const tick = async () => {
-      for (const inst of this.store.listInstances())
-        if (inst.status.state === 'pending' || inst.status.state === 'running') await this.refresh(inst.id).catch(() => {});
+      // only the live ones, picked by the store: stopped records cost nothing per tick
+      for (const id of this.store.liveInstanceIds()) await this.refresh(id).catch(() => {});
       this.timer = setTimeout(tick, WATCH_INTERVAL_MS);
     };
     this.timer = setTimeout(tick, WATCH_INTERVAL_MS);

@@ -49,6 +49,11 @@ export class Store {
     return (this.db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(imageFromRow);
   }
 
+  /** Image names by id, without reading (and parsing) their manifests. */
+  imageNames(): Map<string, string> {
+    return new Map((this.db.prepare('SELECT id, name FROM images').all() as { id: string; name: string }[]).map((r) => [r.id, r.name]));
+  }
+
   insertImage(img: ImageRecord): void {
     this.db
       .prepare('INSERT INTO images (id, name, provider, size_bytes, created, manifest) VALUES (?, ?, ?, ?, ?, ?)')
@@ -63,6 +68,20 @@ export class Store {
 
   listInstances(): InstanceRecord[] {
     return (this.db.prepare('SELECT * FROM instances ORDER BY created').all() as InstanceRow[]).map(instanceFromRow);
+  }
+
+  /**
+   * Ids of the instances recorded as pending or running: the only ones the watcher observes.
+   * Found through the index on the state (migration 4): the stopped ones, any number of them,
+   * are not read at all.
+   */
+  liveInstanceIds(): string[] {
+    return (this.db.prepare(`SELECT id FROM instances WHERE json_extract(status, '$.state') IN ('pending', 'running') ORDER BY created`).all() as { id: string }[]).map((r) => r.id);
+  }
+
+  /** How many instances each image has (by image id; images with none are absent). */
+  instanceCountsByImage(): Map<string, number> {
+    return new Map((this.db.prepare('SELECT image_id, count(*) AS n FROM instances GROUP BY image_id').all() as { image_id: string; n: number }[]).map((r) => [r.image_id, r.n]));
   }
 
   getInstance(id: string): InstanceRecord | undefined {

@@ -4,7 +4,7 @@ import { failedPrecondition, invalid, isUnikError, notFound } from '../../model/
 import { archOf, parsePlatform } from '../../model/arch.js';
 import { dockerBool } from './errors.js';
 import { parseSignal, resolveImage } from './names.js';
-import { containerInspect, containerSummary } from './serialize.js';
+import { containerInspect, containerSummary, lookup } from './serialize.js';
 import { streamLogs, waitFor } from './streams.js';
 import { CreateBody, toRunRequest } from './translate.js';
 import { queryStrings } from '../unik/query.js';
@@ -24,11 +24,12 @@ export function containerRoutes(app: FastifyInstance, core: Core): void {
 
   app.get<{ Querystring: Q }>('/containers/json', { schema: { querystring: queryStrings('all') } }, async (req) => {
     const all = dockerBool(req.query.all);
-    const list = await Promise.all(core.instances.list().map(async (i) => (await core.instances.refresh(i.id)) ?? i));
+    const list = await core.instances.listObserved();
+    const look = lookup(core);
     return list
       .filter((i) => all || isLive(i.status.state))
       .sort((a, b) => b.created.localeCompare(a.created))
-      .map((i) => containerSummary(core, i));
+      .map((i) => containerSummary(core, i, look));
   });
 
   // The body is the full Docker Config; the name comes in the query (dockerode repeats the

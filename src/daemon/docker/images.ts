@@ -11,7 +11,10 @@ import { queryStrings } from '../unik/query.js';
 type Name = { Params: { name: string } };
 
 export function imageRoutes(app: FastifyInstance, core: Core, opts: { unversioned: boolean }): void {
-  app.get('/images/json', async () => core.images.list().map((i) => imageSummary(core, i)));
+  app.get('/images/json', async () => {
+    const counts = core.instances.countsByImage();
+    return core.images.list().map((i) => imageSummary(core, i, counts));
+  });
 
   app.get<Name>('/images/:name/json', async (req) => imageInspect(resolveImage(core, req.params.name)));
   // a registry reference holds slashes (`docker image inspect 127.0.0.1:5000/unik/app:v1`)

@@ -38,8 +38,19 @@ function ago(iso: string | null): string {
 
 const command = (argv: string[]) => argv.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
 
-export function containerSummary(core: Core, i: InstanceRecord) {
-  const img = core.images.list().find((x) => x.id === i.imageId);
+/** What a container's shape looks up: read once for a whole list (once per row made a long list quadratic). */
+export interface Lookup {
+  images: Map<string, ImageRecord>;
+  networks: NetworkRecord[];
+  volumes: VolumeRecord[];
+}
+
+export function lookup(core: Core): Lookup {
+  return { images: new Map(core.images.list().map((x) => [x.id, x])), networks: core.networks.list(), volumes: core.volumes.list() };
+}
+
+export function containerSummary(core: Core, i: InstanceRecord, look: Lookup = lookup(core)) {
+  const img = look.images.get(i.imageId);
   const argv = [...(img?.manifest.argv ?? []), ...(i.spec.args ?? [])];
   return {
     Id: i.id,
@@ -52,9 +63,9 @@ export function containerSummary(core: Core, i: InstanceRecord) {
     Labels: i.spec.labels ?? {},
     State: dockerState(i),
     Status: statusText(i),
-    HostConfig: { NetworkMode: endpoint(core, i).name },
-    NetworkSettings: { Networks: networks(core, i) },
-    Mounts: mounts(core, i),
+    HostConfig: { NetworkMode: endpoint(core, i, look.networks).name },
+    NetworkSettings: { Networks: networks(core, i, look.networks) },
+    Mounts: mounts(core, i, look.volumes),
   };
 }
 
@@ -67,13 +78,13 @@ const prefixOf = (subnet: string) => Number(subnet.split('/')[1] ?? 0);
  * user mode (named "user": 10.0.2.15 behind 10.0.2.2, the same for every instance). Its
  * address is shown only while it runs, as Docker does.
  */
-function endpoint(core: Core, i: InstanceRecord) {
+function endpoint(core: Core, i: InstanceRecord, nets?: NetworkRecord[]) {
   const a = i.spec.network;
   if (!a) {
     const [addr, prefix] = USER_NET.ip.split('/');
     return { name: USER_MODE, networkId: '', endpointId: '', ip: live(i) ? addr! : '', prefix: Number(prefix), gateway: USER_NET.gateway, mac: '' };
   }
-  const net = core.networks.list().find((n) => n.id === a.networkId);
+  const net = (nets ?? core.networks.list()).find((n) => n.id === a.networkId);
   return {
     // a record whose network is gone (it cannot be removed while in use): named by its id
     name: net?.name ?? a.networkId,
@@ -87,8 +98,8 @@ function endpoint(core: Core, i: InstanceRecord) {
 }
 
 /** NetworkSettings.Networks: Docker's EndpointSettings, keyed by the network's name. */
-function networks(core: Core, i: InstanceRecord) {
-  const e = endpoint(core, i);
+function networks(core: Core, i: InstanceRecord, nets?: NetworkRecord[]) {
+  const e = endpoint(core, i, nets);
   return {
     [e.name]: {
       IPAMConfig: null,
@@ -108,9 +119,8 @@ function networks(core: Core, i: InstanceRecord) {
   };
 }
 
-function mounts(core: Core, i: InstanceRecord) {
-  return core.volumes
-    .list()
+function mounts(core: Core, i: InstanceRecord, volumes?: VolumeRecord[]) {
+  return (volumes ?? core.volumes.list())
     .filter((v) => v.attachment?.instanceId === i.id)
     .map((v) => ({ Type: 'volume', Name: v.name, Source: core.volumes.file(v), Destination: v.attachment!.mountPoint, Driver: 'unik', Mode: '', RW: true, Propagation: '' }));
 }
@@ -221,7 +231,8 @@ export function containerInspect(core: Core, i: InstanceRecord) {
   };
 }
 
-export function imageSummary(core: Core, img: ImageRecord) {
+/** `counts`: instances per image id, counted once for a whole list */
+export function imageSummary(core: Core, img: ImageRecord, counts?: Map<string, number>) {
   return {
     Id: `sha256:${img.id}`,
     ParentId: '',
@@ -232,7 +243,7 @@ export function imageSummary(core: Core, img: ImageRecord) {
     VirtualSize: img.sizeBytes,
     SharedSize: -1,
     Labels: {},
-    Containers: core.instances.list().filter((i) => i.imageId === img.id).length,
+    Containers: counts ? (counts.get(img.id) ?? 0) : core.instances.list().filter((i) => i.imageId === img.id).length,
   };
 }
 

@@ -33,14 +33,19 @@ const RunBody = Type.Object({
 type IdParams = { Params: { id: string } };
 
 export function instanceRoutes(app: FastifyInstance, core: Core): void {
-  const json = (i: InstanceRecord) => {
-    const image = core.images.list().find((x) => x.id === i.imageId);
-    const net = i.spec.network && core.networks.list().find((n) => n.id === i.spec.network!.networkId);
-    return instanceJson(i, image?.name ?? '', i.provider.toUpperCase(), i.spec.network ? (net?.name ?? i.spec.network.networkId.slice(0, 12)) : 'user');
+  /** image and network names by id, read once per answer (once per row made a long list quadratic) */
+  const names = () => ({ images: core.images.names(), networks: new Map(core.networks.list().map((n) => [n.id, n.name])) });
+  const json = (i: InstanceRecord, n = names()) => {
+    const net = i.spec.network && n.networks.get(i.spec.network.networkId);
+    return instanceJson(i, n.images.get(i.imageId) ?? '', i.provider.toUpperCase(), i.spec.network ? (net ?? i.spec.network.networkId.slice(0, 12)) : 'user');
   };
   const refreshed = async (i: InstanceRecord) => (await core.instances.refresh(i.id)) ?? i;
 
-  app.get('/instances', async () => Promise.all(core.instances.list().map(async (i) => json(await refreshed(i)))));
+  app.get('/instances', async () => {
+    const list = await core.instances.listObserved();
+    const n = names();
+    return list.map((i) => json(i, n));
+  });
 
   app.get<IdParams>('/instances/:id', async (req) => json(await refreshed(core.instances.get(req.params.id))));
 
