@@ -1,6 +1,9 @@
 // Entry point of the `unik` CLI (bin/unik imports the compiled file).
 import { reportError } from './errors.js';
 import { buildProgram } from './program.js';
+import { takeDeferredCa } from './tls.js';
+
+takeDeferredCa();
 
 // `unik ps | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

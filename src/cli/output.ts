@@ -1,5 +1,6 @@
 // Docker-style output: borderless tables, --json, human sizes and relative times.
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import type { ImageJson, InstanceJson, NetworkJson, PortMapping, VolumeJson } from '../api/types.js';
 
 const BLANK_CHARS = {
@@ -11,6 +12,8 @@ const BLANK_CHARS = {
 
 /** Renders rows under upper-case headers, columns separated by three spaces. */
 export function renderTable(head: string[], rows: string[][]): string {
+  // required when a table is printed, not when the CLI starts (`unik --version`, `unik logs`)
+  const Table = createRequire(import.meta.url)('cli-table3') as typeof TableType;
   const table = new Table({
     head,
     chars: BLANK_CHARS,
