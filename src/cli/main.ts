@@ -1,6 +1,6 @@
 // Entry point of the `unik` CLI (bin/unik imports the compiled file).
 import { reportError } from './errors.js';
-import { buildProgram } from './program.js';
+import { programFor } from './lazy.js';
 import { takeDeferredCa } from './tls.js';
 
 takeDeferredCa();
@@ -12,7 +12,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await programFor(process.argv)).parseAsync(process.argv);
 } catch (err) {
   process.exitCode = reportError(err);
 }

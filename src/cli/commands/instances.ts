@@ -6,7 +6,7 @@ import type { InstanceJson, RunRequest } from '../../api/types.js';
 import { toUnreachable } from '../../client/errors.js';
 import { contextFor, type Ctx } from '../context.js';
 import { CliError } from '../errors.js';
-import { INSTANCE_HEAD, instanceRow, printJson, printTable, reachableUrl } from '../output.js';
+import { INSTANCE_HEAD, collate, instanceRow, printJson, printTable, reachableUrl } from '../output.js';
 import { collect, parseEnvFlags, parseNonNegativeInt, parsePortFlag, parseVolFlags } from '../parse.js';
 import { clientCommand, forEachItem, itemsFrom, legacyOption, oneItem, withSigint } from './common.js';
 
@@ -122,7 +122,7 @@ export function registerInstanceCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const list = await contextFor(cmd).client.instances.all();
-      list.sort((a, b) => b.Created.localeCompare(a.Created) || a.Name.localeCompare(b.Name));
+      list.sort((a, b) => collate(b.Created, a.Created) || collate(a.Name, b.Name));
       if (flags.json) printJson(list);
       else printTable(INSTANCE_HEAD, list.map((i) => instanceRow(i)));
     });
