@@ -19,7 +19,7 @@ export const MODULES: Record<string, () => Promise<Register>> = {
   doctor: async () => (await import('./commands/doctor.js')).registerDoctorCommand,
 };
 
-/** Which module registers each command name and alias (test/unit/cli-lazy.test.ts holds it to program.ts). */
+/** Which module registers each command name and alias (test/unit/cli-startup.test.ts holds it to program.ts). */
 export const COMMAND_MODULE: Record<string, string> = {
   daemon: 'daemon',
   push: 'images', p: 'images', build: 'images', unikernels: 'images', images: 'images', u: 'images', 'describe-image': 'images', rmu: 'images', rmi: 'images', 'delete-unikernel': 'images', 'delete-image': 'images',

@@ -10,9 +10,31 @@ const BLANK_CHARS = {
   right: '', 'right-mid': '', middle: '',
 };
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * cli-table3's layout (below) for the usual table, whose cells are printable ASCII: each column
+ * as wide as its longest cell plus 3. Loading cli-table3 costs ~10 ms, a tenth of a `unik ps`.
+ * Undefined for anything else (wide or combining characters, line breaks, ragged rows).
+ */
+function asciiTable(head: string[], rows: string[][]): string | undefined {
+  const all = [head, ...rows];
+  if (!all.every((r) => r.length === head.length && r.every((c) => PRINTABLE_ASCII.test(c)))) return undefined;
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)) + 3);
+  return all
+    .map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('').trimEnd())
+    .filter((l) => l !== '')
+    .join('\n');
+}
+
 /** Renders rows under upper-case headers, columns separated by three spaces. */
 export function renderTable(head: string[], rows: string[][]): string {
-  // required when a table is printed, not when the CLI starts (`unik --version`, `unik logs`)
+  return asciiTable(head, rows) ?? renderWithTable3(head, rows);
+}
+
+/** The general case: cli-table3 measures cells as a terminal shows them. Exported for the tests. */
+export function renderWithTable3(head: string[], rows: string[][]): string {
+  // required when such a table is printed, not when the CLI starts
   const Table = createRequire(import.meta.url)('cli-table3') as typeof TableType;
   const table = new Table({
     head,

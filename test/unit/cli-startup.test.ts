@@ -1,5 +1,5 @@
-// main.ts loads only the command module a command line names (src/cli/lazy.ts): its table must
-// match what the modules register, and the line must be read as commander reads it.
+// What the CLI skips to start fast must not change what it does: main.ts loads only the command
+// module a line names (src/cli/lazy.ts), collate() skips ICU, plain tables skip cli-table3.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMAND_MODULE, MODULES, commandWord, programFor } from '../../src/cli/lazy.js';
@@ -51,4 +51,20 @@ test('collate orders as localeCompare does', () => {
     const sign = (n: number) => Math.sign(n);
     for (const a of list) for (const b of list) assert.equal(sign(collate(a, b)), sign(a.localeCompare(b)), `${a} vs ${b}`);
   }
+});
+
+test('tables of printable ASCII are laid out as cli-table3 lays them out', async () => {
+  const { renderTable, renderWithTable3 } = await import('../../src/cli/output.js');
+  const chars = 'ab Z09-._:/>()[]';
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const cell = () => Array.from({ length: rnd(14) }, () => chars[rnd(chars.length)]).join('');
+  for (let t = 0; t < 300; t++) {
+    const cols = 1 + rnd(7);
+    const head = Array.from({ length: cols }, cell);
+    const rows = Array.from({ length: rnd(5) }, () => Array.from({ length: cols }, cell));
+    assert.equal(renderTable(head, rows), renderWithTable3(head, rows), JSON.stringify({ head, rows }));
+  }
+  const wide = [['名前', 'x'], ['é\u0301', 'two\nlines']];
+  assert.equal(renderTable(['A', 'B'], wide), renderWithTable3(['A', 'B'], wide));
 });
