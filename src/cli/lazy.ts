@@ -42,7 +42,8 @@ export function commandWord(root: Command, args: string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '-v' || a === '--version') return 'version';
-    if (a === '--' || a === '-') return undefined;
+    // root help lists every command; `--` and `-` are lines commander reads its own way
+    if (a === '-h' || a === '--help' || a === '--' || a === '-') return undefined;
     if (!a.startsWith('-')) return a;
     if (withValue.has(a)) i++; // `--host X`; `--host=X` is one word
   }

@@ -31,6 +31,9 @@ test('the command word: after root options and their values; version first; none
   assert.equal(commandWord(root, ['-v']), 'version');
   assert.equal(commandWord(root, []), undefined);
   assert.equal(commandWord(root, ['--help']), undefined);
+  assert.equal(commandWord(root, ['-h', 'ps']), undefined);
+  assert.equal(commandWord(root, ['--help', 'ps']), undefined);
+  assert.equal(commandWord(root, ['ps', '--help']), 'ps');
   assert.equal(commandWord(root, ['--', 'ps']), undefined);
 });
 
