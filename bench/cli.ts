@@ -13,12 +13,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/integration/harness.js';
 import { PodmanRef } from './container.js';
 import { buildGoBinary, hostInfo, ROOT, RUNS, startDaemon, stats, waitOk, writeModuleResult, writeReadmeBlock, type Stats } from './lib.js';
 
 const UNIK = join(ROOT, 'bin/unik');
 const INSTANCES = 3;
+const SETTLE_MS = 1000;
 const CA_SET = !!process.env.NODE_EXTRA_CA_CERTS;
 
 /** Wall ms from spawn to exit of a command, as a shell runs it; throws on a non-zero exit. */
@@ -122,6 +124,7 @@ try {
   const typed: number[] = [], typedCli: number[] = [], ctr: number[] = [], apiMs: number[] = [];
   const splits: Split[] = [];
   for (let i = 0; i < RUNS; i++) {
+    await sleep(SETTLE_MS); // the last round's VMs are still being torn down: not what a user's shell meets
     start['node -e 0']!.push(await timed('node', ['-e', '0']));
     start['unik --version']!.push(await timed(UNIK, ['--version'], env));
     start['podman --version']!.push(await timed('podman', [...podman, '--version'], podmanEnv));
