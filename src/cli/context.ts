@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UnikClient } from '../client/client.js';
 import { hostOf, resolveTarget, targetUrl, type Target } from './target.js';
-import { clientTls, type TlsFlags } from './tls.js';
+import { clientTls, withDeferredCa, type TlsFlags } from './tls.js';
 
 export interface Ctx {
   client: UnikClient;
@@ -18,9 +18,10 @@ export function contextFor(cmd: Command): Ctx {
   const rootOpts = root.opts<{ host?: string; clientConfig?: string } & TlsFlags>();
   const flag = cmd.opts<{ host?: string }>().host ?? rootOpts.host;
   const target = resolveTarget({ flag, configPath: rootOpts.clientConfig });
-  // Same variable the daemon reads its token from.
   const tls = clientTls(rootOpts);
-  const url = targetUrl(target.address);
-  const client = new UnikClient(tls ? url.replace(/^http:\/\//i, 'https://') : url, { token: process.env.UNIK_API_TOKEN, tls });
+  let url = targetUrl(target.address);
+  if (tls) url = url.replace(/^http:\/\//i, 'https://');
+  // Same variable the daemon reads its token from.
+  const client = new UnikClient(url, { token: process.env.UNIK_API_TOKEN, tls: withDeferredCa(url, tls) ?? tls });
   return { client, target, daemonHost: hostOf(target.address) };
 }

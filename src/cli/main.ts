@@ -1,6 +1,9 @@
 // Entry point of the `unik` CLI (bin/unik imports the compiled file).
 import { reportError } from './errors.js';
-import { buildProgram } from './program.js';
+import { programFor } from './lazy.js';
+import { takeDeferredCa } from './tls.js';
+
+takeDeferredCa();
 
 // `unik ps | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -9,7 +12,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await programFor(process.argv)).parseAsync(process.argv);
 } catch (err) {
   process.exitCode = reportError(err);
 }

@@ -1,6 +1,5 @@
 // The `unik` command tree. Seed (2016 talk) names first, later 2016 names as aliases.
-import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { registerDaemonCommand } from './commands/daemon.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerHubCommands } from './commands/hub.js';
@@ -10,32 +9,11 @@ import { registerNetworkCommands } from './commands/networks.js';
 import { registerExportCommands } from './commands/export.js';
 import { registerSystemCommands } from './commands/system.js';
 import { registerVolumeCommands } from './commands/volumes.js';
+import { rootCommand } from './root.js';
 
-/** Compiled to dist/src/cli/, three levels below the package root. */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
+/** Every command (help, an unknown command, the tests); main.ts loads one module when it can (see lazy.ts). */
 export function buildProgram(): Command {
-  const program = new Command('unik')
-    .description('compile applications into unikernels and run them under QEMU, through the unik daemon')
-    .version(packageVersion(), '-v, --version', 'print the version')
-    .option('--host <HOST:PORT>', 'daemon to talk to (default: $UNIK_HOST, then "unik target", then 127.0.0.1:3000)')
-    .option('--client-config <PATH>', 'client config file (default: $UNIK_HOME/client-config.yaml)')
-    .option('--tls', 'talk HTTPS to the daemon (also $UNIK_TLS=1)')
-    .option('--tlsverify', 'HTTPS with a client certificate, for a daemon started with --tls-verify (also $UNIK_TLS_VERIFY=1)')
-    .option('--tlscacert <PEM>', "the CA that signed the daemon's certificate (default: $UNIK_CERT_PATH/ca.pem)")
-    .option('--tlscert <PEM>', 'client certificate (default: $UNIK_CERT_PATH/cert.pem)')
-    .option('--tlskey <PEM>', 'client key (default: $UNIK_CERT_PATH/key.pem)')
-    // Root options only before the command name, so `target --host` and `daemon --host` keep theirs.
-    .enablePositionalOptions()
-    .showHelpAfterError('(run "unik help" for the list of commands)');
-
+  const program = rootCommand();
   registerDaemonCommand(program);
   registerImageCommands(program);
   registerInstanceCommands(program);

@@ -5,6 +5,7 @@ import { NDJSON } from '../api/types.js';
 import type { BuildEvent, ErrorJson, HostCheckJson, ImageJson, InstanceJson, NetworkJson, ProviderJson, RunRequest, VolumeJson, VolumeType } from '../api/types.js';
 import { dispatcherFor, type ClientTls } from './dispatcher.js';
 import { UnikApiError, toUnreachable } from './errors.js';
+import { requestText, type TextResponse } from './http1.js';
 import { HubApi } from './hub.js';
 import { ndjsonLines } from './ndjson.js';
 
@@ -94,13 +95,14 @@ export class UnikClient {
   readonly networks: NetworksApi;
   readonly hub: HubApi;
   private readonly token: string | undefined;
-  private readonly dispatchers: { quick?: object; patient?: object } = {};
+  private readonly tls: ClientTls | undefined;
+  /** made at the first call of each kind: most commands need neither (see dispatcherFor) */
+  private readonly dispatchers: { quick?: Promise<object> | undefined; patient?: Promise<object> | undefined } = {};
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
     this.baseUrl = normalizeBaseUrl(baseUrl);
     this.token = opts.token || undefined;
-    // one connection pool per client and kind of call; TLS material goes into each
-    this.dispatchers = { quick: dispatcherFor(false, opts.tls), patient: dispatcherFor(true, opts.tls) };
+    this.tls = opts.tls;
     this.images = new ImagesApi(this);
     this.instances = new InstancesApi(this);
     this.volumes = new VolumesApi(this);
@@ -136,6 +138,36 @@ export class UnikClient {
    * DaemonUnreachableError, any other status an UnikApiError carrying the daemon's error body.
    */
   async send(method: string, path: string, expect: number | number[], opts: SendOptions = {}): Promise<Response> {
+    const { url, headers, body } = this.request(path, opts);
+    // `dispatcher` is Node's (undici's) extension of RequestInit.
+    const init: RequestInit & { dispatcher?: object } = { method, headers, body, signal: opts.signal ?? null };
+    const dispatcher = await this.dispatcher(opts.patient ?? false);
+    if (dispatcher) init.dispatcher = dispatcher;
+    let res: Response;
+    try {
+      res = await fetch(url, init);
+    } catch (err) {
+      throw toUnreachable(this.baseUrl, err) ?? err;
+    }
+    await this.check(res, expect);
+    return res;
+  }
+
+  /** As send, for answers read whole: a quick call to a plain-HTTP daemon goes through node:http (see http1.ts). */
+  private async sendWhole(method: string, path: string, expect: number, opts: SendOptions): Promise<TextResponse> {
+    if (opts.patient || opts.body || this.tls || !/^http:/i.test(this.baseUrl)) return this.send(method, path, expect, opts);
+    const { url, headers, body } = this.request(path, opts);
+    let res: TextResponse;
+    try {
+      res = await requestText(url, { method, headers, body: body as string | undefined, signal: opts.signal });
+    } catch (err) {
+      throw toUnreachable(this.baseUrl, err) ?? err;
+    }
+    await this.check(res, expect);
+    return res;
+  }
+
+  private request(path: string, opts: SendOptions): { url: URL; headers: Record<string, string>; body: string | FormData | undefined } {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { ...opts.headers, accept: opts.accept ?? 'application/json' };
@@ -145,23 +177,23 @@ export class UnikClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     }
-    // `dispatcher` is Node's (undici's) extension of RequestInit.
-    const init: RequestInit & { dispatcher?: object } = { method, headers, body, signal: opts.signal ?? null };
-    const dispatcher = opts.patient ? this.dispatchers.patient : this.dispatchers.quick;
-    if (dispatcher) init.dispatcher = dispatcher;
-    let res: Response;
-    try {
-      res = await fetch(url, init);
-    } catch (err) {
-      throw toUnreachable(this.baseUrl, err) ?? err;
-    }
+    return { url, headers, body };
+  }
+
+  private async check(res: TextResponse, expect: number | number[]): Promise<void> {
     const ok = Array.isArray(expect) ? expect.includes(res.status) : res.status === expect;
     if (!ok) throw await this.apiError(res);
-    return res;
+  }
+
+  /** one connection pool per client and kind of call; TLS material goes into each */
+  private dispatcher(patient: boolean): Promise<object> | undefined {
+    const kind = patient ? 'patient' : 'quick';
+    if (!(kind in this.dispatchers)) this.dispatchers[kind] = dispatcherFor(patient, this.tls);
+    return this.dispatchers[kind];
   }
 
   async json<T>(method: string, path: string, expect: number, opts: SendOptions = {}): Promise<T> {
-    const res = await this.send(method, path, expect, opts);
+    const res = await this.sendWhole(method, path, expect, opts);
     const text = await this.readText(res);
     try {
       return JSON.parse(text) as T;
@@ -175,11 +207,11 @@ export class UnikClient {
 
   /** Waits for a response without a body (204, or 200 with an ignored body). */
   async empty(method: string, path: string, expect: number, opts: SendOptions = {}): Promise<void> {
-    const res = await this.send(method, path, expect, opts);
+    const res = await this.sendWhole(method, path, expect, opts);
     await this.readText(res);
   }
 
-  async readText(res: Response): Promise<string> {
+  async readText(res: TextResponse): Promise<string> {
     try {
       return await res.text();
     } catch (err) {
@@ -187,7 +219,7 @@ export class UnikClient {
     }
   }
 
-  private async apiError(res: Response): Promise<UnikApiError> {
+  private async apiError(res: TextResponse): Promise<UnikApiError> {
     let text = '';
     try {
       text = await res.text();

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import * as tar from 'tar';
 
 /** The directory to pack is missing or unusable: the user's mistake, not a bug. */
 export class PackError extends Error {
@@ -41,6 +40,8 @@ export async function packDirectory(dir: string): Promise<string> {
   // If the app dir contains the temp dir, don't pack the archive into itself.
   const selfRel = file.startsWith(root + sep) ? './' + file.slice(root.length + 1).split(sep).join('/') : undefined;
   try {
+    // loaded here, not at the top: every CLI command imports this module (for PackError)
+    const tar = await import('tar');
     await tar.c(
       {
         gzip: true,

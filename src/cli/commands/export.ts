@@ -4,7 +4,6 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { parseDriveVolume, writeConfigDrive } from '../../export/config-drive.js';
 import { FORMATS as EXPORT_FORMATS } from '../../export/formats.js';
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
@@ -49,6 +48,8 @@ export function registerExportCommands(program: Command): void {
     .option('--vol <LABEL:/PATH[:ext4|vfat]>', 'mount the attached disk whose filesystem has this label (e.g. made by unik create-volume NAME) at PATH (repeatable)', collect)
     .action(async (flags: { output: string; env?: string[]; arg?: string[]; hostname?: string; ip?: string; gateway?: string; dns?: string; vol?: string[] }) => {
       if (flags.ip && !(flags.gateway && flags.dns)) throw new CliError('--ip needs --gateway and --dns');
+      // the FAT and cpio writers load only for this command
+      const { parseDriveVolume, writeConfigDrive } = await import('../../export/config-drive.js');
       await writeConfigDrive(flags.output, {
         env: parseEnvFlags(flags.env ?? []),
         ...(flags.arg ? { argv: flags.arg } : {}),

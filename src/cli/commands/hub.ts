@@ -8,7 +8,7 @@ import { localNameOf, type RegistryAuth, type SearchResult } from '../../client/
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
 import { credentialsFor, credentialsSource, dockerConfigPath, normalizeRegistry, registryOf, removeCredentials, saveCredentials } from '../hub-auth.js';
-import { IMAGE_HEAD, imageRow, printJson, printTable } from '../output.js';
+import { IMAGE_HEAD, collate, imageRow, printJson, printTable } from '../output.js';
 import { ProgressPrinter } from '../progress.js';
 import { clientCommand, withSigint } from './common.js';
 
@@ -202,7 +202,7 @@ async function searchAction(registryValue: string, term: string | undefined, fla
   } catch (err) {
     throw withLoginHint(err, registry, auth);
   }
-  found.sort((a, b) => a.Name.localeCompare(b.Name));
+  found.sort((a, b) => collate(a.Name, b.Name));
   if (flags.json) printJson(found);
   else printTable(SEARCH_HEAD, found.map(searchRow));
 }

@@ -3,7 +3,7 @@ import { stat, rm } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { packDirectory } from '../../client/tarball.js';
 import { contextFor } from '../context.js';
-import { IMAGE_HEAD, humanSize, imageRow, printJson, printTable } from '../output.js';
+import { IMAGE_HEAD, collate, humanSize, imageRow, printJson, printTable } from '../output.js';
 import { collect, parseMountPoints } from '../parse.js';
 import { ProgressPrinter } from '../progress.js';
 import { encodeRegistryAuth } from '../../client/hub.js';
@@ -134,7 +134,7 @@ export function registerImageCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const images = await contextFor(cmd).client.images.all();
-      images.sort((a, b) => a.Name.localeCompare(b.Name));
+      images.sort((a, b) => collate(a.Name, b.Name));
       if (flags.json) printJson(images);
       else printTable(IMAGE_HEAD, images.map((i) => imageRow(i)));
     });

@@ -6,11 +6,14 @@ import type { InstanceJson, RunRequest } from '../../api/types.js';
 import { toUnreachable } from '../../client/errors.js';
 import { contextFor, type Ctx } from '../context.js';
 import { CliError } from '../errors.js';
-import { INSTANCE_HEAD, instanceRow, printJson, printTable, reachableUrl } from '../output.js';
+import { INSTANCE_HEAD, collate, instanceRow, printJson, printTable, reachableUrl } from '../output.js';
 import { collect, parseEnvFlags, parseNonNegativeInt, parsePortFlag, parseVolFlags } from '../parse.js';
 import { clientCommand, forEachItem, itemsFrom, legacyOption, oneItem, withSigint } from './common.js';
 
-const POLL_INTERVAL_MS = 200;
+// A restore from the boot snapshot is running within a few tenths of a second: poll often at
+// first (a fixed 200 ms cost a `unik run` 0.1 s on average), then back off.
+const POLL_FIRST_MS = 20;
+const POLL_MAX_MS = 200;
 const START_TIMEOUT_MS = 120_000;
 
 interface RunFlags {
@@ -46,6 +49,7 @@ export function buildRunRequest(image: string | undefined, flags: RunFlags): Run
 
 async function waitUntilSettled(ctx: Ctx, inst: InstanceJson): Promise<InstanceJson> {
   const deadline = Date.now() + START_TIMEOUT_MS;
+  let pause = POLL_FIRST_MS;
   while (inst.State === 'pending' || inst.State === 'unknown') {
     if (Date.now() >= deadline) {
       throw new CliError(
@@ -53,7 +57,8 @@ async function waitUntilSettled(ctx: Ctx, inst: InstanceJson): Promise<InstanceJ
         `see: unik logs ${inst.Name}`,
       );
     }
-    await sleep(POLL_INTERVAL_MS);
+    await sleep(pause);
+    pause = Math.min(pause * 2, POLL_MAX_MS);
     inst = await ctx.client.instances.get(inst.Id);
   }
   return inst;
@@ -122,7 +127,7 @@ export function registerInstanceCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const list = await contextFor(cmd).client.instances.all();
-      list.sort((a, b) => b.Created.localeCompare(a.Created) || a.Name.localeCompare(b.Name));
+      list.sort((a, b) => collate(b.Created, a.Created) || collate(a.Name, b.Name));
       if (flags.json) printJson(list);
       else printTable(INSTANCE_HEAD, list.map((i) => instanceRow(i)));
     });

@@ -5,7 +5,7 @@ import type { VolumeType } from '../../api/types.js';
 import { packDirectory } from '../../client/tarball.js';
 import { contextFor } from '../context.js';
 import { CliError } from '../errors.js';
-import { VOLUME_HEAD, humanSize, printJson, printTable, volumeRow } from '../output.js';
+import { VOLUME_HEAD, collate, humanSize, printJson, printTable, volumeRow } from '../output.js';
 import { collect, parseMountPoint, parsePositiveInt } from '../parse.js';
 import { ProgressPrinter } from '../progress.js';
 import { clientCommand, forEachItem, itemsFrom, legacyOption, oneItem, withSigint } from './common.js';
@@ -173,7 +173,7 @@ export function registerVolumeCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const list = await contextFor(cmd).client.volumes.all();
-      list.sort((a, b) => a.Name.localeCompare(b.Name));
+      list.sort((a, b) => collate(a.Name, b.Name));
       if (flags.json) printJson(list);
       else printTable(VOLUME_HEAD, list.map((v) => volumeRow(v)));
     });
