@@ -11,9 +11,10 @@ export const RUNTIME_ROOT = resolve(import.meta.dirname, '../../../..');
 export const BUILDPACK_ENTRY = 'dist/integrations/cloudfoundry/lib/buildpack.js';
 export const LAUNCH_ENTRY = 'dist/integrations/cloudfoundry/lib/launch.js';
 
-// static imports and re-exports as tsc writes them; dynamic import() is not followed (nothing
-// the buildpack or the launcher runs loads code that way)
+// static imports and re-exports as tsc writes them, and import() of a literal name
 const IMPORT = /^\s*(?:import|export)\s+(?:[^'"`;=()]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
+/** an import() of a literal name (modules loaded where used, e.g. the client's undici and tar) */
+const DYNAMIC_IMPORT = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 async function modulesOf(root: string, entries: string[]): Promise<{ files: string[]; packages: Set<string> }> {
   const files = new Set<string>();
@@ -21,7 +22,8 @@ async function modulesOf(root: string, entries: string[]): Promise<{ files: stri
   const visit = async (file: string): Promise<void> => {
     if (files.has(file)) return;
     files.add(file);
-    for (const m of (await readFile(file, 'utf8')).matchAll(IMPORT)) {
+    const text = await readFile(file, 'utf8');
+    for (const m of [...text.matchAll(IMPORT), ...text.matchAll(DYNAMIC_IMPORT)]) {
       const spec = m[1]!;
       if (spec.startsWith('.')) await visit(resolve(dirname(file), spec));
       else if (!spec.startsWith('node:')) packages.add(spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/'));
