@@ -89,16 +89,20 @@ if [ -L node_modules ]; then
   # a worktree sharing another checkout's packages: npm ci would empty that checkout's node_modules through the link
   echo "setup: node_modules is a link to $(readlink node_modules); not reinstalling it from here"
 elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
-     [ -e node_modules/.unik-rebuild-pending ]; then
+     [ -e node_modules/.unik-rebuild-pending ] || [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
   echo "setup: npm ci"
   # Packages are fetched without running their install scripts; the native addons (mostly
   # better-sqlite3's SQLite, about 75 s of one core: no prebuilt binary is reachable from here)
-  # compile in the background while tsc and the kernel build run. The marker makes a run cut
-  # short, or a failed compile, start over.
+  # compile in the background while tsc and the kernel build run. The marker (and the addon's
+  # absence) makes a run cut short, or a failed compile, start over; the compile runs in its own
+  # process group, ended with this script if the script fails or is interrupted.
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   touch node_modules/.unik-rebuild-pending
-  npm rebuild --no-audit --no-fund --loglevel=error >node_modules/.unik-rebuild.log 2>&1 &
+  setsid npm rebuild --no-audit --no-fund --loglevel=error >node_modules/.unik-rebuild.log 2>&1 &
   rebuild_pid=$!
+  trap 'kill -- -"$rebuild_pid" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 fi
 
 npx tsc -p tsconfig.json
@@ -111,5 +115,6 @@ if [ -n "${rebuild_pid:-}" ]; then
     exit 1
   fi
   rm -f node_modules/.unik-rebuild-pending
+  trap - EXIT INT TERM
 fi
 exit "$kernel_status"

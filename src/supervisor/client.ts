@@ -27,6 +27,7 @@ export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore',
     if (opts.spare) {
       // already started (spare.ts): it gets the folder, and answers on the same pipe
       child = opts.spare.child;
+      if (opts.spare.pipe.destroyed) return reject(new Error('the spare supervisor ended before it was handed the VM'));
       (opts.spare.pipe as typeof opts.spare.pipe & { ref(): void }).ref();
       opts.spare.pipe.write(`${dir}\n`);
     } else {
@@ -52,11 +53,8 @@ export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore',
       pipe.destroy();
       child.unref();
       if (report && child.pid) return resolve({ pid: child.pid, report, exited });
-      try {
-        if (child.pid) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      // through the child, not its pid: an exited child's pid may already be another process's
+      child.kill('SIGKILL');
       reject(err ?? new Error('the supervisor ended without a word'));
     };
     pipe.setEncoding('utf8');
@@ -73,6 +71,9 @@ export function startSupervisor(dir: string, opts: { stdio?: [number | 'ignore',
       if (text.includes('\n')) parse(text.slice(0, text.indexOf('\n')).trim());
     });
     pipe.on('end', () => parse(text.trim()));
+    // a pipe that breaks (a spare that died before it got the folder) ends the wait at once, not at the deadline
+    pipe.on('close', () => parse(text.trim()));
+    pipe.on('error', () => undefined);
     child.once('error', (e) => settle(undefined, e));
   });
 }

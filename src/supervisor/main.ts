@@ -49,6 +49,10 @@ if (spare) {
   try {
     errFd = openSync(join(dir, 'supervisor.log'), 'a', 0o600);
     logErrorsTo(errFd);
+    // what Node itself would print on fd 2 (an uncaught exception, a warning) goes there too
+    const fd = errFd;
+    process.on('uncaughtExceptionMonitor', (e) => writeSync(fd, `unik supervisor: ${e.stack ?? e.message}\n`));
+    process.on('warning', (w) => writeSync(fd, `unik supervisor: ${w.name}: ${w.message}\n`));
   } catch {
     /* the report on fd 3 still says what went wrong */
   }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { SUPERVISOR_MAIN } from '../../src/supervisor/client.js';
+import { SUPERVISOR_MAIN, startSupervisor } from '../../src/supervisor/client.js';
 import { SPARE_ARG, SupervisorSpares } from '../../src/supervisor/spare.js';
 
 function startSpare(instancesDir: string) {
@@ -78,6 +78,27 @@ test('the pool: the first take has none and starts one shortly; a taken spare is
     assert.ok(!existsSync(`/proc/${pid}`) || /\) Z/.test(String(await import('node:fs').then((f) => f.readFileSync(`/proc/${pid}/stat`, 'utf8')))), 'close ends the waiting spare');
   } finally {
     pool.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a spare that died before it was handed its folder fails the launch at once (not at the deadline), having done nothing', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'unik-spare-'));
+  try {
+    const dir = join(root, 'vm');
+    mkdirSync(dir);
+    // killed and not yet reaped (the daemon has not seen it go), then killed and seen gone
+    for (const seen of [false, true]) {
+      const s = startSpare(root);
+      await new Promise((r) => setTimeout(r, 300));
+      s.child.kill('SIGKILL');
+      if (seen) await s.exited;
+      const t0 = Date.now();
+      await assert.rejects(startSupervisor(dir, { deadlineMs: 30_000, spare: { child: s.child, pipe: s.pipe } }), /said: nothing|ended/);
+      assert.ok(Date.now() - t0 < 5000, `it took ${Date.now() - t0} ms`);
+      assert.deepEqual(readdirSync(dir), [], 'nothing was written in its folder');
+    }
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });

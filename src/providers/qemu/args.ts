@@ -28,7 +28,13 @@ export function machineOptions(arch: Arch, accel: Accel): string[] {
  * and app translate without a flush (at 8 MiB a flush costs the first answer ~0.1-0.3 s, at 4 MiB
  * over 1 s); UNIK_TCG_TB_MB trades speed for density.
  */
-export const TCG_TB_MB = Math.max(1, Number(process.env.UNIK_TCG_TB_MB) || 16);
+export const TCG_TB_MB = tbMb(process.env.UNIK_TCG_TB_MB);
+
+/** UNIK_TCG_TB_MB when it is a whole number of MiB QEMU takes (1-2048), else 16. */
+function tbMb(v: string | undefined): number {
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 1 && n <= 2048 ? n : 16;
+}
 
 /** The -accel value: the accelerator, with TCG's buffer size. */
 function accelOption(accel: Accel): string {

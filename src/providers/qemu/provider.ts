@@ -121,9 +121,11 @@ export class QemuProvider implements Provider {
     const seen = new Set<Arch>();
     for (const image of images) {
       const arch = archOf(image.manifest.arch);
-      if (!arch || seen.has(arch) || !this.arches.includes(arch) || !onPath(QEMU_BINARY[arch].binary)) continue;
+      const kernel = join(this.paths.images, image.id, image.manifest.kernel.file);
+      // a damaged image (its kernel gone) must not decide the accelerator for the daemon's life
+      if (!arch || seen.has(arch) || !this.arches.includes(arch) || !onPath(QEMU_BINARY[arch].binary) || !existsSync(kernel)) continue;
       seen.add(arch);
-      void this.chooseAccel(arch, join(this.paths.images, image.id, image.manifest.kernel.file)).catch(() => {});
+      void this.chooseAccel(arch, kernel).catch(() => {});
     }
   }
 
@@ -271,7 +273,12 @@ export class QemuProvider implements Provider {
     });
     let started;
     try {
-      started = await startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS, ...this.takeSpare() });
+      const spare = this.takeSpare();
+      started = await startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS, ...spare }).catch((e: Error) => {
+        // a spare that was gone before it read the folder did nothing: a supervisor of its own then
+        if (spare.spare && !existsSync(join(dir, STATUS_FILE))) return startSupervisor(dir, { deadlineMs: LAUNCH_DEADLINE_MS });
+        throw e;
+      });
     } catch (e) {
       throw internal('VM_START_FAILED', `the VM's supervisor failed: ${(e as Error).message}`, `its log is ${join(dir, 'supervisor.log')}`);
     }
