@@ -171,7 +171,7 @@ try {
       detail: `podman: ${r.podman.seconds.toFixed(2)} s${r.podman.allAnswered ? '' : ' (not all answered)'}; RSS unik ${r.unik.rssMb.toFixed(0)} MB, podman ${r.podman.rssMb.toFixed(0)} MB`,
     })),
   ];
-  const out = writeModuleResult('density', { host, tcgTbMb: TCG_TB_MB, memoryMb, rows, aims });
+  const out = writeModuleResult('density', { machine: host, tcgTbMb: TCG_TB_MB, memoryMb, rows, aims });
   const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const cell = (s: Side) => `${s.seconds.toFixed(1)} s${s.allAnswered ? '' : ' (not all answered)'} | ${f(s.pssMb)} MB (${f(s.pssPerInstanceMb)} each) | ${f(s.rssMb)} MB`;
   writeReadmeBlock(
