@@ -190,6 +190,9 @@ describe('GET /events and GET /metrics on the daemon app', () => {
     core.events.emit({ type: 'instance', action: 'create', id: ID, attributes: { name: 'web', image: 'go-http' } });
     core.events.emit({ type: 'image', action: 'build', id: 'cd'.repeat(32), attributes: { name: 'go-http', language: 'go', buildDuration: '12.500' } });
     core.events.emit({ type: 'instance', action: 'die', id: ID, attributes: { name: 'web', image: 'go-http', exitCode: '3' } });
+    // the bus gives events of one millisecond times a nanosecond apart: an `until` of "now" read in
+    // that same millisecond would end before the later ones
+    await new Promise((r) => setTimeout(r, 5));
   });
   after(async () => {
     await app.close();
