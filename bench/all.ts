@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { SMOKE } from './lib.js';
 
-const ALL = ['core', 'languages', 'density', 'api', 'cli', 'control-plane', 'volumes', 'hub', 'network'];
+const ALL = ['core', 'languages', 'density', 'tcg-buffer', 'api', 'cli', 'control-plane', 'volumes', 'hub', 'network'];
 const modules = process.env.BENCH_MODULES ? process.env.BENCH_MODULES.split(',') : ALL;
 const env = { ...process.env, ...(SMOKE ? { BENCH_SMOKE: '1' } : {}) };
 const failed: string[] = [];
