@@ -193,7 +193,8 @@ export function collect(found: Found): Record<Section, Row[]> {
     const name = `${a.target}, ${n} ${state} instances, ${a.connections} connections`;
     S.api.push(
       ...row(`${name}: throughput`, fig(a.reqPerSec, 'req/s'), refName, ref ? fig(ref.reqPerSec, 'req/s') : undefined),
-      ...row(`${name}: p50 latency`, fig(a.p50ms, 'ms'), refName, ref ? fig(ref.p50ms, 'ms') : undefined),
+      // autocannon counts whole milliseconds: a p50 of 0 is "under 1 ms", and its ratio a bound
+      ...row(`${name}: p50 latency`, fig(a.p50ms, 'ms'), refName, ref ? fig(ref.p50ms, 'ms') : undefined, a.p50ms === 0 ? 'under 1 ms, the resolution of autocannon\'s latencies' : undefined),
       ...row(`${name}: p99 latency`, fig(a.p99ms, 'ms'), refName, ref ? fig(ref.p99ms, 'ms') : undefined),
     );
   }
@@ -243,7 +244,8 @@ export function coreAims(r: {
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 const cell = (f: Figure) => (f.runs > 1 ? `${num(f.median)} ${f.unit} (${num(f.min)}–${num(f.max)}, n=${f.runs})` : `${num(f.median)} ${f.unit}`);
-const ratioCell = (r: Row) => (r.ratio === undefined ? '' : r.ratio < 1 ? `${r.ratio.toFixed(3)} = 1/${(1 / r.ratio).toFixed(1)}` : `${r.ratio.toFixed(2)}×`);
+const ratioCell = (r: Row) =>
+  r.ratio === undefined ? '' : r.ratio === 0 ? `below 1/${num(r.reference!.median)} (unik's figure rounds to 0)` : r.ratio < 1 ? `${r.ratio.toFixed(3)} = 1/${(1 / r.ratio).toFixed(1)}` : `${r.ratio.toFixed(2)}×`;
 
 /**
  * The Markdown of a report: the aims table, the machine, then one table per section. `readme`:
