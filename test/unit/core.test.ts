@@ -91,7 +91,7 @@ test('QEMU argv for arm64: the virt machine, the PL011 console, the control line
   const tcg = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2600000 });
   assert.deepEqual(tcg.slice(tcg.indexOf('-M'), tcg.indexOf('-M') + 6), ['-M', 'virt', '-accel', `tcg,tb-size=${TCG_TB_MB}`, '-cpu', 'cortex-a72']);
   // TCG's code buffer is sized for a unikernel, not QEMU's default for a whole OS
-  if (!process.env.UNIK_TCG_TB_MB) assert.equal(TCG_TB_MB, 16);
+  if (!process.env.UNIK_TCG_TB_MB) assert.equal(TCG_TB_MB, 32);
   assert.ok(tcg.includes('virtconsole,chardev=control') && tcg.includes('virtio-serial-device'));
   assert.ok(!tcg.some((a) => a.startsWith('isa-serial') || a.includes('microvm')));
   const cmdline = tcg[tcg.indexOf('-append') + 1]!;

@@ -23,17 +23,19 @@ export function machineOptions(arch: Arch, accel: Accel): string[] {
 }
 
 /**
- * TCG's translated-code buffer, in MiB. QEMU sizes it for a whole OS and the pages it touches
- * stay resident: about 20 MiB per idle go-http instance. 16 MiB holds what a unikernel's restore
- * and app translate without a flush (at 8 MiB a flush costs the first answer ~0.1-0.3 s, at 4 MiB
- * over 1 s); UNIK_TCG_TB_MB trades speed for density.
+ * TCG's translated-code buffer, in MiB. It fills with translated guest code until full, then is
+ * flushed and refilled, so an instance ends up holding as much of it as its code needs, up to
+ * the cap: QEMU's own cap (1 GiB) is sized for a whole OS. An idle go-http fills 22 MiB
+ * (bench/tcg-buffer.ts): at 32 MiB it never flushes and answers as fast as with QEMU's default;
+ * at 16 MiB it holds 6-7 MB less and answers its first request ~40 ms later, at 8 MiB ~0.1 s
+ * later, at 4 MiB it thrashes (7 s for 200 requests). UNIK_TCG_TB_MB trades speed for density.
  */
 export const TCG_TB_MB = tbMb(process.env.UNIK_TCG_TB_MB);
 
-/** UNIK_TCG_TB_MB when it is a whole number of MiB QEMU takes (1-2048), else 16. */
+/** UNIK_TCG_TB_MB when it is a whole number of MiB QEMU takes (1-2048), else 32. */
 function tbMb(v: string | undefined): number {
   const n = Number(v);
-  return Number.isInteger(n) && n >= 1 && n <= 2048 ? n : 16;
+  return Number.isInteger(n) && n >= 1 && n <= 2048 ? n : 32;
 }
 
 /** The -accel value: the accelerator, with TCG's buffer size. */
