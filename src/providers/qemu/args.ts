@@ -27,7 +27,7 @@ export function machineOptions(arch: Arch, accel: Accel): string[] {
  * flushed and refilled, so an instance ends up holding as much of it as its code needs, up to
  * the cap: QEMU's own cap (1 GiB) is sized for a whole OS. An idle go-http fills 22 MiB
  * (bench/tcg-buffer.ts): at 32 MiB it never flushes and answers as fast as with QEMU's default;
- * at 16 MiB it holds 6-7 MB less and answers its first request ~40 ms later, at 8 MiB ~0.1 s
+ * at 16 MiB it holds 6-7 MB less and answers its first request 40-55 ms later, at 8 MiB ~0.1 s
  * later, at 4 MiB it thrashes (7 s for 200 requests). UNIK_TCG_TB_MB trades speed for density.
  */
 export const TCG_TB_MB = tbMb(process.env.UNIK_TCG_TB_MB);
